@@ -1,0 +1,455 @@
+"""The generic live broker: paper or live, behind one risk gate.
+
+Paper mode *is* backtrader's BackBroker (we subclass it), so a paper run fills
+exactly as a backtest would: market orders at the next bar's open, limit and
+stop orders by the bar's range, commission from the market's fee rate.
+
+Live mode sends orders through the store (ccxt) with our own client order id
+and learns their fate from the user-data stream (REST when the stream is
+down). Stream threads only *queue* events; every change to an order or a
+position happens in Cerebro's thread, in ``next()``, so backtrader's objects
+are never touched concurrently.
+"""
+import datetime
+import logging
+import queue
+import time
+
+from backtrader import Order
+from backtrader.brokers import BackBroker
+from backtrader.comminfo import CommInfoBase
+
+from .errors import FatalError, LiveError, OrderNotFound, OrderRejected, UnknownOutcome
+from .events import (BalanceUpdate, CANCELED, CLOSED, EXPIRED, OrderUpdate,
+                     REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
+from .orders import OrderBook, round_order
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-12
+
+
+class CryptoCommInfo(CommInfoBase):
+    """Spot-like percentage commission with fractional sizes."""
+    params = (('stocklike', True), ('commtype', CommInfoBase.COMM_PERC),
+              ('percabs', True))
+
+
+class BrokerBase(BackBroker):
+    """Base of the exchange brokers; BackBroker underneath for paper mode."""
+
+    params = (
+        ('paper_trading', True),    # safe by default: nothing is sent
+        ('testnet', True),
+        ('risk_management', True),  # False skips check_risk_limits (not advised)
+        ('currency', None),         # cash currency; default: first data's quote
+        ('cancel_on_exit', False),  # cancel our open orders when stopping
+        ('adopt_positions', True),  # spot holdings become the start position
+        ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
+        ('resolve_attempts', 5),    # queries to settle an unknown create
+    )
+
+    def __init__(self, store=None):
+        super().__init__()
+        self.store = store
+        self._events = queue.SimpleQueue()      # from stream threads
+        self._book = OrderBook()
+        self._balances = {}                     # asset -> [free, used]
+        self._datas = []
+        self._last_poll = 0.0
+        self.risk_rules = [self._rule_supported, self._rule_market_minimums]
+
+    def __repr__(self):
+        return '%s(paper_trading=%s, testnet=%s, store=%r)' % (
+            type(self).__name__, self.p.paper_trading, self.p.testnet, self.store)
+
+    @property
+    def live(self):
+        return not self.p.paper_trading
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self):
+        super().start()
+        if self.store is None:
+            if self.live:
+                raise FatalError('live trading needs a store (use store.getbroker())')
+            return
+        self.store.start(broker=self)
+        if self.live:
+            self._start_live()
+
+    def _start_live(self):
+        if self.store.p.testnet != self.p.testnet:
+            raise FatalError('broker testnet=%s does not match its store (testnet=%s)'
+                             % (self.p.testnet, self.store.p.testnet))
+        if not self.store.has_credentials:
+            raise FatalError('live trading needs an API key and secret (parameters or %s_API_KEY/'
+                             '%s_API_SECRET)' % (self.store.env_prefix, self.store.env_prefix))
+        self._load_balances()     # also proves the keys work, once, no retry storm
+        self.store.subscribe_user(self._events.put)
+        self.startingcash = self.cash = self.getcash()
+        log.info('%s live on %s: balances %s', type(self).__name__,
+                 'testnet' if self.p.testnet else 'MAINNET', self._balances)
+
+    def data_started(self, data):
+        if data in self._datas:
+            return
+        self._datas.append(data)
+        if self.live and self.p.adopt_positions:
+            self._adopt_position(data)
+
+    def stop(self):
+        if self.live and self.store is not None:
+            self._drain_events()
+            if self.p.cancel_on_exit:
+                for order in self._book.alive():
+                    self._cancel_live(order)
+            else:
+                alive = self._book.alive()
+                if alive:
+                    log.info('leaving %d open order(s) on the exchange: %s', len(alive),
+                             ', '.join(self._book.client_id(o) for o in alive))
+        super().stop()
+
+    # -- balances, cash, value ---------------------------------------------------
+    def _load_balances(self):
+        balances = self.store.get_balance()
+        self._balances = {a: [b['free'], b['used']] for a, b in balances.items()}
+
+    def _adopt_position(self, data):
+        rules = self._rules(data)
+        free, used = self._balances.get(rules.base, (0.0, 0.0))
+        size = free + used
+        price = data.close[0] if len(data) else None
+        if not size or price is None:
+            return
+        if rules.min_notional and size * price < rules.min_notional:
+            log.info('ignoring %s dust of %s (below the min notional)', rules.base, size)
+            return
+        self.positions[data].set(size, price)
+        log.info('adopted a %s position of %s at %s', data._name or rules.symbol, size, price)
+
+    def cash_currency(self):
+        if self.p.currency:
+            return self.p.currency
+        if self._datas and self.store is not None:
+            return self._rules(self._datas[0]).quote
+        return 'USDT'
+
+    def getcash(self):
+        if not self.live:
+            return super().getcash()
+        self.cash = self._balances.get(self.cash_currency(), (0.0, 0.0))[0]
+        return self.cash
+
+    def getvalue(self, datas=None):
+        if not self.live:
+            return super().getvalue(datas)
+        quote = self.cash_currency()
+        free, used = self._balances.get(quote, (0.0, 0.0))
+        value = 0.0 if datas else free + used
+        for data in (datas or self._datas):
+            base = self._rules(data).base
+            if len(data) and base != quote:
+                value += sum(self._balances.get(base, (0.0, 0.0))) * data.close[0]
+        self._value = value
+        return value
+
+    def get_balances(self):
+        """``{asset: (free, used)}`` as the streams keep it (no REST call)."""
+        return {a: tuple(v) for a, v in self._balances.items()}
+
+    # -- market rules and commission ------------------------------------------------
+    def _rules(self, data):
+        rules = getattr(data, '_market_rules', None)
+        if rules is None and self.store is not None:
+            rules = data._market_rules = self.store.market_rules(data.p.dataname)
+        return rules
+
+    def getcommissioninfo(self, data):
+        """User-set commission wins; else the market's taker fee."""
+        if data._name in self.comminfo or self.store is None:
+            return super().getcommissioninfo(data)
+        ci = getattr(data, '_market_comminfo', None)
+        if ci is None:
+            ci = data._market_comminfo = CryptoCommInfo(
+                commission=self._rules(data).taker_fee)
+        return ci
+
+    # -- the single risk gate ---------------------------------------------------------
+    def check_risk_limits(self, order):
+        """Every order passes here. Returns None if allowed, else the reason.
+
+        ``self.risk_rules`` is a list of callables ``rule(order) -> reason or
+        None``; add rules by appending to it.
+        """
+        if not self.p.risk_management:
+            return None
+        for rule in self.risk_rules:
+            reason = rule(order)
+            if reason:
+                return reason
+        return None
+
+    def _rule_supported(self, order):
+        if not self.live:
+            return None
+        if order.exectype not in (Order.Market, Order.Limit, Order.Stop, Order.StopLimit):
+            return ('%s orders are not supported live; use Market, Limit, Stop or StopLimit'
+                    % Order.ExecTypes[order.exectype])
+        if order.parent is not None or not order.transmit or order.oco is not None:
+            return 'bracket/OCO orders are not supported live yet'
+        return None
+
+    def _rule_market_minimums(self, order):
+        if self.store is None:
+            return None
+        rules = self._rules(order.data)
+        reason = round_order(order, self.store.exchange, rules)
+        return reason
+
+    def submit(self, order, check=True):
+        reason = self.check_risk_limits(order)
+        if reason:
+            return self._reject_locally(order, reason)
+        if not self.live:
+            return super().submit(order, check)
+        return self._submit_live(order)
+
+    def _reject_locally(self, order, reason):
+        order.addinfo(reject_reason=reason)
+        log.warning('order %s rejected before sending: %s', order.ref, reason)
+        order.submit(self)
+        self.notify(order)
+        order.reject(self)
+        self.notify(order)
+        return order
+
+    # -- live orders out ------------------------------------------------------------------
+    def _submit_live(self, order):
+        symbol = order.data.p.dataname
+        cid = self.store.new_client_id()
+        self._book.add(order, cid)
+        order.submit(self)
+        self.notify(order)
+        type_, price, params = self.order_request(order)
+        params[self.store.CLIENT_ID_PARAM] = cid
+        side = 'buy' if order.isbuy() else 'sell'
+        try:
+            raw = self.store.create_order(symbol, type_, side, abs(order.size), price, params)
+        except UnknownOutcome as exc:
+            log.warning('create of %s had no answer (%s); resolving by client id', cid, exc)
+            raw = self._resolve_unknown(order, cid, symbol)
+            if raw is None:
+                return order
+        except (OrderRejected, FatalError) as exc:
+            self._finish_rejected(order, str(exc))
+            return order
+        self.apply_update(order_from_ccxt(raw, 'rest'), order)
+        return order
+
+    def order_request(self, order):
+        """(ccxt type, price, params) for a backtrader order."""
+        ex = order.exectype
+        if ex == Order.Market:
+            return 'market', None, {}
+        if ex == Order.Limit:
+            return 'limit', order.price, {}
+        if ex == Order.Stop:
+            return 'market', None, self.store.trigger_params(order.price)
+        return 'limit', order.pricelimit, self.store.trigger_params(order.price)
+
+    def _resolve_unknown(self, order, cid, symbol):
+        """Never resend: ask the exchange whether our client id exists."""
+        for attempt in range(self.p.resolve_attempts):
+            try:
+                raw = self.store.fetch_order_by_client_id(cid, symbol)
+            except LiveError as exc:
+                log.warning('resolving %s failed (%s); attempt %d', cid, exc, attempt + 1)
+                if self.store._backoff.wait(attempt, self.store._stop_event):
+                    break
+                continue
+            if raw is None:
+                self._finish_rejected(order, 'the create request got no answer and the '
+                                      'exchange has no order %s: nothing was placed' % cid)
+            return raw
+        # Still unknown: stay Submitted; reconciliation settles it later.
+        log.error('order %s outcome still unknown; will reconcile', cid)
+        return None
+
+    def cancel(self, order, bracket=False):
+        if not self.live:
+            return super().cancel(order, bracket)
+        if order.alive() and self._book.client_id(order):
+            self._cancel_live(order)
+        return order
+
+    def _cancel_live(self, order):
+        cid = self._book.client_id(order)
+        symbol = order.data.p.dataname
+        try:
+            raw = self.store.cancel_order(self._book.exchange_id(order), symbol,
+                                          self.store.client_id_query(cid))
+        except OrderNotFound:
+            # Filled (or never placed) meanwhile: ask instead of guessing.
+            raw = self.store.fetch_order_by_client_id(cid, symbol)
+            if raw is None:
+                return
+        except LiveError as exc:
+            log.error('cancel of %s failed: %s', cid, exc)
+            return
+        self.apply_update(order_from_ccxt(raw, 'rest'), order)
+
+    # -- live events in (Cerebro's thread) -----------------------------------------------
+    def next(self):
+        if not self.live:
+            return super().next()
+        self._drain_events()
+        if not self.store.user_stream_live and self._book.alive():
+            now = time.monotonic()
+            if now - self._last_poll >= self.p.rest_poll_interval:
+                self._last_poll = now
+                self.reconcile()
+
+    def _drain_events(self):
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self._handle_event(event)
+
+    def _handle_event(self, event):
+        if isinstance(event, OrderUpdate):
+            order = self._book.by_client_id(event.client_id)
+            if order is not None:
+                self.apply_update(event, order)
+        elif isinstance(event, BalanceUpdate):
+            for asset, (free, used) in event.balances.items():
+                self._balances[asset] = [free, used]
+        elif isinstance(event, tuple) and event[0] == 'state':
+            _, state, reconnected = event
+            self.store.put_notification('user stream %s' % state)
+            if reconnected:
+                self.reconcile()     # events may have been missed meanwhile
+        elif isinstance(event, tuple) and event[0] == 'error':
+            log.error('user stream: %s', event[1])
+            self.store.put_notification('user stream error: %s' % event[1])
+
+    def reconcile(self):
+        """Ask the exchange about every order we think is alive."""
+        for order in self._book.alive():
+            cid = self._book.client_id(order)
+            try:
+                raw = self.store.fetch_order_by_client_id(cid, order.data.p.dataname)
+            except LiveError as exc:
+                log.warning('reconcile of %s failed: %s', cid, exc)
+                continue
+            if raw is not None:
+                self.apply_update(order_from_ccxt(raw, 'reconcile'), order)
+            elif order.status == Order.Submitted:
+                self._finish_rejected(order, 'the exchange has no order %s' % cid)
+        try:
+            self._load_balances()
+        except LiveError as exc:
+            log.warning('balance reconcile failed: %s', exc)
+
+    def apply_update(self, update, order):
+        """Bring a backtrader order to the exchange's state; idempotent."""
+        if not order.alive():
+            return
+        if update.exchange_id:
+            self._book.set_exchange_id(order, update.exchange_id)
+        if update.status == REJECTED:
+            self._finish_rejected(order, update.reason or 'rejected by the exchange')
+            return
+        if order.status == Order.Submitted:
+            order.accept(self)
+            self.notify(order)
+        final = update.status == CLOSED
+        for fill in update.fills:
+            self._apply_fill(order, fill)
+        if self._book.gross_filled(order) + _EPS < update.filled:
+            self._fetch_missing_fills(order)
+        self._notify_fills(order, final)
+        if update.status in TERMINAL:
+            self._finish(order, update.status)
+
+    def _fetch_missing_fills(self, order):
+        """The exchange says more was filled than we saw: fetch the trades."""
+        try:
+            trades = self.store.fetch_order_trades(self._book.exchange_id(order),
+                                                   order.data.p.dataname)
+        except LiveError as exc:
+            log.warning('could not fetch fills of %s: %s', self._book.client_id(order), exc)
+            return
+        for t in sorted(trades, key=lambda t: t.get('timestamp') or 0):
+            self._apply_fill(order, fill_from_ccxt(t))
+
+    def _apply_fill(self, order, fill):
+        if not self._book.new_fill(order, fill.trade_id):
+            return   # the same trade from the REST answer and the stream
+        rules = self._rules(order.data)
+        size, comm = fill.amount, fill.fee
+        if fill.fee_asset == rules.base:
+            # Fee taken from the coin received: the position is what we hold.
+            size, comm = fill.amount - fill.fee, fill.fee * fill.price
+        elif fill.fee_asset not in (None, rules.quote):
+            log.info('fee of %s %s on %s is not in %s; not in commission',
+                     fill.fee, fill.fee_asset, self._book.client_id(order), rules.quote)
+            comm = 0.0
+        signed = size if order.isbuy() else -size
+        self._execute_fill(order, signed, fill.price, comm, fill.timestamp)
+        self._book.add_gross(order, fill.amount)
+
+    def _execute_fill(self, order, size, price, comm, ts):
+        position = self.positions[order.data]
+        pprice_orig = position.price
+        psize, pprice, opened, closed = position.update(size, price)
+        ci = order.comminfo or self.getcommissioninfo(order.data)
+        share = abs(closed) / abs(size) if size else 0.0
+        closedcomm, openedcomm = comm * share, comm * (1.0 - share)
+        closedvalue = ci.getoperationcost(closed, pprice_orig)
+        openedvalue = ci.getoperationcost(opened, price)
+        pnl = ci.profitandloss(-closed, pprice_orig, price)
+        margin = ci.getvaluesize(size, price)
+        dt = order.data.date2num(_utc(ts)) if ts else order.data.datetime[0]
+        order.execute(dt, size, price, closed, closedvalue, closedcomm, opened,
+                      openedvalue, openedcomm, margin, pnl, psize, pprice)
+        self._book.mark_pending_notify(order)
+
+    def _notify_fills(self, order, final):
+        pending = self._book.take_pending_notify(order)
+        for i in range(pending):
+            last = i == pending - 1
+            if last and final:
+                break            # the terminal notification below reports it
+            order.partial()
+            self.notify(order)
+
+    def _finish(self, order, status):
+        if status == CLOSED:
+            order.completed()
+        elif status == CANCELED:
+            order.cancel()
+        elif status == EXPIRED:
+            order.expire()
+        self.notify(order)
+        self._book.remove(order)
+
+    def _finish_rejected(self, order, reason):
+        order.addinfo(reject_reason=reason)
+        log.warning('order %s (%s) rejected: %s', order.ref, self._book.client_id(order), reason)
+        order.reject(self)
+        self.notify(order)
+        self._book.remove(order)
+
+
+def _utc(ts_ms):
+    return datetime.datetime.fromtimestamp(ts_ms / 1000.0, datetime.timezone.utc).replace(tzinfo=None)
+
+
+# The rest of upstream's broker module (BrokerBase's peers...), for drop-in imports.
+import backtrader.broker as _upstream_broker  # noqa: E402
+from ._namespace import merge_into  # noqa: E402
+merge_into(globals(), _upstream_broker)

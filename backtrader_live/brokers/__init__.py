@@ -1,0 +1,7 @@
+"""backtrader's brokers plus the live exchange brokers."""
+import backtrader.brokers as _upstream
+
+from .._namespace import merge_into
+from .binance import BinanceBroker
+
+merge_into(globals(), _upstream)

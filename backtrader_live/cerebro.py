@@ -1,0 +1,143 @@
+"""Cerebro with ``run_live``: one call from a strategy class to a live run."""
+import importlib
+import logging
+import pkgutil
+import signal
+import threading
+
+import backtrader as bt
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def available_exchanges():
+    """Exchange names that have a store module in backtrader_live.stores."""
+    from . import stores
+    return sorted(m.name for m in pkgutil.iter_modules(stores.__path__)
+                  if not m.name.startswith('_'))
+
+
+def find_store(exchange):
+    """``backtrader_live.stores.<exchange>.<Exchange>Store``, by name."""
+    names = available_exchanges()
+    if not isinstance(exchange, str) or exchange.lower() not in names:
+        raise ConfigError('unknown exchange %r; available exchanges: %s'
+                          % (exchange, ', '.join(names)))
+    module = importlib.import_module('backtrader_live.stores.' + exchange.lower())
+    return getattr(module, exchange.capitalize() + 'Store')
+
+
+class _StopControl:
+    """Ends a live run cleanly on SIGINT/SIGTERM or after ``duration``.
+
+    The first signal asks the feeds to finish (strategy.stop(), analyzers and
+    the broker's exit policy all run); a second one interrupts at once.
+    """
+
+    def __init__(self, cerebro, duration):
+        self.cerebro = cerebro
+        self.duration = duration
+        self.reason = None
+        self._timer = None
+        self._previous = {}
+        self._signals = 0
+
+    def stop(self, reason):
+        if self.reason is None:
+            self.reason = reason
+            log.info('stopping the live run: %s', reason)
+        for data in self.cerebro.datas:
+            if hasattr(data, 'request_stop'):
+                data.request_stop()
+
+    def _on_signal(self, signum, frame):
+        self._signals += 1
+        if self._signals > 1:
+            raise KeyboardInterrupt
+        self.stop('signal %s' % signal.Signals(signum).name)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        if self.duration:
+            self._timer = threading.Timer(self.duration, self.stop,
+                                          args=('duration of %ss reached' % self.duration,))
+            self._timer.name = 'bt-live-duration'
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join(1.0)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class Cerebro(bt.Cerebro):
+    """backtrader's Cerebro plus :meth:`run_live`; backtests are unchanged."""
+
+    def run_live(self, exchange, symbol, timeframe, strategy_cls, *,
+                 apikey=None, secret=None, testnet=True, market_type='spot',
+                 paper_trading=True, endpoint=None, strategy_params=None,
+                 cash=10000.0, backfill_bars=200, max_bars=None, duration=None,
+                 cancel_on_exit=False, store_kwargs=None, data_kwargs=None,
+                 broker_kwargs=None, **run_kwargs):
+        """Trade ``strategy_cls`` live on ``exchange`` and return ``run()``'s result.
+
+        - exchange: 'binance' (see ``available_exchanges()``); symbol in ccxt
+          form ('BTC/USDT'); timeframe '1m' ... '1M'.
+        - apikey/secret: or ``<EXCHANGE>_API_KEY``/``_API_SECRET``.
+        - testnet=True and paper_trading=True are the defaults; real orders
+          need ``paper_trading=False`` and real money also ``testnet=False``.
+        - endpoint: base URL override, e.g. the simulator's ``base_url``.
+        - cash: starting cash of a paper run.
+        - backfill_bars: closed bars of history before going live.
+        - max_bars / duration: stop after that many live bars / seconds.
+        - cancel_on_exit: cancel our open orders when the run ends.
+        - anything else goes to ``Cerebro.run`` (e.g. ``exactbars``).
+        """
+        store_cls = find_store(exchange)
+        if max_bars is not None and (not isinstance(max_bars, int) or max_bars < 1):
+            raise ConfigError('max_bars must be a positive integer, got %r' % (max_bars,))
+        if duration is not None and not duration > 0:
+            raise ConfigError('duration must be a positive number of seconds, got %r'
+                              % (duration,))
+        store = store_cls.get_instance(apikey=apikey, secret=secret, testnet=testnet,
+                                       market_type=market_type, endpoint=endpoint,
+                                       **(store_kwargs or {}))
+        store.market_rules(symbol)     # unknown symbol: a clear error before starting
+        data = store_cls.DataCls.from_timeframe_string(
+            timeframe, store, symbol, name=symbol, backfill_bars=backfill_bars,
+            max_live_bars=max_bars, **(data_kwargs or {}))
+        broker = store.getbroker(paper_trading=paper_trading, testnet=testnet,
+                                 cancel_on_exit=cancel_on_exit, cash=cash,
+                                 **(broker_kwargs or {}))
+        self._warn_if_real_money(paper_trading, testnet, endpoint)
+        self.adddata(data)
+        self.setbroker(broker)
+        self.addstrategy(strategy_cls, **(strategy_params or {}))
+        control = _StopControl(self, duration)
+        try:
+            with control:
+                return self.run(**run_kwargs)
+        finally:
+            store.stop()
+
+    @staticmethod
+    def _warn_if_real_money(paper_trading, testnet, endpoint):
+        if not paper_trading and not testnet and endpoint is None:
+            log.warning('LIVE TRADING WITH REAL MONEY: orders go to the exchange')
+        elif paper_trading:
+            log.info('paper trading: no order is sent to the exchange')
+
+
+# The rest of upstream's cerebro module, for drop-in imports.
+import backtrader.cerebro as _upstream_cerebro  # noqa: E402
+from ._namespace import merge_into  # noqa: E402
+merge_into(globals(), _upstream_cerebro)

@@ -1,0 +1,90 @@
+"""Exchange-neutral events passed from store threads to the broker and feeds.
+
+Exchange modules parse their own payloads into these; generic code never
+looks at an exchange's raw JSON.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+# Order statuses, the same words ccxt uses for unified orders.
+OPEN, CLOSED, CANCELED, REJECTED, EXPIRED = ('open', 'closed', 'canceled',
+                                             'rejected', 'expired')
+TERMINAL = frozenset((CLOSED, CANCELED, REJECTED, EXPIRED))
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One candle; ``open_time`` in ms since the epoch (UTC)."""
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    closed: bool = True
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One trade of one order; ``trade_id`` is unique per symbol."""
+    trade_id: str
+    price: float
+    amount: float
+    fee: float = 0.0
+    fee_asset: Optional[str] = None
+    timestamp: Optional[int] = None
+    maker: Optional[bool] = None
+
+
+@dataclass
+class OrderUpdate:
+    """The exchange's view of one order at one moment."""
+    client_id: Optional[str]
+    exchange_id: Optional[str]
+    symbol: Optional[str]
+    status: str
+    filled: float = 0.0
+    remaining: Optional[float] = None
+    average: Optional[float] = None
+    reason: Optional[str] = None
+    timestamp: Optional[int] = None
+    fills: list = field(default_factory=list)
+    source: str = 'rest'
+
+
+@dataclass
+class BalanceUpdate:
+    """Balances per asset as ``{asset: (free, used)}``; a partial update."""
+    balances: dict
+    timestamp: Optional[int] = None
+    source: str = 'stream'
+
+
+def order_from_ccxt(o, source='rest'):
+    """An OrderUpdate from a ccxt unified order dict (fills included)."""
+    fills = [fill_from_ccxt(t) for t in (o.get('trades') or []) if t.get('id')]
+    return OrderUpdate(
+        client_id=o.get('clientOrderId'), exchange_id=_str(o.get('id')),
+        symbol=o.get('symbol'), status=o.get('status') or OPEN,
+        filled=float(o.get('filled') or 0.0),
+        remaining=_float(o.get('remaining')), average=_float(o.get('average')),
+        timestamp=o.get('lastTradeTimestamp') or o.get('timestamp'),
+        fills=fills, source=source)
+
+
+def fill_from_ccxt(t):
+    """A Fill from a ccxt unified trade dict."""
+    fee = t.get('fee') or {}
+    return Fill(trade_id=str(t['id']), price=float(t['price']),
+                amount=float(t['amount']), fee=float(fee.get('cost') or 0.0),
+                fee_asset=fee.get('currency'), timestamp=t.get('timestamp'),
+                maker=(t.get('takerOrMaker') == 'maker')
+                if t.get('takerOrMaker') else None)
+
+
+def _float(v):
+    return None if v is None else float(v)
+
+
+def _str(v):
+    return None if v is None else str(v)

@@ -1,0 +1,280 @@
+"""The generic live feed: paged REST backfill, then closed bars from a stream.
+
+Contract with Cerebro (backtrader's ``_load``): True = a bar was loaded,
+None = nothing yet (the loop runs for notifications and comes back),
+False = the feed is done. Bars are keyed by open time: each is delivered
+once, in order; a hole between the last delivered bar and a new one (a
+dropped connection, a full queue) is filled over REST before going on.
+"""
+import collections
+import datetime
+import logging
+import queue
+import threading
+
+import backtrader as bt
+
+from .errors import ConfigError, LiveError
+from .events import Bar
+from .stream import LIVE
+from .timeframes import TIMEFRAME_MAP, parse_timeframe
+
+log = logging.getLogger(__name__)
+
+_BACKFILL, _LIVE, _DONE = 'backfill', 'live', 'done'
+_RECONNECTED = object()     # queue marker: the stream came back
+_BROKEN = object()          # queue marker: the stream dropped
+
+
+def utc_from_ms(ms):
+    return datetime.datetime.fromtimestamp(ms / 1000.0, datetime.timezone.utc).replace(tzinfo=None)
+
+
+def ms_from_datetime(dt):
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+class DataBase(bt.feed.DataBase):
+    """Base of the exchange feeds (subclass of backtrader's DataBase).
+
+    Params beyond backtrader's: ``store``, ``tf`` (exchange timeframe name,
+    e.g. '1h'), ``backfill_bars`` (closed bars of history before going live),
+    ``live`` (False: history only, then done), ``max_live_bars`` (stop after
+    this many streamed bars), ``queue_size``. Bars are stamped with their
+    open time, in UTC.
+    """
+
+    TIMEFRAME_MAP = TIMEFRAME_MAP
+
+    params = (
+        ('store', None),
+        ('tf', '1h'),
+        ('backfill_bars', 0),
+        ('live', True),
+        ('max_live_bars', None),
+        ('queue_size', 10000),
+        ('qcheck', 0.5),
+    )
+
+    @classmethod
+    def from_timeframe_string(cls, tf, store, symbol, **kwargs):
+        """A feed for ``symbol`` at ``tf`` ('1m' ... '1M') on ``store``."""
+        supported = store.TIMEFRAMES if store is not None else None
+        parse_timeframe(tf, supported)
+        return cls(dataname=symbol, store=store, tf=tf, **kwargs)
+
+    def __init__(self):
+        super().__init__()
+        self._store = self.p.store
+        # tf is the source of truth: plots/analyzers read timeframe/compression
+        self.p.timeframe, self.p.compression, self._tf_ms = parse_timeframe(self.p.tf)
+        self._q = queue.Queue(maxsize=self.p.queue_size)
+        self._pending = collections.deque()
+        self._last_ts = None
+        self._state = _BACKFILL
+        self._live_bars = 0
+        self._stop_requested = threading.Event()
+
+    def __repr__(self):
+        return '%s(%s %s, store=%r)' % (type(self).__name__, self.p.dataname,
+                                        self.p.tf, self._store)
+
+    # -- backtrader's live-feed protocol -----------------------------------------
+    def islive(self):
+        return bool(self.p.live)
+
+    def haslivedata(self):
+        return bool(self._pending) or not self._q.empty()
+
+    def start(self):
+        super().start()
+        if self._store is None:
+            raise ConfigError('%s needs a store (use store.getdata(...))' % type(self).__name__)
+        self._store.start(data=self)
+        self._store.parse_timeframe(self.p.tf)           # clear error if unsupported
+        self._store.market_rules(self.p.dataname)         # clear error if unknown
+        self._stop_requested.clear()
+        self._state = _BACKFILL
+        if self.p.live:
+            # Subscribe before backfilling so no bar closes unseen in between.
+            self._store.subscribe_bars(self.p.dataname, self.p.tf, self._on_bar,
+                                       on_state=self._on_stream_state)
+
+    def stop(self):
+        self._stop_requested.set()
+        if self._state != _DONE:
+            self._state = _DONE
+            self.put_notification(self.DISCONNECTED)
+        super().stop()
+
+    def request_stop(self):
+        """Finish after the current bar (thread-safe; signal handlers)."""
+        self._stop_requested.set()
+        self.wake()
+
+    def wake(self):
+        """Make a waiting ``_load`` return None now (broker events)."""
+        try:
+            self._q.put_nowait(None)
+        except queue.Full:
+            pass    # the loop has plenty to do already
+
+    # -- stream thread side ---------------------------------------------------------
+    def _on_bar(self, bar):
+        if not bar.closed:
+            return   # forming candles are never delivered
+        try:
+            self._q.put_nowait(bar)
+        except queue.Full:
+            # Not lost: the next bar reveals the hole and REST fills it.
+            log.warning('%s: queue full, bar %s will be refetched', self.p.dataname, bar.open_time)
+
+    def _on_stream_state(self, state, reconnected):
+        marker = _RECONNECTED if (state == LIVE and reconnected) else (
+            _BROKEN if state != LIVE else None)
+        if marker is not None:
+            try:
+                self._q.put_nowait(marker)
+            except queue.Full:
+                log.warning('%s: queue full, stream state %s not queued', self.p.dataname, state)
+
+    # -- Cerebro thread side ----------------------------------------------------------
+    def _load(self):
+        while True:
+            if self._stop_requested.is_set() and not self._pending:
+                return False
+            if self._pending:
+                if self._deliver(self._pending.popleft()):
+                    return True
+                continue
+            if self._state == _BACKFILL:
+                self._backfill()
+                continue
+            if not self.p.live or self._state == _DONE:
+                return False
+            if self._laststatus != self.LIVE:
+                self.put_notification(self.LIVE)
+            result = self._wait_live()
+            if result is not True:
+                return result
+
+    def _wait_live(self):
+        """Take one item from the stream queue: True to loop, None to yield."""
+        try:
+            item = self._q.get(timeout=self._qcheck)
+        except queue.Empty:
+            return None
+        if item is None:
+            return None
+        if item is _BROKEN:
+            self.put_notification(self.CONNBROKEN)
+            return None
+        if item is _RECONNECTED:
+            self._fill_gap(None)
+            return True
+        if self._last_ts is not None and item.open_time > self._last_ts + self._tf_ms:
+            self._fill_gap(item.open_time)
+        self._pending.append(item)
+        return True
+
+    def _deliver(self, bar):
+        if self._last_ts is not None and bar.open_time <= self._last_ts:
+            return False     # already delivered (backfill/stream overlap)
+        self._last_ts = bar.open_time
+        lines = self.lines
+        lines.datetime[0] = self.date2num(utc_from_ms(bar.open_time))
+        lines.open[0] = bar.open
+        lines.high[0] = bar.high
+        lines.low[0] = bar.low
+        lines.close[0] = bar.close
+        lines.volume[0] = bar.volume
+        lines.openinterest[0] = 0.0
+        if self._state == _LIVE:
+            self._live_bars += 1
+            if self.p.max_live_bars and self._live_bars >= self.p.max_live_bars:
+                self._stop_requested.set()
+        return True
+
+    # -- REST history ------------------------------------------------------------------
+    def _backfill(self):
+        self.put_notification(self.DELAYED)
+        try:
+            rows = self._history()
+        except LiveError as exc:
+            log.error('%s: backfill failed: %s', self.p.dataname, exc)
+            self.put_notification(self.CONNBROKEN)
+            raise
+        self._pending.extend(rows)
+        self._state = _LIVE
+        log.info('%s %s: backfilled %d closed bars', self.p.dataname, self.p.tf, len(rows))
+
+    def _history(self):
+        if self.p.fromdate is not None:
+            return self.fetch_range(ms_from_datetime(self.p.fromdate), None)
+        if self.p.backfill_bars:
+            return self.fetch_last(self.p.backfill_bars)
+        return []
+
+    def _fill_gap(self, before_ms):
+        """Fetch closed bars after the last delivered one (and before a bar)."""
+        if self._last_ts is None:
+            return
+        try:
+            rows = self.fetch_range(self._last_ts + 1, before_ms)
+        except LiveError as exc:
+            log.error('%s: could not fill a gap after %s: %s', self.p.dataname, self._last_ts, exc)
+            return
+        if rows:
+            log.info('%s: filled %d missing bar(s) over REST', self.p.dataname, len(rows))
+        self._pending.extend(rows)
+
+    def fetch_range(self, since_ms, before_ms):
+        """Closed bars with since <= open time < before, paged forward.
+
+        With ``before_ms`` None the range reaches the present, whose last
+        row is the forming candle and is dropped.
+        """
+        limit = self._store.OHLCV_PAGE_LIMIT
+        rows, since = [], since_ms
+        while True:
+            until = before_ms - 1 if before_ms is not None else None
+            page = self._store.fetch_ohlcv(self.p.dataname, self.p.tf, since, limit, until)
+            page = [r for r in page if (not rows or r[0] > rows[-1][0])
+                    and (before_ms is None or r[0] < before_ms)]
+            rows.extend(page)
+            if len(page) < limit:
+                break
+            since = page[-1][0] + 1
+        if before_ms is None and rows:
+            rows.pop()        # the forming candle
+        return [self._bar(r) for r in rows]
+
+    def fetch_last(self, count):
+        """The last ``count`` closed bars, paged backwards from now."""
+        limit = self._store.OHLCV_PAGE_LIMIT
+        rows, until, want = [], None, count + 1   # +1: the forming candle
+        while len(rows) < want:
+            n = min(limit, want - len(rows))
+            page = self._store.fetch_ohlcv(self.p.dataname, self.p.tf, None, n, until)
+            page = [r for r in page if not rows or r[0] < rows[0][0]]
+            if not page:
+                break
+            rows[:0] = page
+            if len(page) < n:
+                break
+            until = page[0][0] - 1
+        rows = rows[:-1]   # the newest row came from the present: forming
+        return [self._bar(r) for r in rows[-count:]]
+
+    @staticmethod
+    def _bar(row):
+        return Bar(int(row[0]), float(row[1]), float(row[2]), float(row[3]),
+                   float(row[4]), float(row[5] or 0.0))
+
+
+# The rest of upstream's feed module (CSVDataBase, FeedBase...), for drop-in imports.
+import backtrader.feed as _upstream_feed  # noqa: E402
+from ._namespace import merge_into  # noqa: E402
+merge_into(globals(), _upstream_feed)

@@ -1,0 +1,122 @@
+"""Bookkeeping of live orders, and rounding orders to a market's rules."""
+import ccxt
+from backtrader import Order
+
+
+class _Record:
+    __slots__ = ('order', 'client_id', 'exchange_id', 'gross', 'trade_ids',
+                 'pending_notify')
+
+    def __init__(self, order, client_id):
+        self.order = order
+        self.client_id = client_id
+        self.exchange_id = None
+        self.gross = 0.0            # filled amount before fees, as the exchange counts
+        self.trade_ids = set()      # fills already applied (de-duplication)
+        self.pending_notify = 0     # fills executed but not yet notified
+
+
+class OrderBook:
+    """Our live orders by backtrader ref and by client order id.
+
+    Only alive orders are kept: a terminal order is removed, so the book
+    never grows over a long run.
+    """
+
+    def __init__(self):
+        self._by_ref = {}
+        self._by_cid = {}
+
+    def add(self, order, client_id):
+        rec = _Record(order, client_id)
+        self._by_ref[order.ref] = rec
+        self._by_cid[client_id] = rec
+        order.addinfo(client_id=client_id)
+
+    def remove(self, order):
+        rec = self._by_ref.pop(order.ref, None)
+        if rec is not None:
+            self._by_cid.pop(rec.client_id, None)
+
+    def by_client_id(self, client_id):
+        rec = self._by_cid.get(client_id)
+        return rec.order if rec else None
+
+    def client_id(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.client_id if rec else order.info.get('client_id')
+
+    def exchange_id(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.exchange_id if rec else None
+
+    def set_exchange_id(self, order, exchange_id):
+        rec = self._by_ref.get(order.ref)
+        if rec is not None and rec.exchange_id is None:
+            rec.exchange_id = exchange_id
+            order.addinfo(exchange_id=exchange_id)
+
+    def alive(self):
+        return [r.order for r in self._by_ref.values() if r.order.alive()]
+
+    def new_fill(self, order, trade_id):
+        """True the first time a trade id is seen for this order."""
+        rec = self._by_ref.get(order.ref)
+        if rec is None or trade_id in rec.trade_ids:
+            return False
+        rec.trade_ids.add(trade_id)
+        return True
+
+    def add_gross(self, order, amount):
+        self._by_ref[order.ref].gross += amount
+
+    def gross_filled(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.gross if rec else 0.0
+
+    def mark_pending_notify(self, order):
+        self._by_ref[order.ref].pending_notify += 1
+
+    def take_pending_notify(self, order):
+        rec = self._by_ref.get(order.ref)
+        if rec is None:
+            return 0
+        n, rec.pending_notify = rec.pending_notify, 0
+        return n
+
+
+def _set_size(order, amount):
+    signed = amount if order.isbuy() else -amount
+    order.size = order.created.size = order.executed.remsize = signed
+
+
+def round_order(order, exchange, rules):
+    """Round an order in place to the market's steps; the reason if invalid.
+
+    Amounts are truncated (never more than asked), prices rounded to the
+    tick. Checks the minimum amount and the minimum notional after rounding,
+    because that is what the exchange will judge.
+    """
+    symbol = rules.symbol
+    try:
+        amount = float(exchange.amount_to_precision(symbol, abs(order.size)))
+    except (ccxt.InvalidOrder, ccxt.ArgumentsRequired, ValueError):
+        amount = 0.0
+    if amount <= 0:
+        return ('amount %s is below the market step %s for %s'
+                % (abs(order.size), rules.amount_step, symbol))
+    if rules.min_amount and amount < rules.min_amount:
+        return ('amount %s is below the minimum %s for %s'
+                % (amount, rules.min_amount, symbol))
+    _set_size(order, amount)
+    if order.price is not None and order.exectype != Order.Market:
+        order.price = order.created.price = float(
+            exchange.price_to_precision(symbol, order.price))
+    if order.pricelimit:
+        order.pricelimit = order.plimit = order.created.pricelimit = float(
+            exchange.price_to_precision(symbol, order.pricelimit))
+    ref_price = order.pricelimit or order.price or order.created.pclose
+    if rules.min_notional and ref_price and amount * ref_price < rules.min_notional:
+        return ('notional %.8g (amount %s x price %s) is below the minimum %s for %s'
+                % (amount * ref_price, amount, ref_price, rules.min_notional, symbol))
+    return None

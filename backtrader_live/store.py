@@ -1,0 +1,505 @@
+"""The generic live store: one exchange connection shared by broker and feeds.
+
+An exchange module subclasses :class:`Store` and fills in *data* (ccxt class,
+URL tables, market types, timeframes, page size) and a few parsing hooks;
+everything generic lives here: the per-credentials singleton, the ccxt
+client, the error map and retries, market rules, and the two kinds of
+streams (public bars, private user data) with their subscriptions.
+"""
+import logging
+import threading
+import time
+import urllib.request
+
+import ccxt
+from backtrader.store import MetaSingleton, Store as _BtStore
+from backtrader.utils.py3 import with_metaclass
+
+from .backoff import Backoff
+from .errors import (ClockSkewError, ConfigError, FatalError, OrderNotFound,
+                     RetryableError, UnknownOutcome, classify)
+from .secrets import Credentials, mask
+from .stream import LIVE, WsStream
+from .timeframes import parse_timeframe
+
+log = logging.getLogger(__name__)
+
+
+class MetaLiveStore(MetaSingleton):
+    """Plain construction; uniqueness is per credentials, see get_instance.
+
+    backtrader's MetaSingleton keeps one instance per *class*, which would
+    silently hand a testnet store to a caller asking for mainnet.
+    """
+
+    def __call__(cls, *args, **kwargs):
+        return super(MetaSingleton, cls).__call__(*args, **kwargs)
+
+
+class MarketRules:
+    """What the exchange enforces on one market, read from ccxt's market."""
+
+    __slots__ = ('symbol', 'base', 'quote', 'amount_step', 'price_tick',
+                 'min_amount', 'min_notional', 'maker_fee', 'taker_fee',
+                 'contract', 'info')
+
+    def __init__(self, market):
+        precision = market.get('precision') or {}
+        limits = market.get('limits') or {}
+        self.symbol = market['symbol']
+        self.base = market.get('base')
+        self.quote = market.get('quote')
+        self.amount_step = precision.get('amount')
+        self.price_tick = precision.get('price')
+        self.min_amount = (limits.get('amount') or {}).get('min')
+        self.min_notional = (limits.get('cost') or {}).get('min')
+        self.maker_fee = market.get('maker') or 0.0
+        self.taker_fee = market.get('taker') or 0.0
+        self.contract = bool(market.get('contract'))
+        self.info = market
+
+    def __repr__(self):
+        return ('MarketRules(%s step=%s tick=%s min_amount=%s min_notional=%s)'
+                % (self.symbol, self.amount_step, self.price_tick,
+                   self.min_amount, self.min_notional))
+
+
+class Store(with_metaclass(MetaLiveStore, _BtStore)):
+    """Base of every exchange store (subclass of backtrader's Store).
+
+    Exchange modules set the class attributes below and implement the
+    ``_ws_*``/``parse_*`` hooks. Use :meth:`get_instance` rather than the
+    constructor to share one connection per credentials and endpoint.
+    """
+
+    params = (
+        ('testnet', True),
+        ('market_type', 'spot'),
+        ('endpoint', None),     # base URL override (the simulator, a proxy)
+        ('proxy', None),        # 'http://host:port'; None: from environment
+        ('timeout', 10.0),      # seconds for each REST call
+        ('rest_retries', 3),    # for idempotent reads only, never for creates
+    )
+
+    # -- exchange data, set by subclasses ---------------------------------
+    exchange_name = None        # 'binance'
+    env_prefix = None           # 'BINANCE' -> BINANCE_API_KEY/_API_SECRET
+    ccxt_id = None              # ccxt class name
+    MARKET_TYPES = {}           # user name -> ccxt options for that market type
+    TIMEFRAMES = None           # supported timeframe names (None: all)
+    OHLCV_PAGE_LIMIT = 1000     # most candles one REST call returns
+    CLIENT_ID_PARAM = 'clientOrderId'
+
+    BrokerCls = None
+    DataCls = None
+
+    _instances = {}
+    _instances_lock = threading.Lock()
+
+    @classmethod
+    def get_instance(cls, apikey=None, secret=None, testnet=True,
+                     market_type='spot', **kwargs):
+        """The store for these credentials/testnet/market type/endpoint.
+
+        Thread-safe: concurrent callers with the same arguments get the same
+        object; different arguments get different objects.
+        """
+        creds = Credentials.resolve(apikey, secret, cls.env_prefix or '')
+        key = (cls, creds.key(), bool(testnet), market_type,
+               kwargs.get('endpoint'))
+        with cls._instances_lock:
+            store = cls._instances.get(key)
+            if store is None:
+                store = cls(apikey=creds.apikey, secret=creds.secret,
+                            testnet=testnet, market_type=market_type, **kwargs)
+                cls._instances[key] = store
+            return store
+
+    @classmethod
+    def forget_instances(cls):
+        """Drop cached stores (tests; after ``stop()`` of a whole run)."""
+        with cls._instances_lock:
+            for key in [k for k in cls._instances if issubclass(k[0], cls)]:
+                del cls._instances[key]
+
+    def __init__(self, apikey=None, secret=None):
+        super().__init__()
+        self._creds = Credentials.resolve(apikey, secret, self.env_prefix or '')
+        if self.p.market_type not in self.MARKET_TYPES:
+            raise ConfigError('unknown market_type %r for %s; valid: %s' % (
+                self.p.market_type, self.exchange_name,
+                ', '.join(sorted(self.MARKET_TYPES))))
+        self._backoff = Backoff(base=0.25, cap=10.0)
+        self._lock = threading.RLock()
+        self._connected = False
+        self._markets = None
+        self._stop_event = threading.Event()
+        self._market_stream = None
+        self._user_stream = None
+        self._bar_subs = {}          # topic -> list of callbacks
+        self._user_listeners = []
+        self._feeds = []             # feeds to wake on broker events
+        self._time_synced = False
+        self.exchange = self._make_exchange()
+
+    # -- identity and secrecy ---------------------------------------------
+    def __repr__(self):
+        return '%s(testnet=%s, market_type=%s, endpoint=%s, apikey=%s)' % (
+            type(self).__name__, self.p.testnet, self.p.market_type,
+            self.p.endpoint, mask(self._creds.apikey))
+
+    __str__ = __repr__
+
+    @property
+    def has_credentials(self):
+        return bool(self._creds)
+
+    def _secrets(self):
+        return (self._creds.secret, self._creds.apikey)
+
+    # -- the ccxt client ---------------------------------------------------
+    def _make_exchange(self):
+        options = dict(self.MARKET_TYPES[self.p.market_type])
+        config = {
+            'apiKey': self._creds.apikey, 'secret': self._creds.secret,
+            'enableRateLimit': True, 'timeout': int(self.p.timeout * 1000),
+            'options': options,
+        }
+        exchange = getattr(ccxt, self.ccxt_id)(config)
+        self._configure_urls(exchange)
+        proxy = self._resolve_proxy()
+        if proxy:
+            exchange.httpsProxy = proxy if self._is_https() else None
+            exchange.httpProxy = None if self._is_https() else proxy
+        return exchange
+
+    def _is_https(self):
+        return not (self.p.endpoint or '').startswith('http://')
+
+    def _configure_urls(self, exchange):
+        """Point ccxt at the endpoint override, the testnet, or mainnet."""
+        if self.p.endpoint:
+            exchange.urls['api'] = self.rest_urls(self.p.endpoint.rstrip('/'),
+                                                  exchange.urls['api'])
+        elif self.p.testnet:
+            exchange.set_sandbox_mode(True)
+
+    def _resolve_proxy(self):
+        """Explicit ``proxy`` wins; else the environment/system settings."""
+        if self.p.proxy:
+            return self.p.proxy
+        if self.p.endpoint and self._is_loopback(self.p.endpoint):
+            return None
+        proxies = urllib.request.getproxies()
+        return proxies.get('https') or proxies.get('http')
+
+    @staticmethod
+    def _is_loopback(url):
+        return any(h in url for h in ('://127.', '://localhost', '://[::1]'))
+
+    def ws_proxy_kwargs(self):
+        """websocket-client keyword arguments for the same proxy."""
+        proxy = self._resolve_proxy()
+        if not proxy:
+            return {}
+        parsed = urllib.request.urlparse(proxy)
+        return {'http_proxy_host': parsed.hostname,
+                'http_proxy_port': parsed.port or 80, 'proxy_type': 'http'}
+
+    # -- REST with the error map -------------------------------------------
+    def call(self, method, *args, idempotent=True, **kwargs):
+        """Call a ccxt method; map errors; retry reads, never creates.
+
+        A non-idempotent call (create order) that fails with a retryable
+        error raises UnknownOutcome: the caller resolves it by client id.
+        """
+        attempt = 0
+        skew_retried = False
+        while True:
+            try:
+                result = getattr(self.exchange, method)(*args, **kwargs)
+                self._connected = True
+                return result
+            except Exception as exc:  # mapped right below
+                err = classify(exc, self._secrets())
+            if isinstance(err, ClockSkewError) and not skew_retried:
+                skew_retried = True
+                self.sync_time()
+                continue
+            if not idempotent and isinstance(err, RetryableError):
+                raise UnknownOutcome('%s outcome unknown: %s' % (method, err),
+                                     cause_name=err.cause_name) from None
+            if not err.retryable or attempt >= self.p.rest_retries:
+                if err.retryable:
+                    self._connected = False
+                raise err from None
+            retry_after = getattr(err, 'retry_after', None)
+            log.warning('%s %s failed (%s); retry %d/%d', self.exchange_name,
+                        method, err, attempt + 1, self.p.rest_retries)
+            if self._backoff.wait(attempt, self._stop_event, retry_after):
+                raise err from None
+            attempt += 1
+
+    def sync_time(self):
+        """Correct our clock offset from the exchange's server time."""
+        self.exchange.options['adjustForTimeDifference'] = True
+        try:
+            self.exchange.load_time_difference()
+        except Exception as exc:
+            raise classify(exc, self._secrets()) from None
+        log.info('%s: clock offset to the server is %d ms', self.exchange_name,
+                 self.exchange.options.get('timeDifference', 0))
+
+    # -- public API of the store -------------------------------------------
+    @property
+    def is_connected(self):
+        streams = [s for s in (self._market_stream, self._user_stream) if s]
+        return self._connected and all(s.is_live for s in streams)
+
+    def test_connection(self):
+        """Check reachability and, with keys, authentication. Returns True."""
+        self.call('fetch_time')
+        if self.has_credentials:
+            self.call('fetch_balance')
+        self._connected = True
+        return True
+
+    def get_markets(self):
+        """ccxt's markets, loaded once (load_markets caches them)."""
+        with self._lock:
+            if self._markets is None:
+                self._markets = self.call('load_markets')
+            return self._markets
+
+    def market_rules(self, symbol):
+        markets = self.get_markets()
+        if symbol not in markets:
+            raise ConfigError('unknown symbol %r on %s %s; e.g. %s' % (
+                symbol, self.exchange_name, self.p.market_type,
+                ', '.join(sorted(markets)[:10])))
+        return MarketRules(markets[symbol])
+
+    def get_balance(self, currency=None):
+        """``{asset: {'free','used','total'}}``, or one asset's dict."""
+        raw = self.call('fetch_balance')
+        balances = {k: {'free': v.get('free') or 0.0, 'used': v.get('used') or 0.0,
+                        'total': v.get('total') or 0.0}
+                    for k, v in raw.items()
+                    if isinstance(v, dict) and k not in ('free', 'used', 'total', 'info')}
+        if currency is not None:
+            return balances.get(currency, {'free': 0.0, 'used': 0.0, 'total': 0.0})
+        return balances
+
+    def get_positions(self, symbols=None):
+        """Open positions as dicts (spot: non-zero base holdings)."""
+        return self.fetch_positions(symbols)
+
+    def fetch_positions(self, symbols=None):
+        markets = self.get_markets()
+        out = []
+        for asset, bal in self.get_balance().items():
+            if not bal['total']:
+                continue
+            for symbol, m in markets.items():
+                if m.get('base') == asset and (symbols is None or symbol in symbols):
+                    out.append({'symbol': symbol, 'side': 'long',
+                                'size': bal['total'], 'asset': asset})
+        return out
+
+    def get_open_orders(self, symbol=None):
+        return self.call('fetch_open_orders', symbol)
+
+    def fetch_ohlcv(self, symbol, timeframe, since=None, limit=None, until=None):
+        params = {'until': until} if until is not None else {}
+        return self.call('fetch_ohlcv', symbol, timeframe, since, limit, params)
+
+    def create_order(self, symbol, type_, side, amount, price=None, params=None):
+        return self.call('create_order', symbol, type_, side, amount, price,
+                         params or {}, idempotent=False)
+
+    def cancel_order(self, order_id, symbol, params=None):
+        return self.call('cancel_order', order_id, symbol, params or {})
+
+    def fetch_order_by_client_id(self, client_id, symbol):
+        """The order with our client id, or None if the exchange has none."""
+        try:
+            return self.call('fetch_order', None, symbol,
+                             self.client_id_query(client_id))
+        except OrderNotFound:
+            return None
+
+    def fetch_order_trades(self, order_id, symbol, since=None):
+        return self.call('fetch_my_trades', symbol, since, None,
+                         {'orderId': order_id})
+
+    def client_id_query(self, client_id):
+        """Params that make ccxt look an order up by our client id."""
+        return {self.CLIENT_ID_PARAM: client_id}
+
+    def parse_timeframe(self, timeframe):
+        return parse_timeframe(timeframe, self.TIMEFRAMES)
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self, data=None, broker=None):
+        super().start(data=data, broker=broker)
+        self._stop_event.clear()
+        if data is not None and data not in self._feeds:
+            self._feeds.append(data)
+
+    def stop(self):
+        """Close streams and join their threads (bounded)."""
+        self._stop_event.set()
+        for stream in (self._market_stream, self._user_stream):
+            if stream is not None:
+                stream.stop()
+        self._market_stream = self._user_stream = None
+        self._bar_subs.clear()
+        self._user_listeners.clear()
+        self._feeds.clear()
+
+    def getbroker(self, *args, **kwargs):
+        broker = self.BrokerCls(*args, store=self, **kwargs)
+        broker._store = self
+        return broker
+
+    def getdata(self, *args, **kwargs):
+        data = self.DataCls(*args, store=self, **kwargs)
+        data._store = self
+        return data
+
+    def wake_feeds(self):
+        """Let Cerebro's loop run now (a broker event is waiting)."""
+        for feed in tuple(self._feeds):
+            feed.wake()
+
+    # -- market data stream -------------------------------------------------
+    def subscribe_bars(self, symbol, timeframe, callback, on_state=None):
+        """Deliver (topic, Bar) for ``symbol``/``timeframe`` to callback.
+
+        ``on_state(state, reconnected)`` is called on stream state changes so
+        feeds can report CONNBROKEN and backfill after a reconnect.
+        """
+        topic = self.bar_topic(symbol, timeframe)
+        with self._lock:
+            self._bar_subs.setdefault(topic, []).append((callback, on_state))
+            if self._market_stream is None:
+                self._market_stream = WsStream(
+                    'bt-live-%s-market' % self.exchange_name,
+                    self.market_ws_url(), self._on_market_message,
+                    on_open=self._on_market_open, on_state=self._on_market_state,
+                    ping=self.ws_app_ping(), proxy=self.ws_proxy_kwargs())
+                self._market_stream.start()
+            elif self._market_stream.is_live:
+                self._market_stream.send(self.subscribe_message([topic]))
+        return topic
+
+    def _on_market_open(self, stream):
+        topics = list(self._bar_subs)
+        if topics:
+            stream.send(self.subscribe_message(topics))
+
+    def _on_market_message(self, stream, msg):
+        for topic, bar in self.parse_market_message(msg):
+            for callback, _ in self._bar_subs.get(topic, ()):
+                callback(bar)
+
+    def _on_market_state(self, stream, state, reconnected):
+        for subs in list(self._bar_subs.values()):
+            for _, on_state in subs:
+                if on_state is not None:
+                    on_state(state, reconnected)
+
+    # -- user data stream ----------------------------------------------------
+    def subscribe_user(self, listener):
+        """``listener(event)`` gets OrderUpdate/BalanceUpdate objects and
+        ``('state', state, reconnected)`` tuples from the private stream."""
+        if not self.has_credentials:
+            raise FatalError('the user-data stream needs an API key and secret')
+        with self._lock:
+            self._user_listeners.append(listener)
+            if self._user_stream is None:
+                self._user_stream = WsStream(
+                    'bt-live-%s-user' % self.exchange_name, self.user_ws_url,
+                    self._on_user_message, on_open=self.user_stream_open,
+                    on_state=self._on_user_state, ping=self.ws_app_ping(),
+                    proxy=self.ws_proxy_kwargs())
+                self._user_stream.start()
+
+    @property
+    def user_stream_live(self):
+        return self._user_stream is not None and self._user_stream.state == LIVE
+
+    def _on_user_message(self, stream, msg):
+        for event in self.parse_user_message(msg):
+            for listener in tuple(self._user_listeners):
+                listener(event)
+        if self._user_listeners:
+            self.wake_feeds()
+
+    def _on_user_state(self, stream, state, reconnected):
+        for listener in tuple(self._user_listeners):
+            listener(('state', state, reconnected))
+        self.wake_feeds()
+
+    # -- hooks for exchange modules -------------------------------------------
+    def market_ws_url(self):                       # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def user_ws_url(self):                         # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def bar_topic(self, symbol, timeframe):        # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def subscribe_message(self, topics):           # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parse_market_message(self, msg):           # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def user_stream_open(self, stream):            # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parse_user_message(self, msg):             # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def trigger_params(self, price):
+        """ccxt params that make an order conditional on ``price``."""
+        return {'triggerPrice': price}
+
+    def rest_urls(self, endpoint, default_urls):
+        """ccxt's URL table with every origin swapped for ``endpoint``.
+
+        The paths stay: a local server (the simulator) mirrors them.
+        """
+        return {key: _swap_origin(url, endpoint) if isinstance(url, str) else url
+                for key, url in default_urls.items()}
+
+    def ws_url(self, path, table):
+        """A stream URL: the endpoint's origin + path, or the table's."""
+        if self.p.endpoint:
+            origin = self.p.endpoint.rstrip('/').replace('https://', 'wss://', 1)
+            return origin.replace('http://', 'ws://', 1) + path
+        return table['testnet' if self.p.testnet else 'mainnet']
+
+    def ws_app_ping(self):
+        """(interval, payload_fn) for application pings; None: not needed."""
+        return None
+
+    def new_client_id(self, prefix='btl'):
+        """A client order id unique across restarts (time + counter)."""
+        with self._lock:
+            self._cid_seq = getattr(self, '_cid_seq', 0) + 1
+            return '%s%x%04x' % (prefix, int(time.time() * 1000), self._cid_seq % 0xFFFF)
+
+
+def _swap_origin(url, endpoint):
+    """'https://api.binance.com/api/v3' -> endpoint + '/api/v3'."""
+    parsed = urllib.request.urlparse(url)
+    return endpoint + parsed.path
+
+
+# The rest of upstream's store module (MetaSingleton...), for drop-in imports.
+import backtrader.store as _upstream_store  # noqa: E402
+from ._namespace import merge_into  # noqa: E402
+merge_into(globals(), _upstream_store)

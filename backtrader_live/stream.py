@@ -1,0 +1,204 @@
+"""A websocket stream in one named thread, with reconnect and explicit state.
+
+Exchange modules supply what differs (URL, what to send on open, how to
+parse and how to ping); this class owns what every stream needs: connect,
+re-authenticate/resubscribe via ``on_open`` after every reconnect, backoff,
+a stop event that ends the thread promptly, and a join with a timeout.
+"""
+import json
+import logging
+import select
+import threading
+import time
+
+import websocket
+
+from .backoff import Backoff
+from .errors import redact
+
+log = logging.getLogger(__name__)
+
+CONNECTING, LIVE, RECONNECTING, STOPPED = ('connecting', 'live',
+                                           'reconnecting', 'stopped')
+
+
+class WsStream:
+    """One websocket connection kept alive until ``stop()``.
+
+    - ``url``: a string or a callable returning one (a callable lets a stream
+      reconnect to a URL that changes, e.g. one carrying a fresh token).
+    - ``on_open(stream)``: called after every (re)connect, before messages
+      are read: send subscriptions/auth with ``stream.send``.
+    - ``on_message(stream, obj)``: called with each decoded JSON message.
+    - ``on_state(stream, state, reconnected)``: told of every state change.
+    - ``ping``: optional ``(interval_seconds, payload_fn)`` for exchanges
+      that want application-level pings (Bybit); protocol pings from the
+      server are answered by websocket-client itself.
+    """
+
+    def __init__(self, name, url, on_message, on_open=None, on_state=None,
+                 ping=None, backoff=None, proxy=None, recv_timeout=1.0,
+                 connect_timeout=10.0):
+        self.name = name
+        self._url = url
+        self._on_message = on_message
+        self._on_open = on_open
+        self._on_state = on_state
+        self._ping = ping
+        self._backoff = backoff or Backoff(base=0.25, cap=30.0)
+        self._proxy = proxy or {}
+        self._recv_timeout = recv_timeout
+        self._connect_timeout = connect_timeout
+        self._stop = threading.Event()
+        self._ws = None
+        self._send_lock = threading.Lock()
+        self._thread = None
+        self.state = STOPPED
+        self.connects = 0          # how many times a connection was opened
+        self.last_message = 0.0    # monotonic time of the last message
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self):
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name,
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=5.0):
+        """Close the socket, end the thread and join it (bounded)."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.abort()   # unblocks a recv() in the stream thread now
+            except Exception:  # already closed: nothing to unblock
+                log.debug('%s: abort on a closed socket', self.name)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error('%s: thread did not stop within %.1fs', self.name, timeout)
+            self._thread = None
+        self._set_state(STOPPED)
+
+    @property
+    def is_live(self):
+        return self.state == LIVE
+
+    def reconnect(self):
+        """Drop the current connection; the thread reconnects by itself."""
+        ws = self._ws
+        if ws is not None:
+            ws.abort()
+
+    def send(self, obj):
+        ws = self._ws
+        if ws is None:
+            raise ConnectionError('%s is not connected' % self.name)
+        with self._send_lock:
+            ws.send(json.dumps(obj, separators=(',', ':')))
+
+    # -- the thread -------------------------------------------------------
+    def _set_state(self, state, reconnected=False):
+        if state == self.state:
+            return
+        self.state = state
+        if self._on_state is not None:
+            try:
+                self._on_state(self, state, reconnected)
+            except Exception:
+                log.exception('%s: state callback failed', self.name)
+
+    def _run(self):
+        attempt = 0
+        while not self._stop.is_set():
+            self._set_state(CONNECTING if self.connects == 0 else RECONNECTING)
+            try:
+                self._connect()
+                attempt = 0
+                self._read_loop()
+            except Exception as exc:  # keep going: a stream must not die
+                if self._stop.is_set():
+                    break
+                log.warning('%s: connection lost (%s); reconnecting',
+                            self.name, redact(exc))
+            finally:
+                self._close()
+            if self._stop.is_set():
+                break
+            self._set_state(RECONNECTING)
+            if self._backoff.wait(attempt, self._stop):
+                break
+            attempt += 1
+
+    def _connect(self):
+        url = self._url() if callable(self._url) else self._url
+        ws = websocket.create_connection(
+            url, timeout=self._connect_timeout, enable_multithread=True,
+            skip_utf8_validation=True, **self._proxy)
+        # A read that has started must finish (a timeout mid-frame would lose
+        # data), so idleness is detected with select() and reads get a long
+        # timeout that only catches a dead peer.
+        ws.settimeout(self._connect_timeout)
+        self._ws = ws
+        self.connects += 1
+        if self._stop.is_set():
+            raise ConnectionAbortedError('stopping')
+        if self._on_open is not None:
+            self._on_open(self)
+        self.last_message = time.monotonic()
+        self._set_state(LIVE, reconnected=self.connects > 1)
+
+    def _read_loop(self):
+        next_ping = self._next_ping_time()
+        while not self._stop.is_set():
+            if self._readable():
+                self._receive_one()
+            if next_ping is not None and time.monotonic() >= next_ping:
+                self.send(self._ping[1]())
+                next_ping = self._next_ping_time()
+
+    def _receive_one(self):
+        # control_frame=True: a lone ping must not block us until the next
+        # data frame (websocket-client still answers it with a pong).
+        opcode, frame = self._ws.recv_data_frame(control_frame=True)
+        self.last_message = time.monotonic()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ConnectionError('closed by peer')
+        if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            data = frame if isinstance(frame, (bytes, str)) else frame.data
+            self._dispatch(data)
+
+    def _readable(self):
+        sock = self._ws.sock
+        if sock is None:
+            raise ConnectionError('socket closed')
+        pending = getattr(sock, 'pending', None)   # TLS keeps its own buffer
+        if pending is not None and pending():
+            return True
+        return bool(select.select([sock], [], [], self._recv_timeout)[0])
+
+    def _next_ping_time(self):
+        return None if not self._ping else time.monotonic() + self._ping[0]
+
+    def _dispatch(self, raw):
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            log.warning('%s: ignoring a non-JSON message (%d bytes)',
+                        self.name, len(raw))
+            return
+        try:
+            self._on_message(self, obj)
+        except Exception:
+            # One bad message must not kill the stream: log it with context.
+            log.exception('%s: failed to handle a message', self.name)
+
+    def _close(self):
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.close(timeout=0.2)
+            except Exception:
+                log.debug('%s: close on a dead socket', self.name)
