@@ -229,6 +229,7 @@ class BrokerBase(BackBroker):
     def _submit_live(self, order):
         symbol = order.data.p.dataname
         cid = self.store.new_client_id()
+        order.addcomminfo(self.getcommissioninfo(order.data))   # Trade accounting needs it
         self._book.add(order, cid)
         order.submit(self)
         self.notify(order)
@@ -406,7 +407,7 @@ class BrokerBase(BackBroker):
         position = self.positions[order.data]
         pprice_orig = position.price
         psize, pprice, opened, closed = position.update(size, price)
-        ci = order.comminfo or self.getcommissioninfo(order.data)
+        ci = order.comminfo
         share = abs(closed) / abs(size) if size else 0.0
         closedcomm, openedcomm = comm * share, comm * (1.0 - share)
         closedvalue = ci.getoperationcost(closed, pprice_orig)

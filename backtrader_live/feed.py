@@ -16,7 +16,7 @@ import backtrader as bt
 
 from .errors import ConfigError, LiveError
 from .events import Bar
-from .stream import LIVE
+from .stream import LIVE, RECONNECTING
 from .timeframes import TIMEFRAME_MAP, parse_timeframe
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class DataBase(bt.feed.DataBase):
         self._last_ts = None
         self._state = _BACKFILL
         self._live_bars = 0
+        self._live_from = None
         self._stop_requested = threading.Event()
 
     def __repr__(self):
@@ -132,8 +133,9 @@ class DataBase(bt.feed.DataBase):
             log.warning('%s: queue full, bar %s will be refetched', self.p.dataname, bar.open_time)
 
     def _on_stream_state(self, state, reconnected):
+        # CONNECTING is the first connection, not a broken one.
         marker = _RECONNECTED if (state == LIVE and reconnected) else (
-            _BROKEN if state != LIVE else None)
+            _BROKEN if state == RECONNECTING else None)
         if marker is not None:
             try:
                 self._q.put_nowait(marker)
@@ -191,7 +193,7 @@ class DataBase(bt.feed.DataBase):
         lines.close[0] = bar.close
         lines.volume[0] = bar.volume
         lines.openinterest[0] = 0.0
-        if self._state == _LIVE:
+        if self._live_from is not None and bar.open_time > self._live_from:
             self._live_bars += 1
             if self.p.max_live_bars and self._live_bars >= self.p.max_live_bars:
                 self._stop_requested.set()
@@ -208,6 +210,8 @@ class DataBase(bt.feed.DataBase):
             raise
         self._pending.extend(rows)
         self._state = _LIVE
+        # Bars after the history count as live (max_live_bars), gap fills too.
+        self._live_from = rows[-1].open_time if rows else -1
         log.info('%s %s: backfilled %d closed bars', self.p.dataname, self.p.tf, len(rows))
 
     def _history(self):
