@@ -122,6 +122,9 @@ class Cerebro(bt.Cerebro):
         self.adddata(data)
         self.setbroker(broker)
         self.addstrategy(strategy_cls, **(strategy_params or {}))
+        # Live: hand order notifications to the strategy as they happen, not
+        # at the next bar (an hour later on 1h bars).
+        run_kwargs.setdefault('quicknotify', True)
         control = _StopControl(self, duration)
         try:
             with control:

@@ -76,6 +76,7 @@ class DataBase(bt.feed.DataBase):
         self._state = _BACKFILL
         self._live_bars = 0
         self._live_from = None
+        self._final_round = False
         self._stop_requested = threading.Event()
 
     def __repr__(self):
@@ -97,6 +98,7 @@ class DataBase(bt.feed.DataBase):
         self._store.parse_timeframe(self.p.tf)           # clear error if unsupported
         self._store.market_rules(self.p.dataname)         # clear error if unknown
         self._stop_requested.clear()
+        self._final_round = False
         self._state = _BACKFILL
         if self.p.live:
             # Subscribe before backfilling so no bar closes unseen in between.
@@ -146,6 +148,11 @@ class DataBase(bt.feed.DataBase):
     def _load(self):
         while True:
             if self._stop_requested.is_set() and not self._pending:
+                # One empty round first, so Cerebro hands the broker's last
+                # notifications (an order placed on the final bar) over.
+                if not self._final_round:
+                    self._final_round = True
+                    return None
                 return False
             if self._pending:
                 if self._deliver(self._pending.popleft()):

@@ -1,5 +1,7 @@
 """Credentials: read from parameters or the environment, never shown."""
+import logging
 import os
+import threading
 
 
 def mask(value):
@@ -49,3 +51,42 @@ class Credentials:
 
     def __reduce__(self):
         raise TypeError('Credentials cannot be pickled (they hold a secret)')
+
+
+# Libraries we call log request headers and signed URLs at DEBUG (ccxt logs
+# every request with its headers). Their records pass through this filter.
+_NOISY_LOGGERS = ('ccxt.base.exchange', 'urllib3.connectionpool', 'websocket')
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites log records so that no credential or signature survives."""
+
+    def __init__(self):
+        super().__init__()
+        self._secrets = set()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets):
+        with self._lock:
+            self._secrets.update(s for s in secrets if s)
+
+    def filter(self, record):
+        from .errors import redact
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging to report
+            return True
+        record.msg, record.args = redact(message, tuple(self._secrets)), None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction(*secrets):
+    """Redact these secrets (and any signature) in third-party log records."""
+    _FILTER.add(*secrets)
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

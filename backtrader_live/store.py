@@ -18,7 +18,7 @@ from backtrader.utils.py3 import with_metaclass
 from .backoff import Backoff
 from .errors import (ClockSkewError, ConfigError, FatalError, OrderNotFound,
                      RetryableError, UnknownOutcome, classify)
-from .secrets import Credentials, mask
+from .secrets import Credentials, install_log_redaction, mask
 from .stream import LIVE, WsStream
 from .timeframes import parse_timeframe
 
@@ -125,6 +125,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     def __init__(self, apikey=None, secret=None):
         super().__init__()
         self._creds = Credentials.resolve(apikey, secret, self.env_prefix or '')
+        install_log_redaction(*self._secrets())
         if self.p.market_type not in self.MARKET_TYPES:
             raise ConfigError('unknown market_type %r for %s; valid: %s' % (
                 self.p.market_type, self.exchange_name,

@@ -1,0 +1,59 @@
+"""Shared fixtures: a step-mode simulator, live runs in a worker thread, and
+checks that no test leaves threads or cached stores behind."""
+import os
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from backtrader_live.sim import DEFAULT_API_KEY, DEFAULT_API_SECRET, BinanceSimulator  # noqa: E402
+from backtrader_live.store import Store  # noqa: E402
+
+from livekit import LiveRun, Recorder  # noqa: E402,F401
+
+KEY, SECRET = DEFAULT_API_KEY, DEFAULT_API_SECRET
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
+                        'shared', 'data')
+BTC_1H = os.path.normpath(os.path.join(DATA_DIR, 'binance_BTCUSDT_1h.json'))
+
+
+def _ours(t):
+    return t.name.startswith('bt-live')
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """Every test ends with our threads joined and stores forgotten."""
+    before = {t for t in threading.enumerate() if _ours(t)}
+    yield
+    Store.forget_instances()
+    for t in [t for t in threading.enumerate() if _ours(t) and t not in before]:
+        t.join(5.0)
+    left = [t.name for t in threading.enumerate() if _ours(t) and t not in before]
+    assert not left, 'threads left behind: %s' % left
+
+
+@pytest.fixture
+def sim():
+    """A Binance simulator in step mode: the test moves the market clock."""
+    with BinanceSimulator(speed=None, start_index=600) as s:
+        yield s
+
+
+@pytest.fixture
+def make_sim():
+    """Build simulators with custom options; all are stopped at the end."""
+    made = []
+
+    def factory(**kwargs):
+        kwargs.setdefault('speed', None)
+        kwargs.setdefault('start_index', 600)
+        s = BinanceSimulator(**kwargs)
+        s.start()
+        made.append(s)
+        return s
+    yield factory
+    for s in made:
+        s.stop()

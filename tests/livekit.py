@@ -1,0 +1,104 @@
+"""Drive a live run from a test: the strategy records, the test steps the clock."""
+import threading
+
+import backtrader
+
+import backtrader_live as btl
+from helpers import eventually
+
+
+class Recorder:
+    """What a strategy saw, in order (appended from Cerebro's thread)."""
+
+    def __init__(self):
+        self.bars = []          # (datetime, close, live?)
+        self.orders = []        # (status name, executed size, executed price, comm, reason)
+        self.trades = []        # (pnl, pnlcomm)
+        self.data_status = []
+        self.positions = []     # position size after each bar
+        self.strategy = None
+
+    def statuses(self):
+        return [o[0] for o in self.orders]
+
+
+class Scripted(backtrader.Strategy):
+    """An upstream backtrader strategy (not ours) that runs a script:
+    ``script = {bar_number: callable(strategy)}`` with 1-based bar numbers."""
+
+    params = (('rec', None), ('script', None))
+
+    def __init__(self):
+        self.p.rec.strategy = self
+
+    def notify_order(self, order):
+        self.p.rec.orders.append((order.getstatusname(), order.executed.size,
+                                  order.executed.price, order.executed.comm,
+                                  order.info.get('reject_reason')))
+
+    def notify_trade(self, trade):
+        if trade.isclosed:
+            self.p.rec.trades.append((trade.pnl, trade.pnlcomm))
+
+    def notify_data(self, data, status, *args, **kwargs):
+        self.p.rec.data_status.append(data._getstatusname(status))
+
+    def next(self):
+        rec = self.p.rec
+        rec.bars.append((self.data.datetime.datetime(0), self.data.close[0]))
+        rec.positions.append(self.position.size)
+        action = (self.p.script or {}).get(len(rec.bars))
+        if action is not None:
+            action(self)
+
+
+class LiveRun:
+    """``run_live`` in a worker thread against a step-mode simulator."""
+
+    def __init__(self, sim, script=None, backfill_bars=5, max_bars=5, strategy=Scripted,
+                 cerebro=None, **kwargs):
+        from conftest import KEY, SECRET
+        self.sim = sim
+        self.rec = Recorder()
+        self.backfill = backfill_bars
+        self.cerebro = cerebro or btl.Cerebro()
+        self.error = None
+        self.result = None
+        opts = dict(endpoint=sim.base_url, apikey=KEY, secret=SECRET, paper_trading=False,
+                    backfill_bars=backfill_bars, max_bars=max_bars,
+                    strategy_params={'rec': self.rec, 'script': script or {}})
+        opts.update(kwargs)
+        self._args = ('binance', 'BTC/USDT', '1h', strategy)
+        self._opts = opts
+        self._thread = threading.Thread(target=self._run, name='test-live-run', daemon=True)
+
+    def _run(self):
+        try:
+            self.result = self.cerebro.run_live(*self._args, **self._opts)
+        except BaseException as exc:   # reported by join()
+            self.error = exc
+
+    def start(self, wait_subscribed=True):
+        self._thread.start()
+        if wait_subscribed:
+            self.sim.wait_subscribed('btcusdt@kline_1h', timeout=10)
+            if not self._opts.get('paper_trading', True):
+                self.sim.wait_user_subscribed(timeout=10)
+        eventually(lambda: len(self.rec.bars) >= self.backfill or self.error, 10)
+        return self
+
+    def step(self, n=1):
+        """Close ``n`` bars, each time waiting until the strategy saw it."""
+        for _ in range(n):
+            seen = len(self.rec.bars)
+            self.sim.step()
+            eventually(lambda: len(self.rec.bars) > seen or self.error
+                       or not self._thread.is_alive(), 10)
+        return self
+
+    def join(self, timeout=15):
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), 'the live run did not stop'
+        if self.error is not None:
+            raise self.error
+        return self.result
