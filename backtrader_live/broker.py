@@ -56,6 +56,7 @@ class BrokerBase(BackBroker):
         self._book = OrderBook()
         self._balances = {}                     # asset -> [free, used]
         self._datas = []
+        self._to_adopt = []
         self._last_poll = 0.0
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
 
@@ -96,7 +97,7 @@ class BrokerBase(BackBroker):
             return
         self._datas.append(data)
         if self.live and self.p.adopt_positions:
-            self._adopt_position(data)
+            self._to_adopt.append(data)     # needs a price: done at the first bar
 
     def stop(self):
         if self.live and self.store is not None:
@@ -116,12 +117,16 @@ class BrokerBase(BackBroker):
         balances = self.store.get_balance()
         self._balances = {a: [b['free'], b['used']] for a, b in balances.items()}
 
-    def _adopt_position(self, data):
+    def _adopt_positions(self):
+        for data in [d for d in self._to_adopt if len(d)]:
+            self._to_adopt.remove(data)
+            self._adopt_position(data, data.close[0])
+
+    def _adopt_position(self, data, price):
         rules = self._rules(data)
         free, used = self._balances.get(rules.base, (0.0, 0.0))
         size = free + used
-        price = data.close[0] if len(data) else None
-        if not size or price is None:
+        if not size:
             return
         if rules.min_notional and size * price < rules.min_notional:
             log.info('ignoring %s dust of %s (below the min notional)', rules.base, size)
@@ -301,11 +306,20 @@ class BrokerBase(BackBroker):
             return
         self.apply_update(order_from_ccxt(raw, 'rest'), order)
 
+    def notify(self, order):
+        super().notify(order)
+        if self.live:
+            # Cerebro hands notifications over on its next round: make that
+            # round happen now rather than after the feed's wait times out.
+            self.store.wake_feeds()
+
     # -- live events in (Cerebro's thread) -----------------------------------------------
     def next(self):
         if not self.live:
             return super().next()
         self._drain_events()
+        if self._to_adopt:
+            self._adopt_positions()
         if not self.store.user_stream_live and self._book.alive():
             now = time.monotonic()
             if now - self._last_poll >= self.p.rest_poll_interval:
