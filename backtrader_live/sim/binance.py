@@ -1,0 +1,535 @@
+"""The Binance spot protocol: REST routes, request signing and payload shapes.
+
+Everything Binance-specific about the simulator's HTTP side lives here: paths
+mirror the real ones (``/api/v3/...`` and the few ``/sapi``, ``/fapi``,
+``/dapi`` calls an unmodified ccxt makes in ``load_markets``), signed calls are
+verified exactly like the exchange does (HMAC-SHA256 over the raw query string
+plus the raw body, never re-serialised), and errors carry Binance's codes.
+The WebSocket side is :mod:`.binance_ws`.
+"""
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from . import candles as cd
+from .models import EngineError, Order, dec, fmt
+
+RECV_WINDOW_DEFAULT, RECV_WINDOW_MAX = 5000, 60000
+REST_KEY = web.AppKey('rest', object)  # the BinanceRest serving an app
+ORDER_TYPES = ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS', 'STOP_LOSS_LIMIT',
+               'TAKE_PROFIT', 'TAKE_PROFIT_LIMIT']
+# what each order type must carry, besides symbol/side/type
+MANDATORY = {
+    'LIMIT': ('timeInForce', 'quantity', 'price'),
+    'LIMIT_MAKER': ('quantity', 'price'),
+    'MARKET': (),
+    'STOP_LOSS': ('quantity', 'stopPrice'),
+    'TAKE_PROFIT': ('quantity', 'stopPrice'),
+    'STOP_LOSS_LIMIT': ('timeInForce', 'quantity', 'price', 'stopPrice'),
+    'TAKE_PROFIT_LIMIT': ('timeInForce', 'quantity', 'price', 'stopPrice'),
+}
+# a stop triggers when the price rises to it (True) or falls to it (False)
+TRIGGER_ABOVE = {('STOP_LOSS', 'BUY'): True, ('STOP_LOSS', 'SELL'): False,
+                 ('TAKE_PROFIT', 'BUY'): False, ('TAKE_PROFIT', 'SELL'): True}
+
+# engine refusal -> (HTTP status, Binance code, message)
+ENGINE_ERRORS = {
+    'insufficient_balance': (400, -2010, 'Account has insufficient balance for requested action.'),
+    'would_trigger': (400, -2010, 'Stop price would trigger immediately.'),
+    'would_take': (400, -2010, 'Order would immediately match and take.'),
+    'duplicate': (400, -2010, 'Duplicate order sent.'),
+    'filter_price': (400, -1013, 'Filter failure: PRICE_FILTER'),
+    'filter_lot': (400, -1013, 'Filter failure: LOT_SIZE'),
+    'filter_notional': (400, -1013, 'Filter failure: NOTIONAL'),
+    'unknown_symbol': (400, -1121, 'Invalid symbol.'),
+}
+MSG_MANDATORY = "Mandatory parameter '%s' was not sent, was empty/null, or malformed."
+RATE_LIMITS = [
+    {'rateLimitType': 'REQUEST_WEIGHT', 'interval': 'MINUTE', 'intervalNum': 1, 'limit': 6000},
+    {'rateLimitType': 'ORDERS', 'interval': 'SECOND', 'intervalNum': 10, 'limit': 100},
+    {'rateLimitType': 'ORDERS', 'interval': 'DAY', 'intervalNum': 1, 'limit': 200000},
+    {'rateLimitType': 'RAW_REQUESTS', 'interval': 'MINUTE', 'intervalNum': 5, 'limit': 61000},
+]
+
+
+class ApiError(Exception):
+    """A Binance error reply: ``{"code": code, "msg": msg}`` with HTTP ``status``."""
+
+    def __init__(self, status, code, msg):
+        super().__init__(msg)
+        self.status, self.code, self.msg = status, code, msg
+
+    @classmethod
+    def from_engine(cls, err):
+        return cls(*ENGINE_ERRORS[err.reason])
+
+
+def mandatory(name):
+    return ApiError(400, -1102, MSG_MANDATORY % name)
+
+
+def wall_ms():
+    """The server's real clock: signed timestamps are checked against it."""
+    return int(time.time() * 1000)
+
+
+def hmac_hex(secret, payload):
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def check_timestamp(params):
+    """Binance's recvWindow rule: ts < now + 1000 and now - ts <= recvWindow."""
+    try:
+        ts = int(params['timestamp'])
+    except (KeyError, ValueError):
+        raise mandatory('timestamp') from None
+    window = int(params.get('recvWindow') or RECV_WINDOW_DEFAULT)
+    if window > RECV_WINDOW_MAX:
+        raise ApiError(400, -1131, 'recvWindow must be less than 60000')
+    now = wall_ms()
+    if not (ts < now + 1000 and now - ts <= window):
+        raise ApiError(400, -1021, 'Timestamp for this request is outside of the recvWindow.')
+
+
+class BinanceRest:
+    """aiohttp handlers of the Binance spot REST API over one simulator."""
+
+    def __init__(self, sim):
+        self.sim = sim              # the BinanceSimulator (clock, engine, markets)
+        self._weight = [0, 0]       # [minute, weight used in it]
+
+    def add_routes(self, app):
+        r = app.router
+        for path, handler in (
+                ('ping', self.ping), ('time', self.time), ('exchangeInfo', self.exchange_info),
+                ('klines', self.klines), ('uiKlines', self.klines),
+                ('ticker/price', self.ticker_price), ('ticker/24hr', self.ticker_24hr),
+                ('ticker/bookTicker', self.book_ticker), ('depth', self.depth),
+                ('account', self.account), ('openOrders', self.open_orders),
+                ('allOrders', self.all_orders), ('myTrades', self.my_trades),
+                ('order', self.get_order)):
+            r.add_get('/api/v3/' + path, handler)
+        r.add_post('/api/v3/order', self.post_order)
+        r.add_delete('/api/v3/order', self.cancel_order)
+        r.add_delete('/api/v3/openOrders', self.cancel_open_orders)
+        r.add_route('*', '/api/v3/userDataStream', self.listen_key_retired)
+        for api in ('fapi', 'dapi'):
+            r.add_get('/%s/v1/exchangeInfo' % api, self.futures_exchange_info)
+        for path in ('capital/config/getall', 'margin/allPairs', 'margin/isolated/allPairs'):
+            r.add_get('/sapi/v1/' + path, self.sapi_empty)
+
+    # -- plumbing -------------------------------------------------------------------
+    def reply(self, data, status=200, weight=1):
+        minute = int(time.time() // 60)
+        if self._weight[0] != minute:
+            self._weight = [minute, 0]
+        self._weight[1] += weight
+        return web.Response(text=json.dumps(data, separators=(',', ':')), status=status,
+                            content_type='application/json',
+                            headers={'X-MBX-USED-WEIGHT-1M': str(self._weight[1])})
+
+    def error(self, err):
+        return self.reply({'code': err.code, 'msg': err.msg}, status=err.status)
+
+    async def signed(self, request):
+        """Verify key, signature and timestamp; returns (account, params)."""
+        query = request.rel_url.raw_query_string
+        body = await request.text() if request.can_read_body else ''
+        key = request.headers.get('X-MBX-APIKEY')
+        if not key:
+            raise ApiError(401, -2014, 'API-key format invalid.')
+        acct = self.sim.engine.accounts.get(key)
+        if acct is None:
+            raise ApiError(401, -2015, 'Invalid API-key, IP, or permissions for action.')
+        total = query + body  # Binance's totalParams: raw query then raw body
+        cut = total.rfind('signature=')
+        if cut < 0:
+            raise mandatory('signature')
+        payload = total[:cut].rstrip('&') if cut == 0 or total[cut - 1] == '&' else None
+        signature = total[cut + len('signature='):].split('&', 1)[0]
+        if payload is None or not hmac.compare_digest(hmac_hex(acct.secret, payload), signature):
+            raise ApiError(400, -1022, 'Signature for this request is not valid.')
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        check_timestamp(params)
+        return acct, params
+
+    def market(self, params, required=True):
+        symbol = params.get('symbol')
+        if not symbol:
+            if required:
+                raise mandatory('symbol')
+            return None
+        if symbol not in self.sim.markets:
+            raise ApiError(400, -1121, 'Invalid symbol.')
+        return symbol
+
+    # -- public ---------------------------------------------------------------------
+    async def ping(self, request):
+        return self.reply({})
+
+    async def time(self, request):
+        return self.reply({'serverTime': wall_ms()})
+
+    async def exchange_info(self, request):
+        params = dict(request.query)
+        wanted = None
+        if 'symbol' in params:
+            wanted = [self.market(params)]
+        elif 'symbols' in params:
+            wanted = json.loads(params['symbols'])
+            for s in wanted:
+                self.market({'symbol': s})
+        symbols = [symbol_info(r) for s, r in self.sim.markets.items()
+                   if wanted is None or s in wanted]
+        return self.reply({'timezone': 'UTC', 'serverTime': wall_ms(),
+                           'rateLimits': RATE_LIMITS, 'exchangeFilters': [],
+                           'symbols': symbols}, weight=20)
+
+    async def futures_exchange_info(self, request):
+        # ccxt's load_markets asks for USD-M and COIN-M markets too: there are none
+        return self.reply({'timezone': 'UTC', 'serverTime': wall_ms(), 'rateLimits': [],
+                           'exchangeFilters': [], 'assets': [], 'symbols': []})
+
+    async def sapi_empty(self, request):
+        await self.signed(request)
+        return self.reply([])
+
+    async def listen_key_retired(self, request):
+        # spot listenKeys are retired: user data comes over the WS-API (/ws-api/v3)
+        return self.reply({'code': -1099, 'msg': 'Not found, authenticated, or authorized'},
+                          status=410)
+
+    async def klines(self, request):
+        params = dict(request.query)
+        symbol = self.market(params)
+        interval = params.get('interval')
+        if not interval:
+            raise mandatory('interval')
+        limit = min(int(params.get('limit') or 500), 1000)
+        start, end = params.get('startTime'), params.get('endTime')
+        feed = self.sim.clock.feeds[symbol]
+        try:
+            rows, _ = feed.bars(interval, self.sim.clock.now,
+                                start=int(start) if start else None)
+        except cd.IntervalError:
+            raise ApiError(400, -1120, 'Invalid interval.') from None
+        if end:
+            rows = rows[:_count_le(rows, int(end))]
+        rows = rows[:limit] if start else rows[-limit:]
+        return self.reply([kline_row(r, feed.bar_end(r[0], interval)) for r in rows], weight=2)
+
+    async def ticker_price(self, request):
+        symbol = self.market(dict(request.query), required=False)
+        items = [{'symbol': s, 'price': fmt(self.sim.current_price(s))}
+                 for s in ([symbol] if symbol else self.sim.markets)]
+        return self.reply(items[0] if symbol else items, weight=2)
+
+    async def ticker_24hr(self, request):
+        symbol = self.market(dict(request.query), required=False)
+        items = [self.ticker(s) for s in ([symbol] if symbol else self.sim.markets)]
+        return self.reply(items[0] if symbol else items, weight=2)
+
+    def ticker(self, symbol):
+        """24h statistics from the last 24 hours of market time."""
+        clock = self.sim.clock
+        feed = clock.feeds[symbol]
+        rows, _ = feed.bars(feed.interval, clock.now, start=clock.now - 86400000)
+        last = self.sim.current_price(symbol)
+        first = rows[0][cd.O] if rows else last
+        bid, ask = self.sim.engine.best(symbol)
+        vol = sum(r[cd.V] for r in rows)
+        return {
+            'symbol': symbol, 'priceChange': fmt(last - first),
+            'priceChangePercent': '%.3f' % ((last - first) / first * 100 if first else 0),
+            'weightedAvgPrice': fmt(sum(r[cd.V] * r[cd.C] for r in rows) / vol if vol else last),
+            'prevClosePrice': fmt(first), 'lastPrice': fmt(last), 'lastQty': '0.00000000',
+            'bidPrice': fmt(bid), 'bidQty': fmt(self.sim.engine.level_qty(symbol)),
+            'askPrice': fmt(ask), 'askQty': fmt(self.sim.engine.level_qty(symbol)),
+            'openPrice': fmt(first), 'highPrice': fmt(max((r[cd.H] for r in rows), default=last)),
+            'lowPrice': fmt(min((r[cd.L] for r in rows), default=last)),
+            'volume': fmt(vol), 'quoteVolume': fmt(sum(r[cd.V] * r[cd.C] for r in rows)),
+            'openTime': clock.now - 86400000, 'closeTime': clock.now,
+            'firstId': 0, 'lastId': 0, 'count': len(rows)}
+
+    async def book_ticker(self, request):
+        symbol = self.market(dict(request.query), required=False)
+        items = [self.book_top(s) for s in ([symbol] if symbol else self.sim.markets)]
+        return self.reply(items[0] if symbol else items, weight=2)
+
+    def book_top(self, symbol):
+        bid, ask = self.sim.engine.best(symbol)
+        qty = fmt(self.sim.engine.level_qty(symbol))
+        return {'symbol': symbol, 'bidPrice': fmt(bid), 'bidQty': qty,
+                'askPrice': fmt(ask), 'askQty': qty}
+
+    async def depth(self, request):
+        params = dict(request.query)
+        symbol = self.market(params)
+        limit = min(int(params.get('limit') or 100), 5000)
+        engine = self.sim.engine
+        bid, ask = engine.best(symbol)
+        tick, qty = engine.markets[symbol].tick, fmt(engine.level_qty(symbol))
+        levels = range(min(limit, 1000))
+        return self.reply({
+            'lastUpdateId': self.sim.clock.now,
+            'bids': [[fmt(bid - k * tick), qty] for k in levels if bid - k * tick > 0],
+            'asks': [[fmt(ask + k * tick), qty] for k in levels]}, weight=5)
+
+    # -- account and orders --------------------------------------------------------------
+    async def account(self, request):
+        acct, _ = await self.signed(request)
+        return self.reply({
+            'makerCommission': int(self.sim.engine.maker_fee * 10000),
+            'takerCommission': int(self.sim.engine.taker_fee * 10000),
+            'buyerCommission': 0, 'sellerCommission': 0,
+            'commissionRates': {'maker': fmt(self.sim.engine.maker_fee),
+                                'taker': fmt(self.sim.engine.taker_fee),
+                                'buyer': fmt(0), 'seller': fmt(0)},
+            'canTrade': True, 'canWithdraw': True, 'canDeposit': True, 'brokered': False,
+            'requireSelfTradePrevention': False, 'preventSor': False,
+            'updateTime': self.sim.clock.now, 'accountType': 'SPOT',
+            'balances': [{'asset': a, 'free': fmt(f), 'locked': fmt(l)}
+                         for a, (f, l) in sorted(acct.balances.items())],
+            'permissions': ['SPOT'], 'uid': 0}, weight=20)
+
+    async def post_order(self, request):
+        acct, params = await self.signed(request)
+        order = self.parse_order(acct.key, params)
+        try:
+            self.sim.engine.place(order)
+        except EngineError as err:
+            raise ApiError.from_engine(err) from None
+        finally:
+            await self.sim.flush_events()
+        kind = params.get('newOrderRespType') or (
+            'FULL' if order.type in ('MARKET', 'LIMIT') else 'ACK')
+        return self.reply(order_reply(order, kind, self.sim.engine.trades))
+
+    def parse_order(self, key, params):
+        """A Binance new-order request as an engine Order (id assigned on place)."""
+        symbol = self.market(params)
+        for name in ('side', 'type'):
+            if not params.get(name):
+                raise mandatory(name)
+        side, otype = params['side'], params['type']
+        if side not in ('BUY', 'SELL'):
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'side'; "
+                                       "legal range is 'BUY, SELL'.")
+        if otype not in MANDATORY:
+            raise ApiError(400, -1116, 'Invalid orderType.')
+        for name in MANDATORY[otype]:
+            if not params.get(name):
+                raise mandatory(name)
+        if otype == 'MARKET' and not (params.get('quantity') or params.get('quoteOrderQty')):
+            raise mandatory('quantity')
+        base = otype.replace('_LIMIT', '')
+        return Order(
+            id=0, client_id=params.get('newClientOrderId') or self.sim.new_client_id(),
+            account=key, symbol=symbol, side=side, type=otype,
+            qty=dec(params.get('quantity') or 0), price=dec(params.get('price') or 0),
+            stop_price=dec(params.get('stopPrice') or 0),
+            trigger_above=TRIGGER_ABOVE.get((base, side), False),
+            is_limit=otype in ('LIMIT', 'LIMIT_MAKER', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT_LIMIT'),
+            post_only=otype == 'LIMIT_MAKER',
+            quote_qty=dec(params.get('quoteOrderQty') or 0) if otype == 'MARKET' else dec(0),
+            tif=params.get('timeInForce') or 'GTC', triggered=base not in TRIGGER_ABOVE_TYPES)
+
+    def find_order(self, key, params):
+        symbol = self.market(params)
+        oid, cid = params.get('orderId'), params.get('origClientOrderId')
+        if not oid and not cid:
+            raise ApiError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, "
+                                       "but both were empty/null!")
+        return symbol, (int(oid) if oid else None), cid
+
+    async def get_order(self, request):
+        acct, params = await self.signed(request)
+        symbol, oid, cid = self.find_order(acct.key, params)
+        order = self.sim.engine.find(acct.key, symbol, oid, cid)
+        if order is None:
+            raise ApiError(400, -2013, 'Order does not exist.')
+        return self.reply(order_info(order), weight=4)
+
+    async def cancel_order(self, request):
+        acct, params = await self.signed(request)
+        symbol, oid, cid = self.find_order(acct.key, params)
+        tag = params.get('newClientOrderId') or self.sim.new_client_id()
+        try:
+            order = self.sim.engine.cancel(acct.key, symbol, oid, cid, tag)
+        except EngineError:
+            raise ApiError(400, -2011, 'Unknown order sent.') from None
+        finally:
+            await self.sim.flush_events()
+        return self.reply(cancel_reply(order))
+
+    async def cancel_open_orders(self, request):
+        acct, params = await self.signed(request)
+        symbol = self.market(params)
+        out = []
+        for order in self.sim.engine.open_orders(acct.key, symbol):
+            out.append(cancel_reply(self.sim.engine.cancel(
+                acct.key, symbol, order.id, tag=self.sim.new_client_id())))
+        await self.sim.flush_events()
+        if not out:
+            raise ApiError(400, -2011, 'Unknown order sent.')
+        return self.reply(out)
+
+    async def open_orders(self, request):
+        acct, params = await self.signed(request)
+        symbol = self.market(params, required=False)
+        orders = self.sim.engine.open_orders(acct.key, symbol)
+        return self.reply([order_info(o) for o in orders], weight=6 if symbol else 80)
+
+    async def all_orders(self, request):
+        acct, params = await self.signed(request)
+        symbol = self.market(params)
+        orders = [o for o in self.sim.engine.orders.values()
+                  if o.account == acct.key and o.symbol == symbol]
+        orders = _window(orders, params, id_key='orderId', id_of=lambda o: o.id,
+                         time_of=lambda o: o.time)
+        return self.reply([order_info(o) for o in orders], weight=20)
+
+    async def my_trades(self, request):
+        acct, params = await self.signed(request)
+        symbol = self.market(params)
+        trades = [t for t in self.sim.engine.trades
+                  if t.account == acct.key and t.symbol == symbol]
+        if params.get('orderId'):
+            trades = [t for t in trades if t.order_id == int(params['orderId'])]
+        trades = _window(trades, params, id_key='fromId', id_of=lambda t: t.id,
+                         time_of=lambda t: t.time)
+        return self.reply([trade_info(t) for t in trades], weight=20)
+
+
+TRIGGER_ABOVE_TYPES = ('STOP_LOSS', 'TAKE_PROFIT')
+
+
+def _count_le(rows, end):
+    n = 0
+    for r in rows:
+        if r[0] > end:
+            break
+        n += 1
+    return n
+
+
+def _window(items, params, id_key, id_of, time_of):
+    """Binance's list filters: an id to start from, a time range, a limit."""
+    limit = min(int(params.get('limit') or 500), 1000)
+    if params.get(id_key):
+        start = int(params[id_key])
+        return [i for i in items if id_of(i) >= start][:limit]
+    start, end = params.get('startTime'), params.get('endTime')
+    if start:
+        items = [i for i in items if time_of(i) >= int(start)]
+    if end:
+        items = [i for i in items if time_of(i) <= int(end)]
+    return items[:limit] if start else items[-limit:]
+
+
+# -- payload shapes ---------------------------------------------------------------------
+def symbol_info(r):
+    """One exchangeInfo ``symbols[]`` entry, shaped like the real one."""
+    return {
+        'symbol': r.symbol, 'status': 'TRADING', 'baseAsset': r.base,
+        'baseAssetPrecision': r.base_precision, 'quoteAsset': r.quote,
+        'quotePrecision': r.quote_precision, 'quoteAssetPrecision': r.quote_precision,
+        'baseCommissionPrecision': 8, 'quoteCommissionPrecision': 8,
+        'orderTypes': ORDER_TYPES, 'icebergAllowed': True, 'ocoAllowed': False,
+        'otoAllowed': False, 'quoteOrderQtyMarketAllowed': True,
+        'allowTrailingStop': False, 'cancelReplaceAllowed': False,
+        'isSpotTradingAllowed': True, 'isMarginTradingAllowed': False,
+        'filters': [
+            {'filterType': 'PRICE_FILTER', 'minPrice': fmt(r.min_price),
+             'maxPrice': fmt(r.max_price), 'tickSize': fmt(r.tick)},
+            {'filterType': 'LOT_SIZE', 'minQty': fmt(r.min_qty), 'maxQty': fmt(r.max_qty),
+             'stepSize': fmt(r.step)},
+            {'filterType': 'MARKET_LOT_SIZE', 'minQty': fmt(0), 'maxQty': fmt(r.max_qty),
+             'stepSize': fmt(0)},
+            {'filterType': 'NOTIONAL', 'minNotional': fmt(r.min_notional),
+             'applyMinToMarket': True, 'maxNotional': '9000000.00000000',
+             'applyMaxToMarket': False, 'avgPriceMins': 5}],
+        'permissions': [], 'permissionSets': [['SPOT']],
+        'defaultSelfTradePreventionMode': 'EXPIRE_MAKER',
+        'allowedSelfTradePreventionModes': ['NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER',
+                                            'EXPIRE_BOTH']}
+
+
+def kline_row(r, end):
+    """A REST kline row; trade counts and taker volumes are synthesised."""
+    t, o, h, l, c, v = r
+    return [t, '%.8f' % o, '%.8f' % h, '%.8f' % l, '%.8f' % c, '%.8f' % v, end - 1,
+            '%.8f' % (v * (o + c) / 2), trade_count(v), '%.8f' % (v / 2),
+            '%.8f' % (v * (o + c) / 4), '0']
+
+
+def trade_count(volume):
+    return int(volume * 10) + (1 if volume > 0 else 0)
+
+
+def order_info(o):
+    """GET /api/v3/order shape."""
+    return {
+        'symbol': o.symbol, 'orderId': o.id, 'orderListId': -1,
+        'clientOrderId': o.client_id, 'price': fmt(o.price), 'origQty': fmt(o.qty),
+        'executedQty': fmt(o.executed), 'cummulativeQuoteQty': fmt(o.cum_quote),
+        'status': o.status, 'timeInForce': o.tif, 'type': o.type, 'side': o.side,
+        'stopPrice': fmt(o.stop_price), 'icebergQty': fmt(0), 'time': o.time,
+        'updateTime': o.update_time, 'isWorking': o.triggered,
+        'workingTime': o.working_time, 'origQuoteOrderQty': fmt(o.quote_qty),
+        'selfTradePreventionMode': 'EXPIRE_MAKER'}
+
+
+def order_reply(o, kind, trades):
+    """POST /api/v3/order reply for newOrderRespType ACK, RESULT or FULL."""
+    out = {'symbol': o.symbol, 'orderId': o.id, 'orderListId': -1,
+           'clientOrderId': o.client_id, 'transactTime': o.time}
+    if kind == 'ACK':
+        return out
+    out.update({
+        'price': fmt(o.price), 'origQty': fmt(o.qty), 'executedQty': fmt(o.executed),
+        'origQuoteOrderQty': fmt(o.quote_qty), 'cummulativeQuoteQty': fmt(o.cum_quote),
+        'status': o.status, 'timeInForce': o.tif, 'type': o.type, 'side': o.side,
+        'workingTime': o.working_time, 'selfTradePreventionMode': 'EXPIRE_MAKER'})
+    if o.stop_price:
+        out['stopPrice'] = fmt(o.stop_price)
+    if kind == 'FULL':
+        out['fills'] = [{'price': fmt(t.price), 'qty': fmt(t.qty),
+                         'commission': fmt(t.commission),
+                         'commissionAsset': t.commission_asset, 'tradeId': t.id}
+                        for t in trades[-200:] if t.order_id == o.id]
+    return out
+
+
+def cancel_reply(o):
+    return {'symbol': o.symbol, 'origClientOrderId': o.client_id, 'orderId': o.id,
+            'orderListId': -1, 'clientOrderId': o.cancel_tag, 'transactTime': o.update_time,
+            'price': fmt(o.price), 'origQty': fmt(o.qty), 'executedQty': fmt(o.executed),
+            'origQuoteOrderQty': fmt(o.quote_qty), 'cummulativeQuoteQty': fmt(o.cum_quote),
+            'status': o.status, 'timeInForce': o.tif, 'type': o.type, 'side': o.side,
+            'stopPrice': fmt(o.stop_price), 'selfTradePreventionMode': 'EXPIRE_MAKER'}
+
+
+def trade_info(t):
+    return {'symbol': t.symbol, 'id': t.id, 'orderId': t.order_id, 'orderListId': -1,
+            'price': fmt(t.price), 'qty': fmt(t.qty), 'quoteQty': fmt(t.quote_qty),
+            'commission': fmt(t.commission), 'commissionAsset': t.commission_asset,
+            'time': t.time, 'isBuyer': t.side == 'BUY', 'isMaker': t.is_maker,
+            'isBestMatch': True}
+
+
+@web.middleware
+async def api_errors(request, handler):
+    """Turn ApiError into Binance's JSON error body."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return request.app[REST_KEY].error(err)
+    except (ValueError, json.JSONDecodeError):
+        return request.app[REST_KEY].error(
+            ApiError(400, -1100, 'Illegal characters found in a parameter.'))

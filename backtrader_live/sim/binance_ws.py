@@ -1,0 +1,361 @@
+"""The Binance spot WebSocket side: market streams and the WS-API user data.
+
+Market streams: raw ``/ws/<stream>`` and combined ``/stream?streams=a/b``
+(messages wrapped ``{"stream", "data"}``), plus live SUBSCRIBE / UNSUBSCRIBE /
+LIST_SUBSCRIPTIONS on any of them.  The WS-API at ``/ws-api/v3`` serves
+``userDataStream.subscribe.signature`` and pushes ``executionReport`` and
+``outboundAccountPosition`` events as ``{"subscriptionId", "event"}``.
+
+Messages are queued while the engine runs (it is synchronous) and written by
+:meth:`BinanceStreams.flush`, which the simulator awaits before a step or an
+order request returns: a test that stepped the clock can read its socket.
+"""
+import asyncio
+import json
+import logging
+import weakref
+
+from aiohttp import WSMsgType, web
+
+from . import candles as cd
+from .binance import ApiError, check_timestamp, hmac_hex, kline_row, trade_count, wall_ms
+from .models import fmt
+
+log = logging.getLogger(__name__)
+PING_SECONDS = 20.0  # the spot stream server pings every 20 s
+
+
+def dumps(data):
+    return json.dumps(data, separators=(',', ':'))
+
+
+class StreamConn:
+    """One market-stream connection and what it is subscribed to."""
+
+    def __init__(self, ws, combined):
+        self.ws = ws
+        self.combined = combined
+        self.streams = {}   # name -> last closed bar open time sent (kline) or None
+
+
+class BinanceStreams:
+    """All WebSocket connections of one simulator."""
+
+    #: seconds between server pings; unlike aiohttp's heartbeat a missing pong does
+    #: not drop the connection (Binance allows a minute; clients may be slow readers)
+    ping_seconds = PING_SECONDS
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.conns = []                 # StreamConn (market streams)
+        self.api_conns = weakref.WeakSet()  # WS-API sockets
+        self.user_subs = {}             # api key -> [(ws, subscriptionId)]
+        self._outbox = []               # (ws, text) waiting for flush
+        self._next_sub = 0
+
+    def add_routes(self, app):
+        app.router.add_get('/ws', self.raw_stream)
+        app.router.add_get('/ws/{names:.*}', self.raw_stream)
+        app.router.add_get('/stream', self.combined_stream)
+        app.router.add_get('/stream/{rest:.*}', self.combined_stream)
+        app.router.add_get('/ws-api/v3', self.ws_api)
+
+    # -- stream names -----------------------------------------------------------------
+    def parse_stream(self, name):
+        """(symbol id, kind, interval) of a stream name, or None if not served."""
+        sym, _, kind = name.partition('@')
+        symbol = sym.upper()
+        if symbol not in self.sim.markets:
+            return None
+        if kind.startswith('kline_'):
+            interval = kind[len('kline_'):]
+            try:
+                cd.check_interval(interval, self.sim.clock.feeds[symbol].tf)
+            except cd.IntervalError:
+                return None
+            return symbol, 'kline', interval
+        if kind in ('trade', 'aggTrade', 'bookTicker'):
+            return symbol, kind, None
+        return None
+
+    def subscribe(self, conn, names):
+        """Add streams; a kline stream remembers which closed bar it saw last."""
+        for name in names:
+            parsed = self.parse_stream(name)
+            if parsed is None:
+                raise ValueError('Invalid request: unknown stream %r' % name)
+            symbol, kind, interval = parsed
+            last = None
+            if kind == 'kline':
+                rows, closed = self.sim.clock.feeds[symbol].bars(
+                    interval, self.sim.clock.now, start=self.sim.clock.now - _span(interval))
+                done = rows if closed else rows[:-1]
+                last = done[-1][0] if done else -1
+            conn.streams[name] = last
+
+    def subscriber_count(self, name):
+        return sum(1 for c in self.conns if name in c.streams)
+
+    # -- market stream handlers ---------------------------------------------------------
+    async def raw_stream(self, request):
+        names = [n for n in request.match_info.get('names', '').split('/') if n]
+        return await self._serve(request, names, combined=False)
+
+    async def combined_stream(self, request):
+        names = [n for n in request.query.get('streams', '').split('/') if n]
+        return await self._serve(request, names, combined=True)
+
+    async def _open(self, request):
+        """Accept a WebSocket and start pinging it; returns (ws, pinger task)."""
+        ws = web.WebSocketResponse(autoping=True)  # answers client pings itself
+        await ws.prepare(request)
+        return ws, asyncio.get_running_loop().create_task(self._pinger(ws))
+
+    async def _pinger(self, ws):
+        while not ws.closed:
+            await asyncio.sleep(self.ping_seconds)
+            try:
+                await ws.ping(b'sim')
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def _serve(self, request, names, combined):
+        ws, pinger = await self._open(request)
+        conn = StreamConn(ws, combined)
+        # ccxt.pro opens <base>/<number> and subscribes later: ignore unknown path names
+        try:
+            self.subscribe(conn, [n for n in names if self.parse_stream(n)])
+        except ValueError:  # pragma: no cover - filtered above
+            pass
+        self.conns.append(conn)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._control(conn, msg.data)
+        finally:
+            pinger.cancel()
+            if conn in self.conns:
+                self.conns.remove(conn)
+        return ws
+
+    async def _control(self, conn, text):
+        """SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS requests."""
+        try:
+            req = json.loads(text)
+            method, params, rid = req.get('method'), req.get('params') or [], req.get('id')
+        except (ValueError, AttributeError):
+            await conn.ws.send_str(dumps({'error': {'code': 3, 'msg': 'Invalid JSON'}}))
+            return
+        try:
+            if method == 'SUBSCRIBE':
+                self.subscribe(conn, params)
+                reply = {'result': None, 'id': rid}
+            elif method == 'UNSUBSCRIBE':
+                for name in params:
+                    conn.streams.pop(name, None)
+                reply = {'result': None, 'id': rid}
+            elif method == 'LIST_SUBSCRIPTIONS':
+                reply = {'result': list(conn.streams), 'id': rid}
+            else:
+                raise ValueError('Invalid request: unknown method %r' % method)
+        except ValueError as err:
+            reply = {'error': {'code': 2, 'msg': str(err)}, 'id': rid}
+        await conn.ws.send_str(dumps(reply))
+
+    # -- publishing market data ------------------------------------------------------------
+    def publish(self, before, now, segments):
+        """Queue the stream messages for a clock move from ``before`` to ``now``."""
+        cache = {}
+        for conn in list(self.conns):
+            for name, last in list(conn.streams.items()):
+                symbol, kind, interval = self.parse_stream(name)
+                if kind == 'kline':
+                    msgs = self._kline_msgs(conn, name, symbol, interval, before, now, cache)
+                else:
+                    msgs = self._tick_msgs(symbol, kind, segments, now)
+                for data in msgs:
+                    payload = {'stream': name, 'data': data} if conn.combined else data
+                    self._outbox.append((conn.ws, dumps(payload)))
+
+    def _kline_msgs(self, conn, name, symbol, interval, before, now, cache):
+        feed = self.sim.clock.feeds[symbol]
+        key = (symbol, interval)
+        if key not in cache:
+            closed = feed.closed_between(interval, before, now)
+            rows, last_closed = feed.bars(interval, now, start=now - _span(interval))
+            forming = rows[-1] if rows and not last_closed else None
+            cache[key] = (closed, forming)
+        closed, forming = cache[key]
+        out = []
+        for row in closed:
+            if row[0] > conn.streams[name]:
+                # a last in-progress update, then the final one: clients that keep
+                # only x:true bars must see and skip the x:false kind
+                out.append(kline_event(symbol, interval, row, feed, now, False))
+                out.append(kline_event(symbol, interval, row, feed, now, True))
+                conn.streams[name] = row[0]
+        if forming is not None:
+            out.append(kline_event(symbol, interval, forming, feed, now, False))
+        return out
+
+    def _tick_msgs(self, symbol, kind, segments, now):
+        if kind == 'bookTicker':
+            top = self.sim.rest.book_top(symbol)
+            return [{'u': now, 's': symbol, 'b': top['bidPrice'], 'B': top['bidQty'],
+                     'a': top['askPrice'], 'A': top['askQty']}]
+        out = []
+        for seg in segments:
+            if seg.symbol != symbol:
+                continue
+            # one synthetic print per bar segment the clock crossed
+            qty = seg.volume / 100.0
+            tid = seg.index * 1000 + int(seg.end % 1000)
+            data = {'e': kind, 'E': now, 's': symbol, 'p': '%.8f' % seg.last,
+                    'q': '%.8f' % qty, 'T': seg.end, 'm': seg.last < seg.first,
+                    'M': True}
+            if kind == 'trade':
+                data['t'] = tid
+            else:
+                data.update({'a': tid, 'f': tid, 'l': tid})
+            out.append(data)
+        return out
+
+    # -- the WS-API (user data) --------------------------------------------------------
+    async def ws_api(self, request):
+        ws, pinger = await self._open(request)
+        self.api_conns.add(ws)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await ws.send_str(dumps(self._api_call(ws, msg.data)))
+        finally:
+            pinger.cancel()
+            for key, subs in list(self.user_subs.items()):
+                self.user_subs[key] = [s for s in subs if s[0] is not ws]
+        return ws
+
+    def _api_call(self, ws, text):
+        try:
+            req = json.loads(text)
+        except ValueError:
+            return {'id': None, 'status': 400, 'error': {'code': -1100, 'msg': 'Invalid JSON.'}}
+        rid, method, params = req.get('id'), req.get('method'), req.get('params') or {}
+        try:
+            result = self._api_method(ws, method, params)
+        except ApiError as err:
+            return {'id': rid, 'status': err.status,
+                    'error': {'code': err.code, 'msg': err.msg}}
+        return {'id': rid, 'status': 200, 'result': result,
+                'rateLimits': [{'rateLimitType': 'REQUEST_WEIGHT', 'interval': 'MINUTE',
+                                'intervalNum': 1, 'limit': 6000, 'count': 2}]}
+
+    def _api_method(self, ws, method, params):
+        if method == 'ping':
+            return {}
+        if method == 'time':
+            return {'serverTime': wall_ms()}
+        if method == 'userDataStream.subscribe.signature':
+            acct = self._verify(params)
+            sub = self._next_sub
+            self._next_sub += 1
+            self.user_subs.setdefault(acct.key, []).append((ws, sub))
+            return {'subscriptionId': sub}
+        if method == 'userDataStream.unsubscribe':
+            wanted = params.get('subscriptionId')
+            for key, subs in list(self.user_subs.items()):
+                self.user_subs[key] = [s for s in subs if s[0] is not ws or
+                                       (wanted is not None and s[1] != wanted)]
+            return {}
+        raise ApiError(400, -1100, "Illegal characters found in parameter 'method'.")
+
+    def _verify(self, params):
+        """WS-API signature: HMAC over the other params sorted by key, ``k=v&...``."""
+        acct = self.sim.engine.accounts.get(params.get('apiKey'))
+        if acct is None:
+            raise ApiError(401, -2015, 'Invalid API-key, IP, or permissions for action.')
+        payload = '&'.join('%s=%s' % (k, _wsval(params[k]))
+                           for k in sorted(params) if k != 'signature')
+        if hmac_hex(acct.secret, payload) != params.get('signature'):
+            raise ApiError(400, -1022, 'Signature for this request is not valid.')
+        check_timestamp(params)
+        return acct
+
+    def subscriber_sockets(self, key):
+        return self.user_subs.get(key, [])
+
+    def on_engine_event(self, kind, payload):
+        """Engine listener: user-data events for the account's subscribers."""
+        if kind == 'order':
+            order, exec_type, trade = payload
+            key, event = order.account, execution_report(order, exec_type, trade,
+                                                         self.sim.clock.now)
+        else:
+            key, changed = payload
+            event = {'e': 'outboundAccountPosition', 'E': self.sim.clock.now,
+                     'u': self.sim.clock.now,
+                     'B': [{'a': a, 'f': fmt(f), 'l': fmt(l)} for a, (f, l) in changed.items()]}
+        for ws, sub in self.user_subs.get(key, []):
+            self._outbox.append((ws, dumps({'subscriptionId': sub, 'event': event})))
+
+    # -- writing -------------------------------------------------------------------------
+    async def flush(self):
+        """Hand every queued message to its socket (in order)."""
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            for ws, text in batch:
+                if ws.closed:
+                    continue
+                try:
+                    await ws.send_str(text)
+                except (ConnectionError, RuntimeError) as err:  # peer went away mid-send
+                    log.debug('dropping a message to a closed socket: %s', err)
+
+    async def close_all(self, code=1001):
+        """Close every stream and WS-API connection (reconnect tests, shutdown)."""
+        sockets = [c.ws for c in self.conns] + list(self.api_conns)
+        self.conns = []
+        self.user_subs = {}
+        await asyncio.gather(*(ws.close(code=code, message=b'server closing')
+                               for ws in sockets if not ws.closed),
+                             return_exceptions=True)
+
+
+def _span(interval):
+    return 2 * cd.INTERVAL_MS.get(interval, 31 * 86400000)
+
+
+def _wsval(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def kline_event(symbol, interval, row, feed, now, closed):
+    t, o, h, l, c, v = row
+    n = trade_count(v)
+    first = t // 1000
+    k = kline_row(row, feed.bar_end(t, interval))
+    return {'e': 'kline', 'E': now, 's': symbol, 'k': {
+        't': t, 'T': k[6], 's': symbol, 'i': interval, 'f': first, 'L': first + n - 1,
+        'o': k[1], 'c': k[4], 'h': k[2], 'l': k[3], 'v': k[5], 'n': n, 'x': closed,
+        'q': k[7], 'V': k[9], 'Q': k[10], 'B': '0'}}
+
+
+def execution_report(o, exec_type, trade, now):
+    """Binance's executionReport for one order event."""
+    canceled = exec_type == 'CANCELED'
+    return {
+        'e': 'executionReport', 'E': now, 's': o.symbol,
+        'c': o.cancel_tag if canceled else o.client_id, 'S': o.side, 'o': o.type,
+        'f': o.tif, 'q': fmt(o.qty), 'p': fmt(o.price), 'P': fmt(o.stop_price),
+        'F': fmt(0), 'g': -1, 'C': o.client_id if canceled else '', 'x': exec_type,
+        'X': o.status, 'r': 'NONE', 'i': o.id,
+        'l': fmt(trade.qty if trade else 0), 'z': fmt(o.executed),
+        'L': fmt(trade.price if trade else 0),
+        'n': fmt(trade.commission if trade else 0),
+        'N': trade.commission_asset if trade else None,
+        'T': trade.time if trade else o.update_time, 't': trade.id if trade else -1,
+        'I': o.id * 1000 + (trade.id % 1000 if trade else 0), 'w': o.is_open and o.triggered,
+        'm': bool(trade and trade.is_maker), 'M': False, 'O': o.time, 'Z': fmt(o.cum_quote),
+        'Y': fmt(trade.quote_qty if trade else 0), 'Q': fmt(o.quote_qty),
+        'W': o.working_time, 'V': 'EXPIRE_MAKER'}

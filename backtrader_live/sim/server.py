@@ -1,0 +1,338 @@
+"""BinanceSimulator: the local exchange on one host:port, in one daemon thread.
+
+The aiohttp app (REST + WebSocket) runs on a private asyncio loop in a thread
+named ``bt-live-sim-binance``.  Everything that touches the engine or the
+clock runs on that loop, so the engine needs no locks; the public methods
+used by tests hop onto the loop and wait for the answer.
+"""
+import asyncio
+import logging
+import math
+import os
+import random
+import string
+import threading
+import time
+
+from aiohttp import web
+
+from . import candles as cd
+from .binance import REST_KEY, BinanceRest, api_errors
+from .binance_ws import BinanceStreams
+from .clock import MarketClock, SymbolFeed
+from .engine import Engine
+from .models import MarketRules, dec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = 'bt-live-sim-key'
+DEFAULT_API_SECRET = 'bt-live-sim-secret'
+KNOWN_QUOTES = ('USDT', 'USDC', 'FDUSD', 'BUSD', 'TUSD', 'BTC', 'ETH', 'BNB', 'EUR', 'TRY')
+# real Binance rules for the packaged markets; others get rules from their price
+DEFAULT_RULES = {
+    'BTCUSDT': dict(tick='0.01', step='0.00001', min_qty='0.00001', min_notional='5'),
+    'ETHBTC': dict(tick='0.00001', step='0.0001', min_qty='0.0001', min_notional='0.0001'),
+}
+
+
+def split_symbol(symbol):
+    """'BTC/USDT' -> ('BTC', 'USDT')."""
+    base, _, quote = symbol.partition('/')
+    if not base or not quote:
+        raise ValueError('symbols are written BASE/QUOTE, got %r' % symbol)
+    return base.upper(), quote.upper()
+
+
+def symbol_from_path(path):
+    """Guess 'BTC/USDT' from a file name like binance_BTCUSDT_1h.json."""
+    stem = os.path.basename(path).split('.')[0]
+    for part in stem.split('_'):
+        for quote in KNOWN_QUOTES:
+            if part.upper().endswith(quote) and len(part) > len(quote):
+                return part[:-len(quote)].upper() + '/' + quote
+    return 'BTC/USDT'
+
+
+def normalise_data(data):
+    """The ``data`` argument as an ordered {symbol: path}."""
+    if data is None:
+        return dict(cd.DEFAULT_DATA)
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        return {symbol_from_path(path): path}
+    out = {}
+    for symbol, path in data.items():
+        if path is None:
+            if symbol not in cd.DEFAULT_DATA:
+                raise ValueError('no packaged data for %s: give a candle file' % symbol)
+            path = cd.DEFAULT_DATA[symbol]
+        out[symbol] = os.fspath(path)
+    return out
+
+
+def rules_for(symbol, rows, override=None):
+    base, quote = split_symbol(symbol)
+    sid = base + quote
+    spec = dict(DEFAULT_RULES.get(sid) or _rules_from_price(rows[-1][cd.C]))
+    spec.update(override or {})
+    names = {'tick': 'tick', 'tickSize': 'tick', 'step': 'step', 'stepSize': 'step',
+             'min_qty': 'min_qty', 'minQty': 'min_qty', 'min_notional': 'min_notional',
+             'minNotional': 'min_notional', 'max_qty': 'max_qty', 'maxQty': 'max_qty'}
+    fields = {names[k]: dec(v) for k, v in spec.items()}
+    fields.setdefault('min_price', fields['tick'])
+    return MarketRules(sid, base, quote, **fields)
+
+
+def _rules_from_price(price):
+    """About 6 significant digits of price and a step worth about 0.01 quote."""
+    tick = 10.0 ** (math.floor(math.log10(price)) - 5)
+    step = 10.0 ** min(0, math.floor(math.log10(0.01 / price)))
+    return dict(tick=repr(tick), step=repr(step), min_qty=repr(step), min_notional='0')
+
+
+class BinanceSimulator:
+    """A local Binance spot exchange (REST + streams + WS-API) for tests and demos."""
+
+    exchange = 'binance'
+
+    def __init__(self, data=None, start_index=500, speed=None, host='127.0.0.1', port=0,
+                 api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET,
+                 balances=None, fees=(0.001, 0.001), depth_qty=1.0, liquidity=0.5,
+                 seed=0, markets=None):
+        self.host, self._port, self.speed = host, port, speed
+        self._rng = random.Random(seed)
+        now = int(time.time() * 1000)
+        feeds, self.markets, self.symbols = {}, {}, {}
+        for symbol, path in normalise_data(data).items():
+            rows = cd.load_candles(path)
+            rules = rules_for(symbol, rows, (markets or {}).get(symbol))
+            idx = min(start_index, len(rows) - 1)
+            feeds[rules.symbol] = SymbolFeed(rules.symbol, rows, idx, now)
+            self.markets[rules.symbol] = rules
+            self.symbols[symbol] = rules.symbol
+        self.clock = MarketClock(feeds, now)
+        self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,
+                             fees=fees, depth_qty=depth_qty, liquidity=liquidity)
+        self.engine.add_account(api_key, api_secret,
+                                {'USDT': 10000.0} if balances is None else balances)
+        self.default_key = api_key
+        self.rest = BinanceRest(self)
+        self.streams = BinanceStreams(self)
+        self.engine.listeners.append(self.streams.on_engine_event)
+        self._loop = self._thread = self._runner = self._ticker = None
+        self._ready = threading.Event()
+        self._start_error = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self, timeout=10):
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name='bt-live-sim-' + self.exchange,
+                                        daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._start_error:
+            self._thread.join(timeout)
+            self._thread = None
+            raise RuntimeError('simulator failed to start: %s' % self._start_error)
+        return self
+
+    def _run(self):
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._startup())
+        except Exception as err:  # reported to start(), which raises it
+            self._start_error = err
+            self._ready.set()
+            self._loop.close()
+            return
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    async def _startup(self):
+        app = web.Application(middlewares=[api_errors])
+        app[REST_KEY] = self.rest
+        self.rest.add_routes(app)
+        self.streams.add_routes(app)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port, reuse_address=True)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        if self.speed:
+            self._ticker = asyncio.get_running_loop().create_task(self._run_speed())
+
+    async def _run_speed(self):
+        """Speed mode: market time runs ``speed`` times faster than the wall clock."""
+        base_market, base_wall = self.clock.now, time.monotonic()
+        while not self.clock.finished:
+            await asyncio.sleep(0.05)
+            target = base_market + int((time.monotonic() - base_wall) * self.speed * 1000)
+            await self._advance(target)
+
+    def stop(self, timeout=5):
+        """Close every connection, stop the loop and join the thread."""
+        if self._thread is None:
+            return
+        if self._loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            try:
+                fut.result(timeout)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+
+    async def _shutdown(self):
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        await self.streams.close_all()
+        await self._runner.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- running things on the loop ----------------------------------------------------------
+    def _call(self, fn, *args, timeout=5):
+        """Run ``fn`` (plain or coroutine function) on the loop; return its result."""
+        async def runner():
+            result = fn(*args)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        if self._loop is None or not self._loop.is_running():
+            raise RuntimeError('the simulator is not running')
+        if threading.current_thread() is self._thread:
+            raise RuntimeError('test helpers cannot be called from the simulator thread')
+        return asyncio.run_coroutine_threadsafe(runner(), self._loop).result(timeout)
+
+    async def _advance(self, target):
+        before = self.clock.now
+        segments = self.clock.advance_to(target)
+        for seg in segments:
+            self.engine.on_segment(seg)
+        if self.clock.now > before:
+            self.streams.publish(before, self.clock.now, segments)
+        await self.streams.flush()
+
+    async def flush_events(self):
+        await self.streams.flush()
+
+    def current_price(self, symbol):
+        """Market price of a symbol id (loop side: protocol modules call this)."""
+        return self.clock.feeds[symbol].price(self.clock.now)
+
+    def new_client_id(self):
+        return ''.join(self._rng.choice(string.ascii_letters + string.digits) for _ in range(22))
+
+    # -- the clock ---------------------------------------------------------------------------
+    def step(self, bars=1, timeout=5):
+        """Close the current bar(s) of the first symbol; returns the closed rows.
+
+        Returns after matching ran and every resulting WS message was written.
+        """
+        if self.speed:
+            raise RuntimeError('step() is for step mode (speed=None)')
+
+        async def run():
+            closed = []
+            feed = self.clock.primary
+            for _ in range(bars):
+                target = self.clock.next_close()
+                if target is None:
+                    break
+                before = self.clock.now
+                await self._advance(target)
+                closed += [list(r) for r in feed.closed_between(feed.interval, before,
+                                                                self.clock.now)]
+            return closed
+        return self._call(run, timeout=timeout)
+
+    def advance(self, seconds, timeout=5):
+        """Move market time forward by ``seconds`` (may stay inside a bar)."""
+        return self._call(lambda: self._advance(self.clock.now + int(seconds * 1000)),
+                          timeout=timeout)
+
+    def now_ms(self):
+        return self.clock.now
+
+    @property
+    def finished(self):
+        return self.clock.finished
+
+    def price(self, symbol):
+        """Current price of 'BTC/USDT' or 'BTCUSDT' (from a test thread)."""
+        return self._call(self.current_price, self._sid(symbol))
+
+    def _sid(self, symbol):
+        return self.symbols.get(symbol, symbol)
+
+    # -- addresses ----------------------------------------------------------------------------
+    @property
+    def port(self):
+        return self._port
+
+    @property
+    def base_url(self):
+        return 'http://%s:%d' % (self.host, self._port)
+
+    @property
+    def ws_url(self):
+        return 'ws://%s:%d' % (self.host, self._port)
+
+    # -- accounts and snapshots -------------------------------------------------------------------
+    def add_account(self, api_key, api_secret, balances=None):
+        self._call(self.engine.add_account, api_key, api_secret, balances)
+
+    def set_balance(self, asset, free, locked=None, api_key=None):
+        self._call(lambda: self.engine.set_balance(api_key or self.default_key, asset,
+                                                   free, locked))
+        self._call(self.streams.flush)
+
+    def balances(self, api_key=None):
+        """{asset: {'free': Decimal, 'locked': Decimal}} (a copy)."""
+        return self._call(lambda: self.engine.accounts[api_key or self.default_key].snapshot())
+
+    def orders(self, api_key=None, symbol=None):
+        key, sid = api_key or self.default_key, symbol and self._sid(symbol)
+        return self._call(lambda: [o.copy() for o in self.engine.orders.values()
+                                   if o.account == key and (sid is None or o.symbol == sid)])
+
+    def trades(self, api_key=None, symbol=None):
+        key, sid = api_key or self.default_key, symbol and self._sid(symbol)
+        return self._call(lambda: [t.copy() for t in self.engine.trades
+                                   if t.account == key and (sid is None or t.symbol == sid)])
+
+    # -- websocket helpers for tests --------------------------------------------------------------
+    def close_ws_connections(self):
+        """Drop every stream and WS-API connection (clients must reconnect)."""
+        self._call(self.streams.close_all)
+
+    def wait_subscribed(self, stream_name, count=1, timeout=5):
+        """Block until ``count`` stream connections are subscribed to ``stream_name``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._call(self.streams.subscriber_count, stream_name) >= count:
+                return True
+            time.sleep(0.005)
+        raise TimeoutError('%d subscriber(s) to %s not seen in %ss'
+                           % (count, stream_name, timeout))
+
+    def wait_user_subscribed(self, api_key=None, count=1, timeout=5):
+        """Block until ``count`` WS-API user-data subscriptions exist for the key."""
+        key = api_key or self.default_key
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self._call(self.streams.subscriber_sockets, key)) >= count:
+                return True
+            time.sleep(0.005)
+        raise TimeoutError('user-data subscription for the key not seen')
