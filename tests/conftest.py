@@ -8,15 +8,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backtrader_live.sim import DEFAULT_API_KEY, DEFAULT_API_SECRET, BinanceSimulator  # noqa: E402
+from backtrader_live.sim import BinanceSimulator  # noqa: E402
 from backtrader_live.store import Store  # noqa: E402
-
-from livekit import LiveRun, Recorder  # noqa: E402,F401
-
-KEY, SECRET = DEFAULT_API_KEY, DEFAULT_API_SECRET
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                        'shared', 'data')
-BTC_1H = os.path.normpath(os.path.join(DATA_DIR, 'binance_BTCUSDT_1h.json'))
 
 
 def _ours(t):

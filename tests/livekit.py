@@ -57,7 +57,7 @@ class LiveRun:
 
     def __init__(self, sim, script=None, backfill_bars=5, max_bars=5, strategy=Scripted,
                  cerebro=None, **kwargs):
-        from conftest import KEY, SECRET
+        from helpers import KEY, SECRET
         self.sim = sim
         self.rec = Recorder()
         self.backfill = backfill_bars

@@ -7,7 +7,7 @@ import backtrader
 import pytest
 
 import backtrader_live
-from conftest import BTC_1H
+from helpers import BTC_1H
 
 
 class JsonCandles(backtrader.feed.DataBase):

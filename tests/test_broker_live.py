@@ -186,7 +186,7 @@ def test_amounts_and_prices_are_rounded_to_the_market(sim):
 
 def test_duration_and_signals_stop_a_speed_mode_run():
     with BinanceSimulator(speed=3600 * 20) as sim:
-        from conftest import KEY, SECRET
+        from helpers import KEY, SECRET
         cerebro = btl.Cerebro()
         timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
         timer.start()
@@ -213,7 +213,7 @@ def test_broker_without_store(monkeypatch):
 
 
 def test_testnet_mismatch_is_refused(sim):
-    from conftest import KEY, SECRET
+    from helpers import KEY, SECRET
     store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
     broker = store.getbroker(paper_trading=False, testnet=False)
     with pytest.raises(btl.FatalError, match='does not match its store'):

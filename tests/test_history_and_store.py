@@ -5,7 +5,7 @@ import threading
 import pytest
 
 import backtrader_live as btl
-from conftest import BTC_1H, KEY, SECRET
+from helpers import BTC_1H, KEY, SECRET
 from backtrader_live.stores import BinanceStore
 
 
@@ -105,6 +105,7 @@ def test_store_queries(sim):
                              {'clientOrderId': 'test-cid-1'})
     assert raw['clientOrderId'] == 'test-cid-1'
     assert [o['clientOrderId'] for o in store.get_open_orders('BTC/USDT')] == ['test-cid-1']
+    assert [o['clientOrderId'] for o in store.get_open_orders()] == ['test-cid-1']
     assert store.fetch_order_by_client_id('test-cid-1', 'BTC/USDT')['status'] == 'open'
     assert store.fetch_order_by_client_id('no-such-id', 'BTC/USDT') is None
     store.cancel_order(None, 'BTC/USDT', store.client_id_query('test-cid-1'))

@@ -139,7 +139,7 @@ def test_reconnect_backfills_missed_bars_once(sim):
 
 
 def test_secrets_never_reach_logs_or_reprs(sim, caplog):
-    from conftest import KEY, SECRET
+    from helpers import KEY, SECRET
     caplog.set_level(logging.DEBUG)
     run = LiveRun(sim, script={6: lambda s: s.buy(size=50.0)}, max_bars=1).start()
     run.step(1)
@@ -153,7 +153,7 @@ def test_secrets_never_reach_logs_or_reprs(sim, caplog):
 
 
 def test_wrong_secret_is_one_clear_error_without_retries(sim, caplog):
-    from conftest import KEY
+    from helpers import KEY
     calls = []
     store = btl.stores.BinanceStore.get_instance(apikey=KEY, secret='wrong-secret-xyz',
                                                  endpoint=sim.base_url)
@@ -196,7 +196,7 @@ def test_live_trading_needs_keys(sim, monkeypatch):
 
 
 def test_keys_from_the_environment(sim, monkeypatch):
-    from conftest import KEY, SECRET
+    from helpers import KEY, SECRET
     monkeypatch.setenv('BINANCE_API_KEY', KEY)
     monkeypatch.setenv('BINANCE_API_SECRET', SECRET)
     store = btl.stores.BinanceStore.get_instance(endpoint=sim.base_url)

@@ -26,6 +26,8 @@ _LOAD_MARKETS_OPTIONS = {
     # Skip the hidden sapi calls load_markets makes with keys set: they cost
     # rate-limit weight and do not exist on the testnet.
     'fetchCurrencies': False, 'fetchMargins': False,
+    # get_open_orders() without a symbol is a deliberate, rare reconcile call.
+    'fetchOpenOrders': {'warnWithoutSymbol': False},
 }
 
 
