@@ -154,3 +154,39 @@ def test_a_create_is_never_retried(sim, monkeypatch):
     with pytest.raises(btl.errors.UnknownOutcome):
         store.create_order('BTC/USDT', 'market', 'buy', 0.01)
     assert len(calls) == 1
+
+
+def test_proxy_explicit_or_from_the_environment(monkeypatch):
+    monkeypatch.setenv('HTTPS_PROXY', 'http://proxy.example:3128')
+    store = BinanceStore(testnet=True)
+    assert store.exchange.httpsProxy == 'http://proxy.example:3128'
+    assert store.ws_proxy_kwargs() == {'http_proxy_host': 'proxy.example',
+                                       'http_proxy_port': 3128, 'proxy_type': 'http'}
+    explicit = BinanceStore(testnet=True, proxy='http://other:8080')
+    assert explicit.exchange.httpsProxy == 'http://other:8080'
+    local = BinanceStore(endpoint='http://127.0.0.1:1')     # loopback never via a proxy
+    assert local.exchange.httpsProxy is None and local.ws_proxy_kwargs() == {}
+    # The real testnet URLs are ccxt's sandbox ones, and the stream URLs ours.
+    assert 'testnet.binance.vision' in store.exchange.urls['api']['public']
+    assert store.market_ws_url() == 'wss://stream.testnet.binance.vision/stream'
+    assert store.user_ws_url() == 'wss://ws-api.testnet.binance.vision/ws-api/v3'
+    main = BinanceStore(testnet=False)
+    assert main.market_ws_url() == 'wss://stream.binance.com:9443/stream'
+    assert 'api.binance.com' in main.exchange.urls['api']['public']
+
+
+def test_user_stream_needs_keys(sim):
+    store = BinanceStore.get_instance(endpoint=sim.base_url)
+    with pytest.raises(btl.FatalError, match='needs an API key'):
+        store.subscribe_user(lambda event: None)
+
+
+def test_user_stream_refusal_is_reported(sim):
+    store = BinanceStore.get_instance(apikey=KEY, secret='bad-secret', endpoint=sim.base_url)
+    events = []
+    store.subscribe_user(events.append)
+    from helpers import eventually
+    eventually(lambda: any(isinstance(e, tuple) and e[0] == 'error' for e in events))
+    error = [e for e in events if e[0] == 'error'][0][1]
+    assert 'refused' in error and '-1022' in error and 'bad-secret' not in error
+    store.stop()

@@ -120,6 +120,9 @@ def test_paper_trading_sends_nothing(sim):
     assert sim.orders() == []
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Completed'] * 2
     assert run.rec.strategy.broker.startingcash == 5000.0
+    # Commission from the market's taker fee (0.1%), at the next bar's open.
+    _, size, price, comm, _ = run.rec.orders[2]
+    assert comm == pytest.approx(abs(size) * price * 0.001)
 
 
 def test_reconnect_backfills_missed_bars_once(sim):
