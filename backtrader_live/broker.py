@@ -20,8 +20,10 @@ from backtrader.brokers import BackBroker
 from backtrader.comminfo import CommInfoBase
 
 from .errors import FatalError, LiveError, OrderNotFound, OrderRejected, UnknownOutcome
-from .events import (BalanceUpdate, CANCELED, CLOSED, EXPIRED, OrderUpdate,
-                     REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
+from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
+                     PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
+from .accounts import SpotAccount, account_for, contract_value
+from .markets import SPOT
 from .orders import OrderBook, round_order
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class BrokerBase(BackBroker):
         self.store = store
         self._events = queue.SimpleQueue()      # from stream threads
         self._book = OrderBook()
-        self._balances = {}                     # asset -> [free, used]
+        self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
         self._to_adopt = []
         self._last_poll = 0.0
@@ -86,18 +88,23 @@ class BrokerBase(BackBroker):
         if not self.store.has_credentials:
             raise FatalError('live trading needs an API key and secret (parameters or %s_API_KEY/'
                              '%s_API_SECRET)' % (self.store.env_prefix, self.store.env_prefix))
-        self._load_balances()     # also proves the keys work, once, no retry storm
+        self.account.load(self.store)   # also proves the keys work, once, no retry storm
         self.store.subscribe_user(self._events.put)
         self.startingcash = self.cash = self.getcash()
-        log.info('%s live on %s: balances %s', type(self).__name__,
-                 'testnet' if self.p.testnet else 'MAINNET', self._balances)
+        log.info('%s live on %s (%s)', type(self).__name__,
+                 'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
 
     def data_started(self, data):
         if data in self._datas:
             return
         self._datas.append(data)
-        if self.live and self.p.adopt_positions:
-            self._to_adopt.append(data)     # needs a price: done at the first bar
+        if self.live:
+            self.prepare_market(data)
+            if self.p.adopt_positions:
+                self._to_adopt.append(data)     # needs a price: done at the first bar
+
+    def prepare_market(self, data):
+        """Exchange settings a market needs before trading (derivatives)."""
 
     def stop(self):
         if self.live and self.store is not None:
@@ -112,57 +119,48 @@ class BrokerBase(BackBroker):
                              ', '.join(self._book.client_id(o) for o in alive))
         super().stop()
 
-    # -- balances, cash, value ---------------------------------------------------
-    def _load_balances(self):
-        balances = self.store.get_balance()
-        self._balances = {a: [b['free'], b['used']] for a, b in balances.items()}
-
+    # -- cash, value, positions ---------------------------------------------------
     def _adopt_positions(self):
         for data in [d for d in self._to_adopt if len(d)]:
             self._to_adopt.remove(data)
-            self._adopt_position(data, data.close[0])
-
-    def _adopt_position(self, data, price):
-        rules = self._rules(data)
-        free, used = self._balances.get(rules.base, (0.0, 0.0))
-        size = free + used
-        if not size:
-            return
-        if rules.min_notional and size * price < rules.min_notional:
-            log.info('ignoring %s dust of %s (below the min notional)', rules.base, size)
-            return
-        self.positions[data].set(size, price)
-        log.info('adopted a %s position of %s at %s', data._name or rules.symbol, size, price)
+            found = self.account.start_position(self.store, self._rules(data), data.close[0])
+            if found is not None:
+                self.positions[data].set(*found)
+                log.info('adopted a %s position of %s at %s', data._name or data.p.dataname,
+                         *found)
 
     def cash_currency(self):
         if self.p.currency:
             return self.p.currency
         if self._datas and self.store is not None:
-            return self._rules(self._datas[0]).quote
+            return self._rules(self._datas[0]).settle
         return 'USDT'
+
+    def _priced(self, datas):
+        return [(self._rules(d), self.positions[d], d.close[0]) for d in datas if len(d)]
 
     def getcash(self):
         if not self.live:
             return super().getcash()
-        self.cash = self._balances.get(self.cash_currency(), (0.0, 0.0))[0]
+        if isinstance(self.account, SpotAccount):
+            self.cash = self.account.cash(self.cash_currency())
+        else:
+            self.cash = self.account.cash(self.cash_currency(), self._priced(self._datas))
         return self.cash
 
     def getvalue(self, datas=None):
         if not self.live:
             return super().getvalue(datas)
-        quote = self.cash_currency()
-        free, used = self._balances.get(quote, (0.0, 0.0))
-        value = 0.0 if datas else free + used
-        for data in (datas or self._datas):
-            base = self._rules(data).base
-            if len(data) and base != quote:
-                value += sum(self._balances.get(base, (0.0, 0.0))) * data.close[0]
-        self._value = value
-        return value
+        currency = self.cash_currency()
+        if datas:   # the value of these datas' positions only
+            return sum(contract_value(r, p.size, price) if r.contract else p.size * price
+                       for r, p, price in self._priced(datas))
+        self._value = self.account.value(currency, self._priced(self._datas))
+        return self._value
 
     def get_balances(self):
-        """``{asset: (free, used)}`` as the streams keep it (no REST call)."""
-        return {a: tuple(v) for a, v in self._balances.items()}
+        """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
+        return {a: tuple(v) for a, v in getattr(self.account, 'balances', {}).items()}
 
     # -- market rules and commission ------------------------------------------------
     def _rules(self, data):
@@ -339,9 +337,11 @@ class BrokerBase(BackBroker):
             order = self._book.by_client_id(event.client_id)
             if order is not None:
                 self.apply_update(event, order)
-        elif isinstance(event, BalanceUpdate):
-            for asset, (free, used) in event.balances.items():
-                self._balances[asset] = [free, used]
+        elif self.account.on_event(event):
+            if isinstance(event, PositionUpdate):
+                self._check_position(event)
+        elif isinstance(event, FundingPayment):
+            self._on_funding(event)
         elif isinstance(event, tuple) and event[0] == 'state':
             _, state, reconnected = event
             self.store.put_notification('user stream %s' % state)
@@ -365,9 +365,25 @@ class BrokerBase(BackBroker):
             elif order.status == Order.Submitted:
                 self._finish_rejected(order, 'the exchange has no order %s' % cid)
         try:
-            self._load_balances()
+            self.account.load(self.store)
         except LiveError as exc:
             log.warning('balance reconcile failed: %s', exc)
+
+    def _check_position(self, update):
+        """After fills settle, our position must be the exchange's."""
+        data = next((d for d in self._datas if d.p.dataname == update.symbol), None)
+        if data is None or any(o.data is data for o in self._book.alive()):
+            return      # orders in flight: the fills will bring it in line
+        pos = self.positions[data]
+        if abs(pos.size - update.size) > 1e-9 * max(1.0, abs(update.size)):
+            log.warning('%s: position %s differs from the exchange\'s %s; adopting the '
+                        'exchange\'s', update.symbol, pos.size, update.size)
+            pos.set(update.size, update.entry_price or pos.price)
+            self.store.put_notification('position corrected', update.symbol, update.size)
+
+    def _on_funding(self, event):
+        log.info('funding %s %s on %s', event.amount, event.asset, event.symbol)
+        self.store.put_notification('funding', event.symbol, event.amount, event.asset)
 
     def apply_update(self, update, order):
         """Bring a backtrader order to the exchange's state; idempotent."""
@@ -404,15 +420,7 @@ class BrokerBase(BackBroker):
     def _apply_fill(self, order, fill):
         if not self._book.new_fill(order, fill.trade_id):
             return   # the same trade from the REST answer and the stream
-        rules = self._rules(order.data)
-        size, comm = fill.amount, fill.fee
-        if fill.fee_asset == rules.base:
-            # Fee taken from the coin received: the position is what we hold.
-            size, comm = fill.amount - fill.fee, fill.fee * fill.price
-        elif fill.fee_asset not in (None, rules.quote):
-            log.info('fee of %s %s on %s is not in %s; not in commission',
-                     fill.fee, fill.fee_asset, self._book.client_id(order), rules.quote)
-            comm = 0.0
+        size, comm = self.account.fill_terms(fill, self._rules(order.data))
         signed = size if order.isbuy() else -size
         self._execute_fill(order, signed, fill.price, comm, fill.timestamp)
         self._book.add_gross(order, fill.amount)

@@ -88,3 +88,38 @@ def _float(v):
 
 def _str(v):
     return None if v is None else str(v)
+
+
+@dataclass
+class PositionUpdate:
+    """The exchange's one-way position in a symbol; ``size`` is signed."""
+    symbol: str
+    size: float
+    entry_price: float = 0.0
+    unrealized_pnl: Optional[float] = None
+    mark_price: Optional[float] = None
+    liquidation_price: Optional[float] = None
+    leverage: Optional[float] = None
+    margin_mode: Optional[str] = None
+    timestamp: Optional[int] = None
+    source: str = 'stream'
+
+
+@dataclass
+class FundingPayment:
+    """A funding fee paid (negative) or received (positive) in ``asset``."""
+    asset: str
+    amount: float
+    symbol: Optional[str] = None
+    timestamp: Optional[int] = None
+
+
+def position_from_ccxt(p):
+    """A PositionUpdate from a ccxt unified position dict."""
+    contracts = float(p.get('contracts') or 0.0)
+    size = -contracts if p.get('side') == 'short' else contracts
+    return PositionUpdate(
+        symbol=p['symbol'], size=size, entry_price=float(p.get('entryPrice') or 0.0),
+        unrealized_pnl=_float(p.get('unrealizedPnl')), mark_price=_float(p.get('markPrice')),
+        liquidation_price=_float(p.get('liquidationPrice')), leverage=_float(p.get('leverage')),
+        margin_mode=p.get('marginMode'), timestamp=p.get('timestamp'), source='rest')

@@ -18,6 +18,8 @@ from backtrader.utils.py3 import with_metaclass
 from .backoff import Backoff
 from .errors import (ClockSkewError, ConfigError, FatalError, OrderNotFound,
                      RetryableError, UnknownOutcome, classify)
+from .events import position_from_ccxt
+from .markets import SPOT, kind_of, market_kind, symbol_hint
 from .secrets import Credentials, install_log_redaction, mask
 from .stream import LIVE, WsStream
 from .timeframes import parse_timeframe
@@ -39,9 +41,9 @@ class MetaLiveStore(MetaSingleton):
 class MarketRules:
     """What the exchange enforces on one market, read from ccxt's market."""
 
-    __slots__ = ('symbol', 'base', 'quote', 'amount_step', 'price_tick',
+    __slots__ = ('symbol', 'base', 'quote', 'settle', 'amount_step', 'price_tick',
                  'min_amount', 'min_notional', 'maker_fee', 'taker_fee',
-                 'contract', 'info')
+                 'contract', 'contract_size', 'inverse', 'info')
 
     def __init__(self, market):
         precision = market.get('precision') or {}
@@ -56,6 +58,10 @@ class MarketRules:
         self.maker_fee = market.get('maker') or 0.0
         self.taker_fee = market.get('taker') or 0.0
         self.contract = bool(market.get('contract'))
+        self.contract_size = market.get('contractSize') or 1.0
+        self.inverse = bool(market.get('inverse'))
+        # The asset PnL, fees and margin are counted in (USDT, or BTC for inverse).
+        self.settle = market.get('settle') or self.quote
         self.info = market
 
     def __repr__(self):
@@ -105,8 +111,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         object; different arguments get different objects.
         """
         creds = Credentials.resolve(apikey, secret, cls.env_prefix or '')
-        key = (cls, creds.key(), bool(testnet), market_type,
-               kwargs.get('endpoint'))
+        kind = market_kind(market_type, cls.MARKET_TYPES, cls.exchange_name)
+        key = (cls, creds.key(), bool(testnet), kind, kwargs.get('endpoint'))
         with cls._instances_lock:
             store = cls._instances.get(key)
             if store is None:
@@ -126,10 +132,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         super().__init__()
         self._creds = Credentials.resolve(apikey, secret, self.env_prefix or '')
         install_log_redaction(*self._secrets())
-        if self.p.market_type not in self.MARKET_TYPES:
-            raise ConfigError('unknown market_type %r for %s; valid: %s' % (
-                self.p.market_type, self.exchange_name,
-                ', '.join(sorted(self.MARKET_TYPES))))
+        self.kind = market_kind(self.p.market_type, self.MARKET_TYPES, self.exchange_name)
         self._backoff = Backoff(base=0.25, cap=10.0)
         self._lock = threading.RLock()
         self._connected = False
@@ -160,7 +163,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     # -- the ccxt client ---------------------------------------------------
     def _make_exchange(self):
-        options = dict(self.MARKET_TYPES[self.p.market_type])
+        options = dict(self.MARKET_TYPES[self.kind])
         config = {
             'apiKey': self._creds.apikey, 'secret': self._creds.secret,
             'enableRateLimit': True, 'timeout': int(self.p.timeout * 1000),
@@ -274,11 +277,12 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     def market_rules(self, symbol):
         markets = self.get_markets()
-        if symbol not in markets:
-            raise ConfigError('unknown symbol %r on %s %s; e.g. %s' % (
-                symbol, self.exchange_name, self.p.market_type,
-                ', '.join(sorted(markets)[:10])))
-        return MarketRules(markets[symbol])
+        market = markets.get(symbol)
+        if market is None or kind_of(market) != self.kind:
+            known = [s for s, m in markets.items() if kind_of(m) == self.kind]
+            raise ConfigError(symbol_hint(symbol, self.kind, self.exchange_name,
+                                          self.p.market_type, known))
+        return MarketRules(market)
 
     def get_balance(self, currency=None):
         """``{asset: {'free','used','total'}}``, or one asset's dict."""
@@ -292,10 +296,23 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return balances
 
     def get_positions(self, symbols=None):
-        """Open positions as dicts (spot: non-zero base holdings)."""
-        return self.fetch_positions(symbols)
+        """Open positions as dicts.
 
-    def fetch_positions(self, symbols=None):
+        Derivatives: the exchange's positions (symbol, side, size, entry_price,
+        mark_price, unrealized_pnl, leverage, margin_mode, liquidation_price).
+        Spot: non-zero holdings of a market's base coin.
+        """
+        if self.kind != SPOT:
+            return [dict(vars(p), side='long' if p.size > 0 else 'short', size=abs(p.size))
+                    for p in self.position_updates(symbols)]
+        return self._spot_holdings(symbols)
+
+    def position_updates(self, symbols=None):
+        """Open derivative positions as PositionUpdate events (REST)."""
+        raw = self.call('fetch_positions', symbols)
+        return [u for u in map(position_from_ccxt, raw) if u.size]
+
+    def _spot_holdings(self, symbols):
         markets = self.get_markets()
         out = []
         for asset, bal in self.get_balance().items():

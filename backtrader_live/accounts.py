@@ -1,0 +1,135 @@
+"""How cash, value, fees and start positions work for each kind of market.
+
+Spot: the account is coin balances; a buy's fee taken in the coin bought
+makes the position smaller than the amount filled. Derivatives: the account
+is a wallet in the settle asset (USDT, or BTC for inverse contracts) plus
+positions; value is wallet + unrealised PnL. Both are fed by the user-data
+stream (no REST call per ``getcash()``) and loaded once over REST at start.
+"""
+import logging
+
+from .events import BalanceUpdate, PositionUpdate
+
+log = logging.getLogger(__name__)
+
+
+class SpotAccount:
+    def __init__(self):
+        self.balances = {}          # asset -> [free, used]
+
+    def load(self, store):
+        self.balances = {a: [b['free'], b['used']] for a, b in store.get_balance().items()}
+
+    def on_event(self, event):
+        if isinstance(event, BalanceUpdate):
+            for asset, (free, used) in event.balances.items():
+                self.balances[asset] = [free, used]
+            return True
+        return False
+
+    def cash(self, currency):
+        return self.balances.get(currency, (0.0, 0.0))[0]
+
+    def value(self, currency, priced):
+        """``priced``: [(rules, position, price)] of the broker's datas."""
+        free, used = self.balances.get(currency, (0.0, 0.0))
+        value = free + used
+        for rules, _, price in priced:
+            if rules.base != currency:
+                value += sum(self.balances.get(rules.base, (0.0, 0.0))) * price
+        return value
+
+    def fill_terms(self, fill, rules):
+        """(position size change magnitude, commission in cash units)."""
+        if fill.fee_asset == rules.base:
+            # Fee taken from the coin received: the position is what we hold.
+            return fill.amount - fill.fee, fill.fee * fill.price
+        if fill.fee_asset not in (None, rules.quote):
+            log.info('fee of %s %s is not in %s; not counted as commission',
+                     fill.fee, fill.fee_asset, rules.quote)
+            return fill.amount, 0.0
+        return fill.amount, fill.fee
+
+    def start_position(self, store, rules, price):
+        """(size, price) of holdings to adopt, or None (nothing, or dust)."""
+        size = sum(self.balances.get(rules.base, (0.0, 0.0)))
+        if not size:
+            return None
+        if rules.min_notional and size * price < rules.min_notional:
+            log.info('ignoring %s dust of %s (below the min notional)', rules.base, size)
+            return None
+        return size, price
+
+
+class DerivativesAccount:
+    def __init__(self):
+        self.wallet = {}            # settle asset -> wallet balance
+        self.positions = {}         # symbol -> PositionUpdate (the exchange's view)
+        self.leverage = {}          # symbol -> leverage in force
+
+    def load(self, store):
+        self.wallet = {a: b['total'] for a, b in store.get_balance().items()}
+        for p in store.position_updates():
+            self.positions[p.symbol] = p
+
+    def on_event(self, event):
+        if isinstance(event, BalanceUpdate):
+            for asset, (free, used) in event.balances.items():
+                self.wallet[asset] = free + used
+            return True
+        if isinstance(event, PositionUpdate):
+            self.positions[event.symbol] = event
+            return True
+        return False
+
+    def _margin_and_upnl(self, currency, priced):
+        margin = upnl = 0.0
+        for rules, position, price in priced:
+            if rules.settle != currency or not position.size:
+                continue
+            lev = self.leverage.get(rules.symbol) or 1.0
+            upnl += contract_pnl(rules, position.size, position.price, price)
+            margin += contract_value(rules, abs(position.size), price) / lev
+        return margin, upnl
+
+    def cash(self, currency, priced=()):
+        margin, upnl = self._margin_and_upnl(currency, priced)
+        return self.wallet.get(currency, 0.0) + upnl - margin
+
+    def value(self, currency, priced):
+        _, upnl = self._margin_and_upnl(currency, priced)
+        return self.wallet.get(currency, 0.0) + upnl
+
+    def fill_terms(self, fill, rules):
+        if fill.fee_asset not in (None, rules.settle, rules.quote):
+            log.info('fee of %s %s is not in %s; not counted as commission',
+                     fill.fee, fill.fee_asset, rules.settle)
+            return fill.amount, 0.0
+        return fill.amount, fill.fee
+
+    def start_position(self, store, rules, price):
+        p = self.positions.get(rules.symbol)
+        if p is None or not p.size:
+            return None
+        return p.size, p.entry_price or price
+
+
+def contract_value(rules, contracts, price):
+    """Notional of ``contracts`` in the settle asset."""
+    if rules.inverse:
+        return contracts * rules.contract_size / price
+    return contracts * rules.contract_size * price
+
+
+def contract_pnl(rules, size, entry, price):
+    """PnL of a signed position from ``entry`` to ``price``, in the settle asset."""
+    if not size or not entry or not price:
+        return 0.0
+    if rules.inverse:
+        return size * rules.contract_size * (1.0 / entry - 1.0 / price)
+    return size * rules.contract_size * (price - entry)
+
+
+def account_for(kind):
+    from .markets import SPOT
+    return SpotAccount() if kind == SPOT else DerivativesAccount()
