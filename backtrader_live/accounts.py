@@ -50,6 +50,23 @@ class SpotAccount:
             return fill.amount, 0.0
         return fill.amount, fill.fee
 
+    @staticmethod
+    def settle_dust(rules, position_size, signed):
+        """A fill's signed size, taking along dust it would leave behind.
+
+        Fees taken in the coin bought leave a position that is no multiple of
+        the amount step, so a full close (rounded down) leaves a crumb the
+        exchange will never let us sell. A position below one step cannot be
+        traded: the reducing fill closes it (the coin stays in the balance,
+        which the account value counts), and backtrader's trade closes.
+        """
+        rest = position_size + signed
+        step = rules.amount_step or 0.0
+        if (position_size and rest and abs(rest) < step and abs(rest) < abs(position_size)
+                and (rest > 0) == (position_size > 0)):
+            return -position_size
+        return signed
+
     def start_position(self, store, rules, price):
         """(size, price) of holdings to adopt, or None (nothing, or dust)."""
         size = sum(self.balances.get(rules.base, (0.0, 0.0)))
@@ -106,6 +123,10 @@ class DerivativesAccount:
                      fill.fee, fill.fee_asset, rules.settle)
             return fill.amount, 0.0
         return fill.amount, fill.fee
+
+    @staticmethod
+    def settle_dust(rules, position_size, signed):
+        return signed       # contracts are whole steps: no fee-in-coin dust
 
     def start_position(self, store, rules, price):
         p = self.positions.get(rules.symbol)

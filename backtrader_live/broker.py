@@ -420,8 +420,10 @@ class BrokerBase(BackBroker):
     def _apply_fill(self, order, fill):
         if not self._book.new_fill(order, fill.trade_id):
             return   # the same trade from the REST answer and the stream
-        size, comm = self.account.fill_terms(fill, self._rules(order.data))
-        signed = size if order.isbuy() else -size
+        rules = self._rules(order.data)
+        size, comm = self.account.fill_terms(fill, rules)
+        signed = self.account.settle_dust(rules, self.positions[order.data].size,
+                                          size if order.isbuy() else -size)
         self._execute_fill(order, signed, fill.price, comm, fill.timestamp)
         self._book.add_gross(order, fill.amount)
 

@@ -103,7 +103,7 @@ def round_order(order, exchange, rules):
     except (ccxt.InvalidOrder, ccxt.ArgumentsRequired, ValueError):
         amount = 0.0
     if amount <= 0:
-        return ('amount %s is below the market step %s for %s'
+        return ('amount %.8g is below the market step %s for %s'
                 % (abs(order.size), rules.amount_step, symbol))
     if rules.min_amount and amount < rules.min_amount:
         return ('amount %s is below the minimum %s for %s'

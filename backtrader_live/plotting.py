@@ -31,6 +31,23 @@ def _headless_pyplot():
     return plt
 
 
+def _show_dates(fig, rotation=15):
+    """Put the date labels back under the bottom chart.
+
+    backtrader hides every axis's tick labels and then re-shows the bottom
+    axis's with ``setp(ax.get_xticklabels(), visible=True)``; matplotlib >= 3.x
+    only returns *visible* labels there, so nothing is re-shown and the chart
+    has no dates. tick_params fixes the axis itself, not today's Text objects.
+    """
+    if not fig.axes:
+        return
+    bottom = min(ax.get_position().y0 for ax in fig.axes)
+    for ax in fig.axes:
+        if ax.get_position().y0 == bottom:
+            ax.tick_params(axis='x', which='major', labelbottom=True,
+                           labelrotation=rotation)
+
+
 def save_plot(cerebro, path, *, width=16.0, height=9.0, dpi=100, **plot_kwargs):
     """Write the first strategy's chart of a finished ``cerebro`` run to ``path``.
 
@@ -38,6 +55,8 @@ def save_plot(cerebro, path, *, width=16.0, height=9.0, dpi=100, **plot_kwargs):
     ``start=``, ``end=``, ``numfigs=``). ``width``/``height`` are in inches.
     Returns ``path``.
     """
+    if not getattr(cerebro, 'runstrats', None):
+        raise ValueError('nothing to plot: call cerebro.run() (or run_live) first')
     plt = _headless_pyplot()
     # Only now: backtrader's plot module must see Agg (and pyplot) first.
     with warnings.catch_warnings():
@@ -47,10 +66,11 @@ def save_plot(cerebro, path, *, width=16.0, height=9.0, dpi=100, **plot_kwargs):
     # cerebro.plot returns None with exactbars > 0 (nothing kept to draw) and
     # an empty figure list when the strategy never saw a bar.
     if not figs or not figs[0]:
-        raise ValueError('nothing to plot: run cerebro first, with at least one '
-                         'bar, and without exactbars > 0 (it discards the history)')
+        raise ValueError('nothing to plot: the run saw no bar, or used exactbars > 0 '
+                         '(which discards the history a chart needs)')
     fig = figs[0][0]
     try:
+        _show_dates(fig)
         fig.set_size_inches(width, height)
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)

@@ -3,10 +3,17 @@ import os
 import time
 
 from backtrader_live.sim import DEFAULT_API_KEY, DEFAULT_API_SECRET
+from backtrader_live.sim.candles import DEFAULT_DATA, load_candles
 
 KEY, SECRET = DEFAULT_API_KEY, DEFAULT_API_SECRET
-BTC_1H = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
-                                       'shared', 'data', 'binance_BTCUSDT_1h.json'))
+# The real Binance candles (shared/data) as packaged with the simulator, so a
+# fresh clone has them too.
+BTC_1H = DEFAULT_DATA['BTC/USDT']
+
+
+def load_rows(path=BTC_1H):
+    """[[open_ms, o, h, l, c, v], ...] from a .json or .json.gz candle file."""
+    return [list(r) for r in load_candles(path)]
 
 
 def eventually(condition, timeout=5.0, interval=0.005, message=None):

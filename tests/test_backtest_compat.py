@@ -1,13 +1,12 @@
 """Existing strategies stay 100% compatible: a classic backtest over the real
 BTC/USDT 1h data gives identical trades and value with either Cerebro."""
 import datetime
-import json
 
 import backtrader
 import pytest
 
 import backtrader_live
-from helpers import BTC_1H
+from helpers import load_rows
 
 
 class JsonCandles(backtrader.feed.DataBase):
@@ -65,8 +64,7 @@ def _run(module, rows):
 
 @pytest.fixture(scope='module')
 def rows():
-    with open(BTC_1H) as f:
-        return json.load(f)
+    return load_rows()
 
 
 def test_identical_trades_and_value(rows):

@@ -1,17 +1,15 @@
 """Backfill paging over real gaps, the store singleton, and store queries."""
-import json
 import threading
 
 import pytest
 
 import backtrader_live as btl
-from helpers import BTC_1H, KEY, SECRET
+from helpers import KEY, SECRET, load_rows
 from backtrader_live.stores import BinanceStore
 
 
 def _file_rows():
-    with open(BTC_1H) as f:
-        return json.load(f)
+    return load_rows()
 
 
 class Collect(btl.Strategy):

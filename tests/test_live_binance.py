@@ -207,3 +207,22 @@ def test_keys_from_the_environment(sim, monkeypatch):
     assert store.get_balance('USDT')['free'] == 10000.0
     assert store.get_open_orders('BTC/USDT') == []
     assert store.get_positions() == []
+
+
+def test_fee_dust_does_not_keep_a_position_open(sim):
+    # 0.01234 BTC bought, 0.00001234 BTC fee: 0.01232766 held, but the market
+    # step (0.00001) only lets 0.01232 be sold. The crumb cannot be traded, so
+    # the close flattens the position and backtrader's trade closes.
+    run = LiveRun(sim, script={6: lambda s: s.buy(size=0.01234), 8: CLOSE}, max_bars=4).start()
+    run.step(4)
+    run.join()
+    assert run.rec.positions[6] == pytest.approx(0.01232766)
+    assert run.rec.positions[-1] == 0
+    assert len(run.rec.trades) == 1
+    sold = [o for o in sim.orders() if o.side == 'SELL'][0]
+    assert float(sold.qty) == 0.01232
+    assert float(sim.balances()['BTC']['free']) == pytest.approx(0.00000766)
+    # The crumb is still worth something, and the account value says so.
+    broker = run.rec.strategy.broker
+    assert broker.getvalue() == pytest.approx(
+        broker.getcash() + 0.00000766 * run.rec.bars[-1][1])
