@@ -2,10 +2,11 @@
 
 Everything Binance-specific about the simulator's HTTP side lives here: paths
 mirror the real ones (``/api/v3/...`` and the few ``/sapi``, ``/fapi``,
-``/dapi`` calls an unmodified ccxt makes in ``load_markets``), signed calls are
+``/dapi`` exchangeInfo calls an unmodified ccxt makes in ``load_markets``), signed calls are
 verified exactly like the exchange does (HMAC-SHA256 over the raw query string
 plus the raw body, never re-serialised), and errors carry Binance's codes.
-The WebSocket side is :mod:`.binance_ws`.
+The WebSocket side is :mod:`.binance_ws`; USD-M and COIN-M futures are
+:mod:`.binance_futures`.
 """
 import hashlib
 import hmac
@@ -117,8 +118,6 @@ class BinanceRest:
         r.add_delete('/api/v3/order', self.cancel_order)
         r.add_delete('/api/v3/openOrders', self.cancel_open_orders)
         r.add_route('*', '/api/v3/userDataStream', self.listen_key_retired)
-        for api in ('fapi', 'dapi'):
-            r.add_get('/%s/v1/exchangeInfo' % api, self.futures_exchange_info)
         for path in ('capital/config/getall', 'margin/allPairs', 'margin/isolated/allPairs'):
             r.add_get('/sapi/v1/' + path, self.sapi_empty)
 
@@ -189,11 +188,6 @@ class BinanceRest:
         return self.reply({'timezone': 'UTC', 'serverTime': wall_ms(),
                            'rateLimits': RATE_LIMITS, 'exchangeFilters': [],
                            'symbols': symbols}, weight=20)
-
-    async def futures_exchange_info(self, request):
-        # ccxt's load_markets asks for USD-M and COIN-M markets too: there are none
-        return self.reply({'timezone': 'UTC', 'serverTime': wall_ms(), 'rateLimits': [],
-                           'exchangeFilters': [], 'assets': [], 'symbols': []})
 
     async def sapi_empty(self, request):
         await self.signed(request)

@@ -11,6 +11,7 @@ Messages are queued while the engine runs (it is synchronous) and written by
 order request returns: a test that stepped the clock can read its socket.
 """
 import asyncio
+import functools
 import json
 import logging
 import weakref
@@ -32,9 +33,10 @@ def dumps(data):
 class StreamConn:
     """One market-stream connection and what it is subscribed to."""
 
-    def __init__(self, ws, combined):
+    def __init__(self, ws, combined, venue='spot'):
         self.ws = ws
         self.combined = combined
+        self.venue = venue  # spot, fapi or dapi: which markets the names refer to
         self.streams = {}   # name -> last closed bar open time sent (kline) or None
 
 
@@ -53,41 +55,55 @@ class BinanceStreams:
         self._outbox = []               # (ws, text) waiting for flush
         self._next_sub = 0
 
+    #: path prefix -> venue.  Spot keeps Binance's root paths; USD-M futures use the
+    #: split fstream paths (/market, /public; /private is the user stream); COIN-M,
+    #: whose real host dstream.binance.com also uses the root paths, is moved under
+    #: /dapi so one port serves all three without ambiguity.
+    PREFIXES = {'': 'spot', '/market': 'fapi', '/public': 'fapi', '/dapi': 'dapi'}
+
     def add_routes(self, app):
-        app.router.add_get('/ws', self.raw_stream)
-        app.router.add_get('/ws/{names:.*}', self.raw_stream)
-        app.router.add_get('/stream', self.combined_stream)
-        app.router.add_get('/stream/{rest:.*}', self.combined_stream)
+        for prefix, venue in self.PREFIXES.items():
+            raw = functools.partial(self.raw_stream, venue=venue)
+            combined = functools.partial(self.combined_stream, venue=venue)
+            app.router.add_get(prefix + '/ws', raw)
+            app.router.add_get(prefix + '/ws/{names:.*}', raw)
+            app.router.add_get(prefix + '/stream', combined)
+            app.router.add_get(prefix + '/stream/{rest:.*}', combined)
         app.router.add_get('/ws-api/v3', self.ws_api)
 
     # -- stream names -----------------------------------------------------------------
-    def parse_stream(self, name):
+    def parse_stream(self, name, venue='spot'):
         """(symbol id, kind, interval) of a stream name, or None if not served."""
         sym, _, kind = name.partition('@')
         symbol = sym.upper()
-        if symbol not in self.sim.markets:
+        if symbol not in self.sim.venue_markets(venue):
             return None
         if kind.startswith('kline_'):
             interval = kind[len('kline_'):]
             try:
-                cd.check_interval(interval, self.sim.clock.feeds[symbol].tf)
+                cd.check_interval(interval, self.feed_of(symbol, venue).tf)
             except cd.IntervalError:
                 return None
             return symbol, 'kline', interval
-        if kind in ('trade', 'aggTrade', 'bookTicker'):
+        if kind in ('trade', 'aggTrade', 'bookTicker') or (venue != 'spot' and
+                                                          kind in ('markPrice', 'markPrice@1s')):
             return symbol, kind, None
         return None
+
+    def feed_of(self, symbol, venue):
+        rules = self.sim.venue_markets(venue)[symbol]
+        return self.sim.clock.feeds[rules.feed or symbol]
 
     def subscribe(self, conn, names):
         """Add streams; a kline stream remembers which closed bar it saw last."""
         for name in names:
-            parsed = self.parse_stream(name)
+            parsed = self.parse_stream(name, conn.venue)
             if parsed is None:
                 raise ValueError('Invalid request: unknown stream %r' % name)
             symbol, kind, interval = parsed
             last = None
             if kind == 'kline':
-                rows, closed = self.sim.clock.feeds[symbol].bars(
+                rows, closed = self.feed_of(symbol, conn.venue).bars(
                     interval, self.sim.clock.now, start=self.sim.clock.now - _span(interval))
                 done = rows if closed else rows[:-1]
                 last = done[-1][0] if done else -1
@@ -97,13 +113,17 @@ class BinanceStreams:
         return sum(1 for c in self.conns if name in c.streams)
 
     # -- market stream handlers ---------------------------------------------------------
-    async def raw_stream(self, request):
+    async def raw_stream(self, request, venue='spot'):
         names = [n for n in request.match_info.get('names', '').split('/') if n]
-        return await self._serve(request, names, combined=False)
+        if venue == 'dapi' and len(names) == 1 and \
+                self.sim.futures_streams.is_listen_key('dapi', names[0]):
+            # COIN-M user data keeps the <base>/ws/<listenKey> form
+            return await self.sim.futures_streams.serve_user(request, 'dapi', names[0])
+        return await self._serve(request, names, combined=False, venue=venue)
 
-    async def combined_stream(self, request):
+    async def combined_stream(self, request, venue='spot'):
         names = [n for n in request.query.get('streams', '').split('/') if n]
-        return await self._serve(request, names, combined=True)
+        return await self._serve(request, names, combined=True, venue=venue)
 
     async def _open(self, request):
         """Accept a WebSocket and start pinging it; returns (ws, pinger task)."""
@@ -119,12 +139,12 @@ class BinanceStreams:
             except (ConnectionError, RuntimeError):
                 return
 
-    async def _serve(self, request, names, combined):
+    async def _serve(self, request, names, combined, venue='spot'):
         ws, pinger = await self._open(request)
-        conn = StreamConn(ws, combined)
+        conn = StreamConn(ws, combined, venue)
         # ccxt.pro opens <base>/<number> and subscribes later: ignore unknown path names
         try:
-            self.subscribe(conn, [n for n in names if self.parse_stream(n)])
+            self.subscribe(conn, [n for n in names if self.parse_stream(n, venue)])
         except ValueError:  # pragma: no cover - filtered above
             pass
         self.conns.append(conn)
@@ -168,18 +188,20 @@ class BinanceStreams:
         cache = {}
         for conn in list(self.conns):
             for name, last in list(conn.streams.items()):
-                symbol, kind, interval = self.parse_stream(name)
+                symbol, kind, interval = self.parse_stream(name, conn.venue)
                 if kind == 'kline':
                     msgs = self._kline_msgs(conn, name, symbol, interval, before, now, cache)
+                elif kind.startswith('markPrice'):
+                    msgs = [self.sim.futures_streams.mark_price_event(conn.venue, symbol)]
                 else:
-                    msgs = self._tick_msgs(symbol, kind, segments, now)
+                    msgs = self._tick_msgs(symbol, kind, segments, now, conn.venue)
                 for data in msgs:
                     payload = {'stream': name, 'data': data} if conn.combined else data
                     self._outbox.append((conn.ws, dumps(payload)))
 
     def _kline_msgs(self, conn, name, symbol, interval, before, now, cache):
-        feed = self.sim.clock.feeds[symbol]
-        key = (symbol, interval)
+        feed = self.feed_of(symbol, conn.venue)
+        key = (conn.venue, symbol, interval)
         if key not in cache:
             closed = feed.closed_between(interval, before, now)
             rows, last_closed = feed.bars(interval, now, start=now - _span(interval))
@@ -198,14 +220,17 @@ class BinanceStreams:
             out.append(kline_event(symbol, interval, forming, feed, now, False))
         return out
 
-    def _tick_msgs(self, symbol, kind, segments, now):
+    def _tick_msgs(self, symbol, kind, segments, now, venue='spot'):
         if kind == 'bookTicker':
-            top = self.sim.rest.book_top(symbol)
-            return [{'u': now, 's': symbol, 'b': top['bidPrice'], 'B': top['bidQty'],
-                     'a': top['askPrice'], 'A': top['askQty']}]
+            engine = self.sim.venue_engine(venue)
+            bid, ask = engine.best(symbol)
+            qty = fmt(engine.level_qty(symbol))
+            return [{'u': now, 's': symbol, 'b': fmt(bid), 'B': qty,
+                     'a': fmt(ask), 'A': qty}]
         out = []
+        feed = self.feed_of(symbol, venue).symbol
         for seg in segments:
-            if seg.symbol != symbol:
+            if seg.symbol != feed:
                 continue
             # one synthetic print per bar segment the clock crossed
             qty = seg.volume / 100.0
@@ -313,8 +338,10 @@ class BinanceStreams:
     async def close_all(self, code=1001):
         """Close every stream and WS-API connection (reconnect tests, shutdown)."""
         sockets = [c.ws for c in self.conns] + list(self.api_conns)
+        sockets += self.sim.futures_streams.all_sockets()
         self.conns = []
         self.user_subs = {}
+        self.sim.futures_streams.forget_sockets()
         await asyncio.gather(*(ws.close(code=code, message=b'server closing')
                                for ws in sockets if not ws.closed),
                              return_exceptions=True)

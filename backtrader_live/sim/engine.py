@@ -73,17 +73,18 @@ class Engine:
         rules = self.markets[symbol]
         tick = rules.tick if side == 'BUY' else -rules.tick
         depth = self.level_qty(symbol)
-        out, price = [], start
+        out, price, filled, spent = [], start, ZERO, ZERO  # running totals: linear time
         while price > ZERO and (limit is None or
                                 (price <= limit if side == 'BUY' else price >= limit)):
             if qty is not None:
-                take = min(depth, qty - sum(q for _, q in out))
+                take = min(depth, qty - filled)
             else:
-                spent = sum(p * q for p, q in out)
                 take = min(depth, to_step((quote - spent) / price, rules.step))
             if take <= ZERO:
                 break
             out.append((price, take))
+            filled += take
+            spent += price * take
             price += tick
         return out
 
@@ -125,7 +126,7 @@ class Engine:
                 order.qty = sum(q for _, q in levels)
         self._check_qty(order.qty, rules)
         ref = order.price if order.is_limit else (order.stop_price or bid)
-        if order.qty * ref < rules.min_notional:
+        if order.qty * ref < self._min_notional(order, rules):
             raise EngineError('filter_notional')
         if any(o.client_id == order.client_id and o.account == acct.key
                for o in self._open[order.symbol]):
@@ -135,6 +136,10 @@ class Engine:
         if order.post_only and self._marketable(order, bid, ask):
             raise EngineError('would_take')
         return levels
+
+    @staticmethod
+    def _min_notional(order, rules):
+        return rules.min_notional
 
     @staticmethod
     def _check_price(price, rules):
@@ -197,31 +202,26 @@ class Engine:
     def _take(self, order, levels):
         acct = self.accounts[order.account]
         for price, qty in levels:
-            if order.side == 'BUY' and order.locked + acct.free(order.lock_asset) < price * qty:
+            if not order.is_open:  # e.g. a reduce-only order that ran out of position
+                return
+            if not self._affordable(order, acct, price, qty):
                 self._finish(order, EXPIRED)  # a stop-market buy that gapped too far
                 return
             self._fill(order, price, qty, maker=False)
 
+    @staticmethod
+    def _affordable(order, acct, price, qty):
+        return order.side == 'SELL' or order.locked + acct.free(order.lock_asset) >= price * qty
+
     def _fill(self, order, price, qty, maker):
         rules = self.markets[order.symbol]
         acct = self.accounts[order.account]
-        quote = (price * qty).quantize(EIGHT)
-        release = order.locked
-        if qty < order.remaining:  # a partial fill frees its share of the lock
-            release = (order.locked * qty / order.remaining).quantize(EIGHT)
-            if order.side == 'BUY':  # walked levels may cost more than the share
-                release = min(order.locked, max(release, quote))
+        quote = self._quote_value(rules, price, qty)
+        release = self._release(order, qty, quote)
         order.locked -= release
         acct.lock(order.lock_asset, -release)
         fee = self.maker_fee if maker else self.taker_fee
-        if order.side == 'BUY':  # fees are paid in the asset received
-            commission, asset = (qty * fee).quantize(EIGHT), rules.base
-            acct.bal(rules.quote)[0] -= quote
-            acct.bal(rules.base)[0] += qty - commission
-        else:
-            commission, asset = (quote * fee).quantize(EIGHT), rules.quote
-            acct.bal(rules.base)[0] -= qty
-            acct.bal(rules.quote)[0] += quote - commission
+        commission, asset, pnl = self._settle(order, rules, acct, price, qty, quote, fee)
         order.executed += qty
         order.cum_quote += quote
         order.update_time = self.now()
@@ -231,10 +231,41 @@ class Engine:
             order.locked = ZERO
         trade = Trade(self._next_trade_id, order.id, order.account, order.symbol,
                       order.side, price, qty, quote, commission, asset,
-                      order.update_time, maker)
+                      order.update_time, maker, pnl)
         self._next_trade_id += 1
         self.trades.append(trade)
         self._emit_order(order, 'TRADE', trade)
+        self._after_fill(order, rules, acct)
+        return trade
+
+    @staticmethod
+    def _quote_value(rules, price, qty):
+        return (price * qty).quantize(EIGHT)
+
+    @staticmethod
+    def _release(order, qty, quote):
+        """The part of the order's lock a fill of ``qty`` frees."""
+        if qty >= order.remaining:
+            return order.locked
+        release = (order.locked * qty / order.remaining).quantize(EIGHT)
+        if order.side == 'BUY':  # walked levels may cost more than the share
+            release = min(order.locked, max(release, quote))
+        return release
+
+    @staticmethod
+    def _settle(order, rules, acct, price, qty, quote, fee):
+        """Spot: swap the assets; fees are paid in the asset received."""
+        if order.side == 'BUY':
+            commission, asset = (qty * fee).quantize(EIGHT), rules.base
+            acct.bal(rules.quote)[0] -= quote
+            acct.bal(rules.base)[0] += qty - commission
+        else:
+            commission, asset = (quote * fee).quantize(EIGHT), rules.quote
+            acct.bal(rules.base)[0] -= qty
+            acct.bal(rules.quote)[0] += quote - commission
+        return commission, asset, ZERO
+
+    def _after_fill(self, order, rules, acct):
         self._emit_balance(acct.key, [rules.base, rules.quote])
 
     def _finish(self, order, status):

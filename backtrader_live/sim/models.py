@@ -63,6 +63,19 @@ class MarketRules:
     min_notional: Decimal = D('5')
     base_precision: int = 8
     quote_precision: int = 8
+    # derivatives (None/defaults for spot): 'linear' contracts are worth one base
+    # unit and settle in the quote; 'inverse' ones are worth ``contract_size``
+    # quote units and settle in the base coin
+    kind: str = 'spot'
+    contract_size: Decimal = D(1)
+    settle: str = ''
+    mmr: Decimal = D('0.004')     # maintenance margin rate (flat, one bracket)
+    max_leverage: int = 125
+    feed: str = ''                # the candle feed (symbol id) that prices it
+
+    @property
+    def inverse(self):
+        return self.kind == 'inverse'
 
     def price(self, value, rounding=ROUND_UP):
         """A float market price as a Decimal on the tick grid."""
@@ -116,6 +129,9 @@ class Order:
     lock_asset: str = ''
     locked: Decimal = ZERO    # still locked for the unfilled part
     cancel_tag: str = ''      # the protocol's id of the request that canceled it
+    reduce_only: bool = False  # derivatives: may only shrink the position
+    close_position: bool = False  # derivatives: a stop that closes the whole position
+    extra: dict = field(default_factory=dict)  # protocol bookkeeping (algo ids, ...)
 
     @property
     def remaining(self):
@@ -143,6 +159,8 @@ class Trade:
     commission_asset: str
     time: int
     is_maker: bool
+    realized_pnl: Decimal = ZERO  # derivatives: profit realised by this fill
+    kind: str = 'Trade'        # Trade, or Liquidation for a forced close
 
     def copy(self):
         return replace(self)

@@ -18,8 +18,12 @@ from aiohttp import web
 
 from . import candles as cd
 from .binance import REST_KEY, BinanceRest, api_errors
+from .binance_futures import FuturesRest
+from .binance_futures_ws import FuturesStreams
 from .binance_ws import BinanceStreams
 from .clock import MarketClock, SymbolFeed
+from .contracts import build_contracts
+from .derivatives import DerivEngine
 from .engine import Engine
 from .models import MarketRules, dec
 
@@ -90,35 +94,38 @@ def _rules_from_price(price):
     return dict(tick=repr(tick), step=repr(step), min_qty=repr(step), min_notional='0')
 
 
-class BinanceSimulator:
-    """A local Binance spot exchange (REST + streams + WS-API) for tests and demos."""
+#: ``market=`` names of the snapshot helpers -> venue
+MARKET_NAMES = {'spot': 'spot', 'futures': 'fapi', 'fapi': 'fapi', 'linear': 'fapi',
+                'delivery': 'dapi', 'dapi': 'dapi', 'inverse': 'dapi', 'coinm': 'dapi'}
 
-    exchange = 'binance'
 
-    def __init__(self, data=None, start_index=500, speed=None, host='127.0.0.1', port=0,
-                 api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET,
-                 balances=None, fees=(0.001, 0.001), depth_qty=1.0, liquidity=0.5,
-                 seed=0, markets=None):
-        self.host, self._port, self.speed = host, port, speed
-        self._rng = random.Random(seed)
-        now = int(time.time() * 1000)
-        feeds, self.markets, self.symbols = {}, {}, {}
-        for symbol, path in normalise_data(data).items():
-            rows = cd.load_candles(path)
-            rules = rules_for(symbol, rows, (markets or {}).get(symbol))
-            idx = min(start_index, len(rows) - 1)
-            feeds[rules.symbol] = SymbolFeed(rules.symbol, rows, idx, now)
-            self.markets[rules.symbol] = rules
-            self.symbols[symbol] = rules.symbol
-        self.clock = MarketClock(feeds, now)
-        self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,
-                             fees=fees, depth_qty=depth_qty, liquidity=liquidity)
-        self.engine.add_account(api_key, api_secret,
-                                {'USDT': 10000.0} if balances is None else balances)
-        self.default_key = api_key
-        self.rest = BinanceRest(self)
-        self.streams = BinanceStreams(self)
-        self.engine.listeners.append(self.streams.on_engine_event)
+def load_feeds(data, start_index, markets, now):
+    """(feeds, spot rules, unified symbol -> id) from the ``data`` argument."""
+    feeds, rules_by_id, symbols = {}, {}, {}
+    for symbol, path in normalise_data(data).items():
+        rows = cd.load_candles(path)
+        rules = rules_for(symbol, rows, (markets or {}).get(symbol))
+        idx = min(start_index, len(rows) - 1)
+        feeds[rules.symbol] = SymbolFeed(rules.symbol, rows, idx, now)
+        rules_by_id[rules.symbol] = rules
+        symbols[symbol] = rules.symbol
+    return feeds, rules_by_id, symbols
+
+
+class SimulatorBase:
+    """Lifecycle, market clock and snapshots shared by every simulated exchange.
+
+    A subclass builds ``clock``, ``engine`` (spot), ``deriv_engines`` and its
+    protocol objects in ``__init__`` and fills in the hooks: ``_add_routes``,
+    ``_middlewares``, ``_publish``, ``_flush``, ``_close_streams``,
+    ``_subscriber_count``, ``_user_count`` and ``venues`` (market name -> engine key).
+    """
+
+    exchange = 'base'
+    #: ``market=`` names of the snapshot helpers -> venue
+    venues = MARKET_NAMES
+
+    def _init_runtime(self):
         self._loop = self._thread = self._runner = self._ticker = None
         self._ready = threading.Event()
         self._start_error = None
@@ -154,10 +161,8 @@ class BinanceSimulator:
             self._loop.close()
 
     async def _startup(self):
-        app = web.Application(middlewares=[api_errors])
-        app[REST_KEY] = self.rest
-        self.rest.add_routes(app)
-        self.streams.add_routes(app)
+        app = web.Application(middlewares=self._middlewares())
+        self._add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
@@ -192,7 +197,7 @@ class BinanceSimulator:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await self.streams.close_all()
+        await self._close_streams()
         await self._runner.cleanup()
 
     def __enter__(self):
@@ -220,12 +225,14 @@ class BinanceSimulator:
         segments = self.clock.advance_to(target)
         for seg in segments:
             self.engine.on_segment(seg)
+            for engine in self.deriv_engines.values():
+                engine.on_segment(seg)
         if self.clock.now > before:
-            self.streams.publish(before, self.clock.now, segments)
-        await self.streams.flush()
+            self._publish(before, self.clock.now, segments)
+        await self._flush()
 
     async def flush_events(self):
-        await self.streams.flush()
+        await self._flush()
 
     def current_price(self, symbol):
         """Market price of a symbol id (loop side: protocol modules call this)."""
@@ -274,7 +281,20 @@ class BinanceSimulator:
         return self._call(self.current_price, self._sid(symbol))
 
     def _sid(self, symbol):
-        return self.symbols.get(symbol, symbol)
+        return self.symbols.get(symbol) or self.contract_symbols.get(symbol, symbol)
+
+    def venue_markets(self, venue):
+        """Market rules by id of 'spot', 'fapi' or 'dapi' (loop side)."""
+        return self.venue_engine(venue).markets
+
+    def venue_engine(self, venue):
+        return self.engine if venue == 'spot' else self.deriv_engines[venue]
+
+    def _engine_for(self, market):
+        venue = self.venues.get(market)
+        if venue is None:
+            raise ValueError('market is one of %s, got %r' % (sorted(self.venues), market))
+        return self.venue_engine(venue)
 
     # -- addresses ----------------------------------------------------------------------------
     @property
@@ -290,49 +310,167 @@ class BinanceSimulator:
         return 'ws://%s:%d' % (self.host, self._port)
 
     # -- accounts and snapshots -------------------------------------------------------------------
-    def add_account(self, api_key, api_secret, balances=None):
-        self._call(self.engine.add_account, api_key, api_secret, balances)
+    def _add_account(self, key, secret, balances, futures_balances, coinm_balances):
+        self.engine.add_account(key, secret, balances)
+        self.deriv_engines['fapi'].add_account(key, secret, futures_balances)
+        self.deriv_engines['dapi'].add_account(key, secret, coinm_balances)
 
-    def set_balance(self, asset, free, locked=None, api_key=None):
-        self._call(lambda: self.engine.set_balance(api_key or self.default_key, asset,
-                                                   free, locked))
-        self._call(self.streams.flush)
+    def add_account(self, api_key, api_secret, balances=None, futures_balances=None,
+                    coinm_balances=None):
+        """A new key with its spot, USD-M and COIN-M wallets (None: nothing there)."""
+        self._call(self._add_account, api_key, api_secret, balances, futures_balances,
+                   coinm_balances)
 
-    def balances(self, api_key=None):
-        """{asset: {'free': Decimal, 'locked': Decimal}} (a copy)."""
-        return self._call(lambda: self.engine.accounts[api_key or self.default_key].snapshot())
+    def set_balance(self, asset, free, locked=None, api_key=None, market='spot'):
+        engine = self._engine_for(market)
+        self._call(lambda: engine.set_balance(api_key or self.default_key, asset, free, locked))
+        self._call(self._flush)
 
-    def orders(self, api_key=None, symbol=None):
+    def balances(self, api_key=None, market='spot'):
+        """Spot: {asset: {'free', 'locked'}}; futures/delivery: {asset: {'wallet',
+        'unrealized', 'margin_balance', 'position_margin', 'order_margin', 'maint',
+        'available'}} (Decimal copies)."""
+        engine, key = self._engine_for(market), api_key or self.default_key
+        if engine is self.engine:
+            return self._call(lambda: engine.accounts[key].snapshot())
+        return self._call(lambda: {a: engine.balance_view(engine.accounts[key], a)
+                                   for a in engine.accounts[key].wallet})
+
+    def orders(self, api_key=None, symbol=None, market='spot'):
+        engine = self._engine_for(market)
         key, sid = api_key or self.default_key, symbol and self._sid(symbol)
-        return self._call(lambda: [o.copy() for o in self.engine.orders.values()
+        return self._call(lambda: [o.copy() for o in engine.orders.values()
                                    if o.account == key and (sid is None or o.symbol == sid)])
 
-    def trades(self, api_key=None, symbol=None):
+    def trades(self, api_key=None, symbol=None, market='spot'):
+        engine = self._engine_for(market)
         key, sid = api_key or self.default_key, symbol and self._sid(symbol)
-        return self._call(lambda: [t.copy() for t in self.engine.trades
+        return self._call(lambda: [t.copy() for t in engine.trades
                                    if t.account == key and (sid is None or t.symbol == sid)])
+
+    def positions(self, api_key=None, market='futures'):
+        """Open positions (Position copies: symbol, size signed, entry, realized)."""
+        engine = self._engine_for(market)
+        return self._call(engine.positions_of, api_key or self.default_key)
+
+    def funding_events(self, api_key=None, market=None):
+        """FundingEvent copies (all derivative markets unless ``market``), oldest first."""
+        engines = [self._engine_for(market)] if market else list(self.deriv_engines.values())
+        return self._call(lambda: [e.copy() for eng in engines for e in eng.funding
+                                   if api_key is None or e.account == api_key])
+
+    def liquidation_price(self, symbol, api_key=None, market='futures'):
+        engine, key = self._engine_for(market), api_key or self.default_key
+        return self._call(lambda: engine.liquidation_price(
+            engine.accounts[key], engine.accounts[key].position(self._sid(symbol))))
 
     # -- websocket helpers for tests --------------------------------------------------------------
     def close_ws_connections(self):
-        """Drop every stream and WS-API connection (clients must reconnect)."""
-        self._call(self.streams.close_all)
+        """Drop every stream and user-data connection (clients must reconnect)."""
+        self._call(self._close_streams)
 
     def wait_subscribed(self, stream_name, count=1, timeout=5):
         """Block until ``count`` stream connections are subscribed to ``stream_name``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._call(self.streams.subscriber_count, stream_name) >= count:
+            if self._call(self._subscriber_count, stream_name) >= count:
                 return True
             time.sleep(0.005)
         raise TimeoutError('%d subscriber(s) to %s not seen in %ss'
                            % (count, stream_name, timeout))
 
-    def wait_user_subscribed(self, api_key=None, count=1, timeout=5):
-        """Block until ``count`` WS-API user-data subscriptions exist for the key."""
-        key = api_key or self.default_key
+    def wait_user_subscribed(self, api_key=None, count=1, timeout=5, market='spot'):
+        """Block until ``count`` user-data connections exist for the key (spot: WS-API
+        subscriptions; futures/delivery: listenKey sockets)."""
+        key, venue = api_key or self.default_key, self.venues[market]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self._call(self.streams.subscriber_sockets, key)) >= count:
+            if self._call(self._user_count, venue, key) >= count:
                 return True
             time.sleep(0.005)
         raise TimeoutError('user-data subscription for the key not seen')
+
+
+
+class BinanceSimulator(SimulatorBase):
+    """A local Binance exchange: spot (REST + streams + WS-API), USD-M and COIN-M
+    futures (REST + split streams + listenKey user data), on one host:port."""
+
+    exchange = 'binance'
+
+    def __init__(self, data=None, start_index=500, speed=None, host='127.0.0.1', port=0,
+                 api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET,
+                 balances=None, fees=(0.001, 0.001), depth_qty=1.0, liquidity=0.5,
+                 seed=0, markets=None, futures_balances=None, coinm_balances=None,
+                 futures_markets=None, coinm_markets=None, futures_fees=(0.0002, 0.0005),
+                 funding_rate=0.0001, futures_depth_qty=None):
+        self.host, self._port, self.speed = host, port, speed
+        self._rng = random.Random(seed)
+        now = int(time.time() * 1000)
+        feeds, self.markets, self.symbols = load_feeds(data, start_index, markets, now)
+        self.clock = MarketClock(feeds, now)
+        self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,
+                             fees=fees, depth_qty=depth_qty, liquidity=liquidity)
+        self.deriv_engines, self.contract_symbols = {}, {}
+        for venue, spec, kind, fmt_id in (('fapi', futures_markets, 'linear', '%(base)s%(quote)s'),
+                                          ('dapi', coinm_markets, 'inverse',
+                                           '%(base)s%(quote)s_PERP')):
+            rules, unified = build_contracts(spec, list(self.symbols), self.symbols, kind, fmt_id)
+            self.contract_symbols.update(unified)
+            self.deriv_engines[venue] = make_deriv_engine(
+                self, rules, futures_fees, futures_depth_qty, liquidity, funding_rate)
+        self.default_key = api_key
+        self._default_balances = (
+            {'USDT': 10000.0} if balances is None else balances,
+            {'USDT': 10000.0} if futures_balances is None else futures_balances,
+            {'BTC': 1.0} if coinm_balances is None else coinm_balances)
+        self._add_account(api_key, api_secret, *self._default_balances)
+        self.rest = BinanceRest(self)
+        self.streams = BinanceStreams(self)
+        self.futures_rest = {v: FuturesRest(self, v) for v in self.deriv_engines}
+        self.futures_streams = FuturesStreams(self)
+        self.engine.listeners.append(self.streams.on_engine_event)
+        for venue, engine in self.deriv_engines.items():
+            engine.listeners.append(self.futures_streams.listener(venue))
+        self._init_runtime()
+
+    # -- hooks of SimulatorBase ---------------------------------------------------------
+    def _middlewares(self):
+        return [api_errors]
+
+    def _add_routes(self, app):
+        app[REST_KEY] = self.rest
+        self.rest.add_routes(app)
+        self.streams.add_routes(app)
+        for rest in self.futures_rest.values():
+            rest.add_routes(app)
+        self.futures_streams.add_routes(app)
+
+    def _publish(self, before, now, segments):
+        self.streams.publish(before, now, segments)
+
+    async def _flush(self):
+        await self.streams.flush()
+
+    async def _close_streams(self):
+        await self.streams.close_all()
+
+    def _subscriber_count(self, name):
+        return self.streams.subscriber_count(name)
+
+    def _user_count(self, venue, key):
+        if venue == 'spot':
+            return len(self.streams.subscriber_sockets(key))
+        return self.futures_streams.user_count(venue, key)
+
+
+def make_deriv_engine(sim, rules, fees, depth_qty, liquidity, funding_rate):
+    """A DerivEngine whose markets are priced by the simulator's candle feeds."""
+    feeds = sim.clock.feeds
+    if depth_qty is None:  # per book level, in each market's own units (coins/contracts)
+        depth_qty = {s: 100.0 if r.inverse else 1.0 for s, r in rules.items()}
+    return DerivEngine(rules, lambda: sim.clock.now,
+                       lambda s: feeds[rules[s].feed].price(sim.clock.now),
+                       lambda s, ms: feeds[rules[s].feed].price(ms),
+                       fees=fees, depth_qty=depth_qty, liquidity=liquidity,
+                       funding_rate=funding_rate)

@@ -3,7 +3,8 @@ import threading
 
 import pytest
 
-from simutil import BinanceSimulator, WsClient, eventually, make_ccxt, write_data
+from simutil import (BinanceSimulator, WsClient, eventually, make_ccxt, make_futures_ccxt,
+                     write_data)
 
 
 @pytest.fixture
@@ -46,5 +47,40 @@ def flat(tmp_path):
                           start_index=5, depth_qty=1.0, liquidity=0.1) as s:
         s.step()  # close the flat forming bar: the clock now sits on a bar open
         ex = make_ccxt(s)
+        ex.load_markets()
+        yield s, ex
+
+
+@pytest.fixture
+def fut(tmp_path):
+    """USD-M futures on the synthetic path, clock on a bar open; ccxt.binanceusdm."""
+    with BinanceSimulator(data={'BTC/USDT': write_data(tmp_path / 'd.json')},
+                          start_index=5, liquidity=0.1) as s:
+        s.step()
+        ex = make_futures_ccxt(s)
+        ex.load_markets()
+        yield s, ex
+
+
+@pytest.fixture
+def coinm(tmp_path):
+    """COIN-M futures (BTCUSD_PERP, 100 USD contracts) on the synthetic path."""
+    with BinanceSimulator(data={'BTC/USDT': write_data(tmp_path / 'd.json')},
+                          start_index=5, liquidity=0.1) as s:
+        s.step()
+        ex = make_futures_ccxt(s, inverse=True)
+        ex.load_markets()
+        yield s, ex
+
+
+@pytest.fixture
+def bybit(tmp_path):
+    """BybitSimulator on the synthetic path (spot BTCUSDT, linear BTCUSDT, inverse BTCUSD)."""
+    from backtrader_live.sim import BybitSimulator
+    from simutil import make_bybit_ccxt
+    with BybitSimulator(data={'BTC/USDT': write_data(tmp_path / 'd.json')},
+                        start_index=5, liquidity=0.1) as s:
+        s.step()
+        ex = make_bybit_ccxt(s)
         ex.load_markets()
         yield s, ex

@@ -101,3 +101,29 @@ def write_data(path, n=40):
     rows += [[i * H, 100, 110, 90, 100, 10] for i in range(6, n)]
     path.write_text(json.dumps(rows))
     return str(path)
+
+
+def make_futures_ccxt(sim, key=KEY, secret=SECRET, inverse=False, **options):
+    """ccxt for USD-M (binance, defaultType swap) or COIN-M (binancecoinm): only the
+    hosts of urls['api'] change; sapi probes are switched off by options."""
+    opts = {'fetchCurrencies': False, 'fetchMargins': False}
+    opts.update(options)
+    cls = ccxt.binancecoinm if inverse else ccxt.binanceusdm
+    ex = cls(dict(apiKey=key, secret=secret, enableRateLimit=False, options=opts))
+    return point_ccxt(ex, sim.base_url)
+
+
+def make_bybit_ccxt(sim, key=KEY, secret=SECRET, probes=False):
+    """ccxt.bybit on the simulator: urls['api'] public/private -> sim.base_url.
+    Without ``probes`` the options skip the unified-account probes and the
+    hidden asset/coin/query-info call (has['fetchCurrencies'] = False)."""
+    opts = {'fetchMarkets': {'types': ['spot', 'linear', 'inverse']}}
+    if not probes:
+        opts.update({'enableUnifiedMargin': False, 'enableUnifiedAccount': True,
+                     'unifiedMarginStatus': 6})
+    ex = ccxt.bybit(dict(apiKey=key, secret=secret, enableRateLimit=False, options=opts))
+    if not probes:
+        ex.has['fetchCurrencies'] = False
+    for k in list(ex.urls['api']):
+        ex.urls['api'][k] = sim.base_url
+    return ex

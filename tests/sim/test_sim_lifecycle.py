@@ -13,7 +13,7 @@ import ccxt
 import pytest
 import requests
 
-from backtrader_live.sim import SIMULATORS, BinanceSimulator
+from backtrader_live.sim import SIMULATORS, BinanceSimulator, BybitSimulator
 from backtrader_live.sim.__main__ import main as cli_main
 from simutil import KEY, ROOT, SECRET, eventually, make_ccxt
 
@@ -96,9 +96,9 @@ def test_sim_never_imports_the_live_layer():
 
 
 def test_registry_and_cli_argument_errors(capsys):
-    assert SIMULATORS == {'binance': BinanceSimulator}
-    assert cli_main(['--exchange', 'bybit']) == 2
-    assert 'accepted values: binance' in capsys.readouterr().err
+    assert SIMULATORS == {'binance': BinanceSimulator, 'bybit': BybitSimulator}
+    assert cli_main(['--exchange', 'okx']) == 2
+    assert 'accepted values: binance, bybit' in capsys.readouterr().err
     assert cli_main(['--exchange', 'binance', '--speed', '0']) == 2
     with pytest.raises(SystemExit):
         cli_main(['--exchange', 'binance', '--balance', 'USDT'])

@@ -24,7 +24,7 @@ def test_load_markets_with_options_off(ex):
 def test_default_ccxt_with_all_urls_overridden(sim):
     ex = make_ccxt(sim, default=True)
     markets = ex.load_markets()   # also calls sapi capital/margin (signed) and fapi/dapi
-    assert set(markets) == {'BTC/USDT', 'ETH/BTC'}
+    assert set(markets) == {'BTC/USDT', 'ETH/BTC', 'BTC/USDT:USDT', 'BTC/USD:BTC'}
     assert ex.fetch_balance()['USDT']['free'] == 10000.0
 
 

@@ -1,0 +1,440 @@
+"""The Bybit v5 protocol (REST): spot, linear and inverse on one unified account.
+
+Every reply is HTTP 200 with ``{retCode, retMsg, result, retExtInfo, time}``;
+errors carry Bybit's codes.  Private calls are verified like the exchange:
+``X-BAPI-SIGN`` = hex HMAC-SHA256(secret, timestamp + apiKey + recvWindow +
+payload) where payload is the raw query string (GET) or the raw body (POST).
+Payload shapes are in :mod:`.bybit_shapes`; the WebSocket side is :mod:`.bybit_ws`.
+"""
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from . import candles as cd
+from .bybit_shapes import (BYBIT_INTERVALS, ENGINE_ERRORS, execution_info, instrument,
+                           order_info, position_info, ticker, wallet)
+from .derivatives import CROSS, ISOLATED
+from .models import EngineError, Order, dec
+
+RECV_WINDOW_DEFAULT = 5000
+BYBIT_KEY = web.AppKey('bybit', object)
+CATEGORIES = ('spot', 'linear', 'inverse')
+
+
+class BybitError(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
+def wall_ms():
+    return int(time.time() * 1000)
+
+
+def envelope(result, code=0, msg='OK'):
+    return {'retCode': code, 'retMsg': msg, 'result': result, 'retExtInfo': {},
+            'time': wall_ms()}
+
+
+class BybitRest:
+    """aiohttp handlers of the Bybit v5 REST API over one BybitSimulator."""
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def add_routes(self, app):
+        r = app.router
+        for path, handler in (
+                ('market/time', self.market_time), ('market/instruments-info', self.instruments),
+                ('market/kline', self.kline), ('market/tickers', self.tickers),
+                ('account/wallet-balance', self.wallet_balance),
+                ('user/query-api', self.query_api), ('account/info', self.account_info),
+                ('asset/coin/query-info', self.coin_info), ('account/fee-rate', self.fee_rate),
+                ('order/realtime', self.order_realtime), ('order/history', self.order_history),
+                ('execution/list', self.executions), ('position/list', self.position_list)):
+            r.add_get('/v5/' + path, handler)
+        for path, handler in (
+                ('order/create', self.order_create), ('order/cancel', self.order_cancel),
+                ('order/cancel-all', self.cancel_all),
+                ('position/set-leverage', self.set_leverage),
+                ('position/switch-isolated', self.switch_isolated),
+                ('account/set-margin-mode', self.set_margin_mode)):
+            r.add_post('/v5/' + path, handler)
+
+    # -- plumbing ---------------------------------------------------------------------
+    @staticmethod
+    def reply(result, code=0, msg='OK'):
+        return web.Response(text=json.dumps(envelope(result, code, msg), separators=(',', ':')),
+                            content_type='application/json',
+                            headers={'X-Bapi-Limit': '20', 'X-Bapi-Limit-Status': '19',
+                                     'X-Bapi-Limit-Reset-Timestamp': str(wall_ms() + 1000)})
+
+    async def signed(self, request):
+        """Verify key, timestamp window and signature; returns (api key, params)."""
+        h = request.headers
+        key, ts, sign = h.get('X-BAPI-API-KEY'), h.get('X-BAPI-TIMESTAMP'), h.get('X-BAPI-SIGN')
+        window = h.get('X-BAPI-RECV-WINDOW') or str(RECV_WINDOW_DEFAULT)
+        secret = self.sim.secrets.get(key)
+        if not key or secret is None:
+            raise BybitError(10003, 'API key is invalid.')
+        try:
+            ts_ms, window_ms = int(ts), int(window)
+        except (TypeError, ValueError):
+            raise BybitError(10002, 'invalid request, please check your timestamp') from None
+        now = wall_ms()
+        if not (now - window_ms <= ts_ms < now + 1000):
+            raise BybitError(10002, 'invalid request, please check your server timestamp or '
+                             'recv_window param. req_timestamp[%d],server_timestamp[%d],'
+                             'recv_window[%d]' % (ts_ms, now, window_ms))
+        if request.method == 'GET':
+            payload = request.rel_url.raw_query_string
+            params = dict(parse_qsl(payload, keep_blank_values=True))
+        else:
+            payload = await request.text()
+            try:
+                params = json.loads(payload or '{}')
+            except ValueError:
+                raise BybitError(10001, 'request body is not valid JSON') from None
+        origin = ts + key + window + payload
+        expected = hmac.new(secret.encode(), origin.encode(), hashlib.sha256).hexdigest()
+        if not sign or not hmac.compare_digest(expected, sign):
+            raise BybitError(10004, 'error sign! origin_string[%s]' % origin)
+        return key, params
+
+    def category(self, params, allowed=CATEGORIES):
+        cat = params.get('category')
+        if cat not in allowed:
+            raise BybitError(10001, 'Illegal category')
+        return cat
+
+    def market(self, params, cat, required=True):
+        symbol = params.get('symbol')
+        if not symbol:
+            if required:
+                raise BybitError(10001, 'params error: symbol is empty')
+            return None
+        if symbol not in self.sim.category_markets(cat):
+            raise BybitError(10001, 'Not supported symbols')
+        return symbol
+
+    async def engine_call(self, cat, fn, *args):
+        try:
+            return fn(*args)
+        except EngineError as err:
+            spot = cat == 'spot'
+            code, msg = ENGINE_ERRORS[(err.reason, spot)] if (err.reason, spot) in \
+                ENGINE_ERRORS else ENGINE_ERRORS[err.reason]
+            raise BybitError(code, msg) from None
+        finally:
+            await self.sim.flush_events()
+
+    # -- public ---------------------------------------------------------------------------
+    async def market_time(self, request):
+        now = wall_ms()
+        return self.reply({'timeSecond': str(now // 1000), 'timeNano': str(now * 1000000)})
+
+    async def instruments(self, request):
+        """Cursor paging: ``cursor`` is an offset; ``nextPageCursor`` "" on the last page."""
+        params = dict(request.query)
+        cat = self.category(params, CATEGORIES)
+        if params.get('status') not in (None, '', 'Trading'):
+            return self.reply({'category': cat, 'list': [], 'nextPageCursor': ''})
+        markets = self.sim.category_markets(cat)
+        names = [s for s in markets if not params.get('symbol') or s == params['symbol']]
+        limit = min(int(params.get('limit') or 500), 1000)
+        start = int(params.get('cursor') or 0)
+        page = names[start:start + limit]
+        nxt = str(start + limit) if start + limit < len(names) else ''
+        return self.reply({'category': cat, 'list': [instrument(markets[s], cat) for s in page],
+                           'nextPageCursor': nxt})
+
+    async def kline(self, request):
+        params = dict(request.query)
+        cat = self.category(params)
+        symbol = self.market(params, cat)
+        interval = BYBIT_INTERVALS.get(params.get('interval'))
+        if interval is None:
+            raise BybitError(10001, 'params error: Invalid interval')
+        limit = min(int(params.get('limit') or 200), 1000)
+        start, end = params.get('start'), params.get('end')
+        feed = self.sim.feed_of(cat, symbol)
+        try:
+            rows, _ = feed.bars(interval, self.sim.clock.now,
+                                start=int(start) if start else None)
+        except cd.IntervalError:
+            raise BybitError(10001, 'params error: Invalid interval') from None
+        if end:
+            rows = [r for r in rows if r[0] <= int(end)]
+        rows = rows[:limit] if start and not end else rows[-limit:]
+        out = [[str(r[0]), '%.8f' % r[1], '%.8f' % r[2], '%.8f' % r[3], '%.8f' % r[4],
+                '%.8f' % r[5], '%.8f' % (r[5] * (r[1] + r[4]) / 2)] for r in reversed(rows)]
+        return self.reply({'category': cat, 'symbol': symbol, 'list': out})
+
+    async def tickers(self, request):
+        params = dict(request.query)
+        cat = self.category(params, ('spot', 'linear', 'inverse', 'option'))
+        symbol = self.market(params, cat, required=False) if cat != 'option' else None
+        engine = self.sim.category_engine(cat) if cat != 'option' else None
+        names = [symbol] if symbol else list(self.sim.category_markets(cat)) if engine else []
+        return self.reply({'category': cat, 'list': [ticker(self.sim, cat, s) for s in names]})
+
+    # -- account ---------------------------------------------------------------------------
+    async def wallet_balance(self, request):
+        key, params = await self.signed(request)
+        if params.get('accountType') not in ('UNIFIED', None, ''):
+            raise BybitError(10001, 'accountType only support UNIFIED.')
+        return self.reply({'list': [wallet(self.sim, key, params.get('coin'))]})
+
+    async def query_api(self, request):
+        key, _ = await self.signed(request)
+        return self.reply({'id': '1', 'note': 'backtrader_live.sim', 'apiKey': key,
+                           'readOnly': 0, 'secret': '', 'permissions': {
+                               'ContractTrade': ['Order', 'Position'], 'Spot': ['SpotTrade'],
+                               'Wallet': ['AccountTransfer'], 'Options': [], 'Derivatives': [],
+                               'CopyTrading': [], 'BlockTrade': [], 'Exchange': [], 'NFT': []},
+                           'ips': ['*'], 'type': 1, 'deadlineDay': -1, 'expiredAt': '',
+                           'createdAt': '2024-01-01T00:00:00Z', 'unified': 0, 'uta': 1,
+                           'userID': 1, 'inviterID': 0, 'vipLevel': 'No VIP',
+                           'mktMakerLevel': '0', 'affiliateID': 0, 'rsaPublicKey': '',
+                           'isMaster': True})
+
+    async def account_info(self, request):
+        key, _ = await self.signed(request)
+        mode = self.sim.account_margin_mode(key)
+        return self.reply({'unifiedMarginStatus': 6, 'marginMode':
+                           'ISOLATED_MARGIN' if mode == ISOLATED else 'REGULAR_MARGIN',
+                           'isMasterTrader': False, 'spotHedgingStatus': 'OFF',
+                           'updatedTime': str(wall_ms()), 'dcpStatus': 'OFF',
+                           'timeWindow': 10, 'smpGroup': 0})
+
+    async def coin_info(self, request):
+        await self.signed(request)
+        coins = sorted({c for m in self.sim.all_markets() for c in (m.base, m.quote)
+                        if c != 'USD'})
+        return self.reply({'rows': [{'name': c, 'coin': c, 'remainAmount': '1000000',
+                                     'chains': []} for c in coins]})
+
+    async def fee_rate(self, request):
+        await self.signed(request)
+        params = dict(request.query)
+        cat = params.get('category') or 'spot'
+        engine = self.sim.category_engine(cat)
+        return self.reply({'category': cat, 'list': [
+            {'symbol': s, 'takerFeeRate': str(engine.taker_fee),
+             'makerFeeRate': str(engine.maker_fee), 'baseCoin': r.base}
+            for s, r in self.sim.category_markets(cat).items()]})
+
+    # -- orders -------------------------------------------------------------------------
+    def parse_order(self, key, params):
+        cat = self.category(params)
+        symbol = self.market(params, cat)
+        side, otype = params.get('side'), params.get('orderType')
+        if side not in ('Buy', 'Sell') or otype not in ('Market', 'Limit'):
+            raise BybitError(10001, 'params error: side or orderType invalid')
+        if not params.get('qty'):
+            raise BybitError(10001, 'params error: qty is empty')
+        tif = params.get('timeInForce') or ('IOC' if otype == 'Market' else 'GTC')
+        trigger = dec(params.get('triggerPrice') or 0)
+        direction = str(params.get('triggerDirection') or '')
+        rising = direction == '1' if direction else trigger > dec(self.sim.market_price(cat, symbol))
+        qty, quote_qty = dec(params['qty']), dec(0)
+        if cat == 'spot' and otype == 'Market' and side == 'Buy' and \
+                params.get('marketUnit', 'quoteCoin') == 'quoteCoin':
+            qty, quote_qty = dec(0), dec(params['qty'])  # Bybit's default: a quote amount
+        order = Order(
+            id=0, client_id=params.get('orderLinkId') or self.sim.new_client_id(), account=key,
+            symbol=symbol, side=side.upper(), type=otype, qty=qty, quote_qty=quote_qty,
+            price=dec(params.get('price') or 0) if otype == 'Limit' else dec(0),
+            stop_price=trigger, trigger_above=rising, is_limit=otype == 'Limit',
+            post_only=tif == 'PostOnly', tif={'PostOnly': 'GTC'}.get(tif, tif),
+            triggered=not trigger, reduce_only=bool(params.get('reduceOnly')) and cat != 'spot')
+        order.extra.update({'category': cat, 'tif': tif,
+                            'direction': 1 if rising else 2 if trigger else 0})
+        return cat, order
+
+    async def order_create(self, request):
+        key, params = await self.signed(request)
+        cat, order = self.parse_order(key, params)
+        order = await self.engine_call(cat, self.sim.category_engine(cat).place, order)
+        return self.reply({'orderId': str(order.id), 'orderLinkId': order.client_id})
+
+    def find(self, key, cat, params, symbol_required=True):
+        symbol = self.market(params, cat, required=symbol_required)
+        oid, link = params.get('orderId'), params.get('orderLinkId')
+        engine = self.sim.category_engine(cat)
+        for o in reversed(list(engine.orders.values())):
+            if o.account != key or o.extra.get('category') != cat or \
+                    (symbol and o.symbol != symbol):
+                continue
+            if (oid and str(o.id) == str(oid)) or (not oid and link and o.client_id == link):
+                return o
+        return None
+
+    async def order_cancel(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params)
+        order = self.find(key, cat, params)
+        if order is None or not order.is_open:
+            raise BybitError(170213 if cat == 'spot' else 110001,
+                             'Order does not exist.' if cat == 'spot' else
+                             'order not exists or too late to cancel')
+        engine = self.sim.category_engine(cat)
+        await self.engine_call(cat, engine.cancel, key, order.symbol, order.id)
+        return self.reply({'orderId': str(order.id), 'orderLinkId': order.client_id})
+
+    async def cancel_all(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params)
+        symbol = self.market(params, cat, required=False)
+        engine = self.sim.category_engine(cat)
+        done = [engine.cancel(key, o.symbol, o.id) for o in engine.open_orders(key, symbol)
+                if o.extra.get('category') == cat]
+        await self.sim.flush_events()
+        return self.reply({'list': [{'orderId': str(o.id), 'orderLinkId': o.client_id}
+                                    for o in done], 'success': '1'})
+
+    def _orders(self, key, cat, params, open_only):
+        symbol = self.market(params, cat, required=False)
+        engine = self.sim.category_engine(cat)
+        out = [o for o in engine.orders.values() if o.account == key and
+               o.extra.get('category') == cat and (symbol is None or o.symbol == symbol)]
+        if params.get('orderId') or params.get('orderLinkId'):
+            found = self.find(key, cat, params, symbol_required=False)
+            out = [found] if found else []
+        if params.get('orderFilter') == 'StopOrder':
+            out = [o for o in out if o.stop_price]
+        by_id = params.get('orderId') or params.get('orderLinkId')
+        if open_only and not by_id:
+            # openOnly 0 (default): open orders; 1/2: also the recently closed ones
+            recent = self.sim.clock.now - 600000 if str(params.get('openOnly', '0')) != '0' \
+                else None
+            out = [o for o in out if o.is_open or (recent and o.update_time >= recent)]
+        elif not open_only:
+            out = [o for o in out if not o.is_open]
+        limit = min(int(params.get('limit') or 20), 50)
+        return sorted(out, key=lambda o: -o.id)[:limit]
+
+    async def order_realtime(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params)
+        rules = self.sim.category_markets(cat)
+        orders = self._orders(key, cat, params, open_only=True)
+        return self.reply({'category': cat, 'nextPageCursor': '',
+                           'list': [order_info(o, rules[o.symbol]) for o in orders]})
+
+    async def order_history(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params)
+        rules = self.sim.category_markets(cat)
+        orders = self._orders(key, cat, params, open_only=False)
+        return self.reply({'category': cat, 'nextPageCursor': '',
+                           'list': [order_info(o, rules[o.symbol]) for o in orders]})
+
+    async def executions(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params)
+        symbol = self.market(params, cat, required=False)
+        engine = self.sim.category_engine(cat)
+        rules = self.sim.category_markets(cat)
+        items = [execution_info(t, engine.orders[t.order_id], rules[t.symbol])
+                 for t in engine.trades if t.account == key and t.symbol in rules and
+                 engine.orders[t.order_id].extra.get('category', cat) == cat and
+                 (symbol is None or t.symbol == symbol)]
+        if cat != 'spot':
+            items += [execution_info(None, None, rules[e.symbol], funding=e)
+                      for e in engine.funding if e.account == key and e.symbol in rules
+                      and (symbol is None or e.symbol == symbol)]
+        if params.get('orderId'):
+            items = [i for i in items if i['orderId'] == params['orderId']]
+        if params.get('execType'):
+            items = [i for i in items if i['execType'] == params['execType']]
+        if params.get('startTime'):
+            items = [i for i in items if int(i['execTime']) >= int(params['startTime'])]
+        items.sort(key=lambda i: -int(i['execTime']))
+        limit = min(int(params.get('limit') or 50), 100)
+        return self.reply({'category': cat, 'nextPageCursor': '', 'list': items[:limit]})
+
+    # -- positions ----------------------------------------------------------------------
+    async def position_list(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params, ('linear', 'inverse'))
+        symbol = self.market(params, cat, required=False)
+        if not symbol and not params.get('settleCoin') and not params.get('baseCoin'):
+            raise BybitError(10001, 'Missing some parameters that must be filled in, '
+                             'symbol or settleCoin')
+        engine = self.sim.category_engine(cat)
+        acct = engine.accounts[key]
+        rules = self.sim.category_markets(cat)
+        names = [symbol] if symbol else [s for s, r in rules.items() if
+                                         r.settle == params.get('settleCoin', r.settle)]
+        names = [s for s in names if symbol or acct.position(s).size]
+        return self.reply({'category': cat, 'nextPageCursor': '', 'list': [
+            position_info(engine, acct, acct.position(s)) for s in names]})
+
+    async def set_leverage(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params, ('linear', 'inverse'))
+        symbol = self.market(params, cat)
+        buy, sell = params.get('buyLeverage'), params.get('sellLeverage')
+        if not buy or buy != sell:
+            raise BybitError(10001, 'buy leverage must equal sell leverage in one-way mode')
+        engine = self.sim.category_engine(cat)
+        if engine.leverage(engine.accounts[key], symbol) == dec(buy):
+            raise BybitError(110043, 'Set leverage not modified')
+        try:
+            engine.set_leverage(key, symbol, buy)
+        except EngineError as err:
+            if err.reason == 'bad_leverage':
+                raise BybitError(10001, 'leverage invalid') from None
+            raise BybitError(110012, 'Insufficient available balance.') from None
+        await self.sim.flush_events()
+        return self.reply({})
+
+    async def switch_isolated(self, request):
+        key, params = await self.signed(request)
+        cat = self.category(params, ('linear', 'inverse'))
+        symbol = self.market(params, cat)
+        mode = ISOLATED if str(params.get('tradeMode')) == '1' else CROSS
+        await self._set_mode(key, cat, [symbol], mode)
+        return self.reply({})
+
+    async def set_margin_mode(self, request):
+        """Unified account: the margin mode is account wide (every contract)."""
+        key, params = await self.signed(request)
+        mode = {'ISOLATED_MARGIN': ISOLATED, 'REGULAR_MARGIN': CROSS}.get(
+            params.get('setMarginMode'))
+        if mode is None:
+            raise BybitError(10001, 'setMarginMode invalid')
+        for cat in ('linear', 'inverse'):
+            await self._set_mode(key, cat, list(self.sim.category_markets(cat)), mode,
+                                 quiet=True)
+        return self.reply({'reasons': []}, msg='Request accepted')
+
+    async def _set_mode(self, key, cat, symbols, mode, quiet=False):
+        engine = self.sim.category_engine(cat)
+        for symbol in symbols:
+            try:
+                engine.set_margin_mode(key, symbol, mode)
+            except EngineError as err:
+                if err.reason == 'no_change':
+                    if not quiet:
+                        raise BybitError(110026, 'Cross/isolated margin mode is not '
+                                         'modified') from None
+                    continue
+                raise BybitError(110026 if err.reason == 'no_change' else 3400045,
+                                 'Set margin mode failed: open positions or orders') from None
+
+
+@web.middleware
+async def bybit_errors(request, handler):
+    """Every error is HTTP 200 with Bybit's envelope."""
+    try:
+        return await handler(request)
+    except BybitError as err:
+        return BybitRest.reply({}, err.code, err.msg)
+    except (ValueError, KeyError) as err:
+        return BybitRest.reply({}, 10001, 'params error: %s' % err)

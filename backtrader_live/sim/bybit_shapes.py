@@ -1,0 +1,191 @@
+"""Bybit v5 payload shapes and error table (REST and the private WebSocket)."""
+from .binance_futures_shapes import avg_price
+from .models import ZERO, fmt
+
+#: Bybit interval code -> the simulator's interval name
+BYBIT_INTERVALS = {'1': '1m', '3': '3m', '5': '5m', '15': '15m', '30': '30m', '60': '1h',
+                   '120': '2h', '240': '4h', '360': '6h', '720': '12h', 'D': '1d',
+                   'W': '1w', 'M': '1M'}
+INTERVAL_CODES = {v: k for k, v in BYBIT_INTERVALS.items()}
+CONTRACT_TYPES = {'linear': 'LinearPerpetual', 'inverse': 'InversePerpetual'}
+STATUS = {'NEW': 'New', 'PARTIALLY_FILLED': 'PartiallyFilled', 'FILLED': 'Filled',
+          'CANCELED': 'Cancelled', 'EXPIRED': 'Cancelled', 'REJECTED': 'Rejected'}
+
+# engine refusal -> (retCode, retMsg); (reason, is_spot) entries win over reason ones
+ENGINE_ERRORS = {
+    'insufficient_margin': (110007, 'ab not enough for new order'),
+    'insufficient_balance': (110007, 'ab not enough for new order'),
+    ('insufficient_balance', True): (170131, 'Insufficient balance.'),
+    'reduce_only': (110017, 'Reduce-only rule not satisfied'),
+    'would_trigger': (110092, 'expect Rising, but trigger_price[%s] <= current'),
+    'would_take': (170193, 'Buy order price cannot be higher than best ask price'),
+    'duplicate': (110072, 'OrderLinkedID is duplicate'),
+    ('duplicate', True): (170141, 'Duplicate clientOrderId.'),
+    'filter_price': (110094, 'Order price has too many decimals.'),
+    ('filter_price', True): (170134, 'Order price has too many decimals.'),
+    'filter_lot': (110094, 'Order quantity has too many decimals.'),
+    ('filter_lot', True): (170137, 'Order quantity has too many decimals.'),
+    'filter_notional': (110094, 'Order does not meet minimum order value 5USDT'),
+    ('filter_notional', True): (170136, 'Order value exceeded lower limit.'),
+    'unknown_symbol': (10001, 'Not supported symbols'),
+    'unknown_order': (110001, 'order not exists or too late to cancel'),
+}
+# Bybit answers a post-only order that would take by cancelling it, not by an error;
+# the simulator refuses it with the code above (documented simplification).
+ENGINE_ERRORS[('would_take', False)] = (110094, 'Post only order would take liquidity')
+
+
+def instrument(r, cat):
+    """One instruments-info ``list[]`` item."""
+    if cat == 'spot':
+        return {'symbol': r.symbol, 'baseCoin': r.base, 'quoteCoin': r.quote,
+                'innovation': '0', 'status': 'Trading', 'marginTrading': 'none',
+                'stTag': '0', 'lotSizeFilter': {
+                    'basePrecision': fmt(r.step), 'quotePrecision': fmt(r.tick),
+                    'minOrderQty': fmt(r.min_qty), 'maxOrderQty': fmt(r.max_qty),
+                    'minOrderAmt': fmt(r.min_notional), 'maxOrderAmt': '2000000'},
+                'priceFilter': {'tickSize': fmt(r.tick)},
+                'riskParameters': {'priceLimitRatioX': '0.01', 'priceLimitRatioY': '0.02'}}
+    return {'symbol': r.symbol, 'contractType': CONTRACT_TYPES[cat], 'status': 'Trading',
+            'baseCoin': r.base, 'quoteCoin': r.quote, 'settleCoin': r.settle,
+            'launchTime': '1585526400000', 'deliveryTime': '0', 'deliveryFeeRate': '',
+            'priceScale': str(max(0, -r.tick.normalize().as_tuple().exponent)),
+            'leverageFilter': {'minLeverage': '1', 'maxLeverage': '%d.00' % r.max_leverage,
+                               'leverageStep': '0.01'},
+            'priceFilter': {'minPrice': fmt(r.min_price), 'maxPrice': fmt(r.max_price),
+                            'tickSize': fmt(r.tick)},
+            'lotSizeFilter': {'maxOrderQty': fmt(r.max_qty), 'minOrderQty': fmt(r.min_qty),
+                              'qtyStep': fmt(r.step), 'postOnlyMaxOrderQty': fmt(r.max_qty),
+                              'maxMktOrderQty': fmt(r.max_qty),
+                              'minNotionalValue': fmt(r.min_notional)},
+            'unifiedMarginTrade': True, 'fundingInterval': 480, 'copyTrading': 'both',
+            'upperFundingRate': '0.00375', 'lowerFundingRate': '-0.00375',
+            'isPreListing': False, 'preListingInfo': None}
+
+
+def ticker(sim, cat, symbol):
+    engine = sim.category_engine(cat)
+    price = sim.price(cat, symbol)
+    bid, ask = engine.best(symbol)
+    qty = fmt(engine.level_qty(symbol))
+    out = {'symbol': symbol, 'lastPrice': fmt(price), 'bid1Price': fmt(bid), 'bid1Size': qty,
+           'ask1Price': fmt(ask), 'ask1Size': qty, 'prevPrice24h': fmt(price),
+           'price24hPcnt': '0', 'highPrice24h': fmt(price), 'lowPrice24h': fmt(price),
+           'turnover24h': '0', 'volume24h': '0'}
+    if cat != 'spot':
+        nxt = (sim.clock.now // engine.funding_ms + 1) * engine.funding_ms
+        out.update({'markPrice': fmt(price), 'indexPrice': fmt(price),
+                    'fundingRate': fmt(engine.funding_rate_of(symbol)),
+                    'nextFundingTime': str(nxt), 'openInterest': '0'})
+    return out
+
+
+def wallet(sim, key, coin_filter=None):
+    """The UNIFIED wallet: spot holdings plus the contract wallet, per coin."""
+    spot = sim.engine.accounts[key]
+    contract = sim.contracts.accounts[key]
+    coins = sorted(set(spot.balances) | set(contract.wallet))
+    if coin_filter:
+        coins = [c for c in coins if c in coin_filter.split(',')]
+    items = []
+    for c in coins:
+        free, locked = spot.balances.get(c, (ZERO, ZERO))
+        view = sim.contracts.balance_view(contract, c)
+        total = free + locked + view['wallet']
+        items.append({
+            'coin': c, 'equity': fmt(total + view['unrealized']), 'usdValue': '0',
+            'walletBalance': fmt(total), 'free': '', 'locked': fmt(locked),
+            'spotHedgingQty': '0', 'borrowAmount': '0', 'accruedInterest': '0',
+            'availableToWithdraw': fmt(free + max(view['available'], ZERO)),
+            'availableToBorrow': '', 'totalOrderIM': fmt(view['order_margin']),
+            'totalPositionIM': fmt(view['position_margin']),
+            'totalPositionMM': fmt(view['maint']), 'unrealisedPnl': fmt(view['unrealized']),
+            'cumRealisedPnl': fmt(sum((p.realized for p in contract.positions.values()
+                                       if sim.contracts.markets[p.symbol].settle == c), ZERO)),
+            'bonus': '0', 'marginCollateral': True, 'collateralSwitch': True})
+    return {'accountType': 'UNIFIED', 'accountIMRate': '0', 'accountMMRate': '0',
+            'totalEquity': '0', 'totalWalletBalance': '0', 'totalMarginBalance': '0',
+            'totalAvailableBalance': '0', 'totalPerpUPL': '0', 'totalInitialMargin': '0',
+            'totalMaintenanceMargin': '0', 'accountLTV': '0', 'coin': items}
+
+
+def order_status(o):
+    if o.stop_price and not o.triggered:
+        return 'Untriggered' if o.is_open else 'Deactivated'
+    if o.status in ('CANCELED', 'EXPIRED') and o.executed:
+        return 'PartiallyFilledCanceled'
+    return STATUS[o.status]
+
+
+def order_info(o, rules):
+    """order/realtime and order/history item; also the private ``order`` topic's data."""
+    return {
+        'orderId': str(o.id), 'orderLinkId': o.client_id, 'blockTradeId': '',
+        'symbol': o.symbol, 'price': fmt(o.price) if o.is_limit else '0',
+        'qty': fmt(o.qty if o.qty else o.quote_qty), 'side': o.side.capitalize(),
+        'isLeverage': '', 'positionIdx': 0, 'orderStatus': order_status(o),
+        'cancelType': 'CancelByUser' if o.status == 'CANCELED' else 'UNKNOWN',
+        'rejectReason': 'EC_NoError', 'avgPrice': fmt(avg_price(o, rules)) if o.executed else '',
+        'leavesQty': fmt(o.remaining if o.is_open else 0),
+        'leavesValue': '0', 'cumExecQty': fmt(o.executed), 'cumExecValue': fmt(o.cum_quote),
+        'cumExecFee': '0', 'timeInForce': o.extra.get('tif', o.tif),
+        'orderType': o.type, 'stopOrderType': 'Stop' if o.stop_price else '',
+        'orderIv': '', 'marketUnit': 'quoteCoin' if o.quote_qty else 'baseCoin',
+        'triggerPrice': fmt(o.stop_price) if o.stop_price else '',
+        'takeProfit': '', 'stopLoss': '', 'tpTriggerBy': '', 'slTriggerBy': '',
+        'triggerDirection': o.extra.get('direction', 0), 'triggerBy': 'LastPrice' if
+        o.stop_price else '', 'lastPriceOnCreated': '', 'reduceOnly': o.reduce_only,
+        'closeOnTrigger': False, 'smpType': 'None', 'smpGroup': 0, 'smpOrderId': '',
+        'tpslMode': '', 'category': o.extra.get('category', ''),
+        'createdTime': str(o.time), 'updatedTime': str(o.update_time)}
+
+
+def execution_info(t, o, rules, funding=None):
+    """execution/list item (and the private ``execution`` topic's data)."""
+    if funding is not None:
+        e = funding
+        return {'symbol': e.symbol, 'orderId': '', 'orderLinkId': '', 'side':
+                'Buy' if e.size > 0 else 'Sell', 'orderPrice': '0', 'orderQty': '0',
+                'leavesQty': '0', 'orderType': 'UNKNOWN', 'stopOrderType': '',
+                'execFee': fmt(-e.amount), 'execId': 'funding-%d' % e.id,
+                'execPrice': fmt(e.mark), 'execQty': fmt(abs(e.size)), 'execType': 'Funding',
+                'execValue': fmt(abs(e.size) * e.mark if not rules.inverse else
+                                 abs(e.size) * rules.contract_size / e.mark),
+                'feeRate': fmt(e.rate), 'isMaker': False, 'closedSize': '0',
+                'execTime': str(e.time), 'markPrice': fmt(e.mark), 'feeCurrency': e.asset,
+                'category': 'inverse' if rules.inverse else 'linear', 'seq': e.id}
+    return {'symbol': t.symbol, 'orderId': str(t.order_id), 'orderLinkId': o.client_id,
+            'side': t.side.capitalize(), 'orderPrice': fmt(o.price), 'orderQty': fmt(o.qty),
+            'leavesQty': fmt(o.remaining if o.is_open else 0), 'orderType': o.type,
+            'stopOrderType': '', 'execFee': fmt(t.commission), 'feeCurrency':
+            t.commission_asset, 'execId': str(t.id), 'execPrice': fmt(t.price),
+            'execQty': fmt(t.qty), 'execType': 'BustTrade' if t.kind == 'Liquidation'
+            else 'Trade', 'execValue': fmt(t.quote_qty), 'feeRate': '0',
+            'isMaker': t.is_maker, 'closedSize': '0', 'execTime': str(t.time),
+            'markPrice': fmt(t.price), 'execPnl': fmt(t.realized_pnl),
+            'category': o.extra.get('category', ''), 'seq': t.id}
+
+
+def position_info(engine, acct, pos):
+    rules = engine.markets[pos.symbol]
+    mark = engine.price_of(pos.symbol)
+    margin = engine.position_margin(acct, pos) if pos.size else ZERO
+    isolated = engine.margin_mode(acct, pos.symbol) == 'isolated'
+    return {
+        'positionIdx': 0, 'riskId': 1, 'riskLimitValue': fmt(rules.max_qty * 1000),
+        'symbol': pos.symbol, 'side': '' if not pos.size else 'Buy' if pos.size > 0 else 'Sell',
+        'size': fmt(abs(pos.size)), 'avgPrice': fmt(pos.entry),
+        'positionValue': fmt(engine.notional(rules, abs(pos.size), pos.entry) if pos.size else 0),
+        'tradeMode': 1 if isolated else 0, 'autoAddMargin': 0, 'positionStatus': 'Normal',
+        'leverage': str(engine.leverage(acct, pos.symbol)), 'markPrice': fmt(mark),
+        'liqPrice': fmt(engine.liquidation_price(acct, pos)) if pos.size else '',
+        'bustPrice': '', 'positionIM': fmt(margin),
+        'positionMM': fmt(rules.mmr * engine.notional(rules, abs(pos.size), mark)),
+        'positionBalance': fmt(margin), 'takeProfit': '0', 'stopLoss': '0',
+        'trailingStop': '0', 'sessionAvgPrice': '', 'delta': '', 'gamma': '', 'vega': '',
+        'theta': '', 'unrealisedPnl': fmt(engine.unrealized(pos)),
+        'curRealisedPnl': fmt(pos.realized), 'cumRealisedPnl': fmt(pos.realized),
+        'adlRankIndicator': 2, 'createdTime': str(pos.update_time),
+        'updatedTime': str(pos.update_time), 'seq': pos.update_time,
+        'isReduceOnly': False, 'mmrSysUpdatedTime': '', 'leverageSysUpdatedTime': '',
+        'tpslMode': 'Full', 'category': 'inverse' if rules.inverse else 'linear'}
