@@ -8,6 +8,8 @@ stream (no REST call per ``getcash()``) and loaded once over REST at start.
 """
 import logging
 
+from backtrader.comminfo import CommInfoBase
+
 from .events import BalanceUpdate, PositionUpdate
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ class SpotAccount:
             if rules.base != currency:
                 value += sum(self.balances.get(rules.base, (0.0, 0.0))) * price
         return value
+
+    @staticmethod
+    def entry_price(rules, old_size, old_price, position):
+        return position.price
 
     def fill_terms(self, fill, rules):
         """(position size change magnitude, commission in cash units)."""
@@ -128,6 +134,21 @@ class DerivativesAccount:
     def settle_dust(rules, position_size, signed):
         return signed       # contracts are whole steps: no fee-in-coin dust
 
+    @staticmethod
+    def entry_price(rules, old_size, old_price, position):
+        """The exchange's entry price after a fill that added to a position.
+
+        backtrader averages prices arithmetically; for inverse contracts the
+        exchange averages in coin terms (a harmonic mean), and PnL follows it.
+        """
+        size, price = position.size, position.price
+        grew = old_size and abs(size) > abs(old_size) and (size > 0) == (old_size > 0)
+        if not (rules.inverse and grew and old_price and price):
+            return price
+        added = abs(size) - abs(old_size)
+        fill_price = (price * abs(size) - old_price * abs(old_size)) / added
+        return abs(size) / (abs(old_size) / old_price + added / fill_price)
+
     def start_position(self, store, rules, price):
         p = self.positions.get(rules.symbol)
         if p is None or not p.size:
@@ -154,3 +175,52 @@ def contract_pnl(rules, size, entry, price):
 def account_for(kind):
     from .markets import SPOT
     return SpotAccount() if kind == SPOT else DerivativesAccount()
+
+
+class SpotCommInfo(CommInfoBase):
+    """Spot coins: percentage commission, fractional sizes, no margin."""
+    params = (('stocklike', True), ('commtype', CommInfoBase.COMM_PERC), ('percabs', True))
+
+
+class LinearCommInfo(CommInfoBase):
+    """USDT-margined contracts: PnL = size x contract size x price move."""
+    params = (('stocklike', False), ('commtype', CommInfoBase.COMM_PERC), ('percabs', True))
+
+    def get_margin(self, price):
+        # Initial margin of one contract at this leverage (automargin = 1/leverage).
+        return price * self.p.mult * self.p.automargin
+
+
+class InverseCommInfo(LinearCommInfo):
+    """Coin-margined contracts, counted in the coin: a contract is worth
+    ``mult`` USD, so its value in BTC is mult / price and PnL is
+    size x mult x (1/entry - 1/exit)."""
+
+    def get_margin(self, price):
+        return self.p.mult / price * self.p.automargin if price else 0.0
+
+    def profitandloss(self, size, price, newprice):
+        if not size or not price or not newprice:
+            return 0.0
+        return size * self.p.mult * (1.0 / price - 1.0 / newprice)
+
+    def getoperationcost(self, size, price):
+        return abs(size) * self.get_margin(price)
+
+    def getvaluesize(self, size, price):
+        return abs(size) * self.get_margin(price)
+
+    def _getcommission(self, size, price, pseudoexec):
+        return abs(size) * self.p.mult / price * self.p.commission if price else 0.0
+
+    def cashadjust(self, size, price, newprice):
+        return 0.0
+
+
+def comminfo_for(rules, leverage=1.0):
+    """The CommissionInfo backtrader needs for one market."""
+    if not rules.contract:
+        return SpotCommInfo(commission=rules.taker_fee)
+    cls = InverseCommInfo if rules.inverse else LinearCommInfo
+    return cls(commission=rules.taker_fee, mult=rules.contract_size,
+               automargin=1.0 / (leverage or 1.0))

@@ -10,6 +10,7 @@ down). Stream threads only *queue* events; every change to an order or a
 position happens in Cerebro's thread, in ``next()``, so backtrader's objects
 are never touched concurrently.
 """
+import collections
 import datetime
 import logging
 import queue
@@ -17,24 +18,18 @@ import time
 
 from backtrader import Order
 from backtrader.brokers import BackBroker
-from backtrader.comminfo import CommInfoBase
 
 from .errors import FatalError, LiveError, OrderNotFound, OrderRejected, UnknownOutcome
-from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
+from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OPEN, OrderUpdate,
                      PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
-from .accounts import SpotAccount, account_for, contract_value
+from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .orders import OrderBook, round_order
+from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
 
 _EPS = 1e-12
-
-
-class CryptoCommInfo(CommInfoBase):
-    """Spot-like percentage commission with fractional sizes."""
-    params = (('stocklike', True), ('commtype', CommInfoBase.COMM_PERC),
-              ('percabs', True))
 
 
 class BrokerBase(BackBroker):
@@ -49,6 +44,12 @@ class BrokerBase(BackBroker):
         ('adopt_positions', True),  # spot holdings become the start position
         ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
         ('resolve_attempts', 5),    # queries to settle an unknown create
+        ('fill_wait', 2.0),         # seconds to wait for streamed fills before REST
+        # Risk gate limits (None: off); see backtrader_live/risk.py, docs/risk.md
+        ('max_order_notional', None),   # quote value of one order
+        ('max_position_pct', None),     # resulting position / equity, e.g. 0.3
+        ('max_open_orders', None),      # open orders on the account
+        ('max_price_deviation', None),  # limit/stop price vs last close, e.g. 0.1
     )
 
     def __init__(self, store=None):
@@ -59,8 +60,12 @@ class BrokerBase(BackBroker):
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
         self._to_adopt = []
+        self._orphans = collections.deque(maxlen=256)
         self._last_poll = 0.0
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
+        # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
+        self.kill_switch = KillSwitch()
+        self.risk_rules += gate_rules(self)
 
     def __repr__(self):
         return '%s(paper_trading=%s, testnet=%s, store=%r)' % (
@@ -158,6 +163,10 @@ class BrokerBase(BackBroker):
         self._value = self.account.value(currency, self._priced(self._datas))
         return self._value
 
+    def settled(self):
+        """True when no order waits for fills the exchange has announced."""
+        return not self._book.awaiting()
+
     def get_balances(self):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
         return {a: tuple(v) for a, v in getattr(self.account, 'balances', {}).items()}
@@ -175,9 +184,12 @@ class BrokerBase(BackBroker):
             return super().getcommissioninfo(data)
         ci = getattr(data, '_market_comminfo', None)
         if ci is None:
-            ci = data._market_comminfo = CryptoCommInfo(
-                commission=self._rules(data).taker_fee)
+            ci = data._market_comminfo = comminfo_for(
+                self._rules(data), self.account_leverage(data))
         return ci
+
+    def account_leverage(self, data):
+        return getattr(self.account, 'leverage', {}).get(data.p.dataname) or 1.0
 
     # -- the single risk gate ---------------------------------------------------------
     def check_risk_limits(self, order):
@@ -255,19 +267,28 @@ class BrokerBase(BackBroker):
     def order_request(self, order):
         """(ccxt type, price, params) for a backtrader order."""
         ex = order.exectype
+        params = self.order_options(order)
         if ex == Order.Market:
-            return 'market', None, {}
+            return 'market', None, params
         if ex == Order.Limit:
-            return 'limit', order.price, {}
+            return 'limit', order.price, params
+        params.update(self.store.trigger_params(order.price, rising=order.isbuy()))
         if ex == Order.Stop:
-            return 'market', None, self.store.trigger_params(order.price)
-        return 'limit', order.pricelimit, self.store.trigger_params(order.price)
+            return 'market', None, params
+        return 'limit', order.pricelimit, params
+
+    # Options a strategy may pass as keyword arguments of buy()/sell().
+    ORDER_OPTIONS = ('postOnly', 'timeInForce', 'reduceOnly')
+
+    def order_options(self, order):
+        """ccxt params from the order's keyword arguments (order.info)."""
+        return {k: order.info[k] for k in self.ORDER_OPTIONS if k in order.info}
 
     def _resolve_unknown(self, order, cid, symbol):
         """Never resend: ask the exchange whether our client id exists."""
         for attempt in range(self.p.resolve_attempts):
             try:
-                raw = self.store.fetch_order_by_client_id(cid, symbol)
+                raw = self.store.fetch_order_by_client_id(cid, symbol, _conditional(order))
             except LiveError as exc:
                 log.warning('resolving %s failed (%s); attempt %d', cid, exc, attempt + 1)
                 if self.store._backoff.wait(attempt, self.store._stop_event):
@@ -293,10 +314,10 @@ class BrokerBase(BackBroker):
         symbol = order.data.p.dataname
         try:
             raw = self.store.cancel_order(self._book.exchange_id(order), symbol,
-                                          self.store.client_id_query(cid))
+                                          self.store.client_id_query(cid, _conditional(order)))
         except OrderNotFound:
             # Filled (or never placed) meanwhile: ask instead of guessing.
-            raw = self.store.fetch_order_by_client_id(cid, symbol)
+            raw = self.store.fetch_order_by_client_id(cid, symbol, _conditional(order))
             if raw is None:
                 return
         except LiveError as exc:
@@ -318,6 +339,9 @@ class BrokerBase(BackBroker):
         self._drain_events()
         if self._to_adopt:
             self._adopt_positions()
+        overdue = self._book.overdue(self.p.fill_wait)
+        if overdue:
+            self.reconcile(overdue)     # the stream did not deliver those fills
         if not self.store.user_stream_live and self._book.alive():
             now = time.monotonic()
             if now - self._last_poll >= self.p.rest_poll_interval:
@@ -334,9 +358,16 @@ class BrokerBase(BackBroker):
 
     def _handle_event(self, event):
         if isinstance(event, OrderUpdate):
-            order = self._book.by_client_id(event.client_id)
+            # A triggered conditional order reports as the regular order it
+            # became: known by the exchange id its algo update announced.
+            order = (self._book.by_client_id(event.client_id)
+                     or self._book.by_exchange_id(event.exchange_id))
             if order is not None:
                 self.apply_update(event, order)
+            elif event.exchange_id and self._book.alive():
+                # Maybe ours under an id not announced yet (a stop that just
+                # triggered): keep it a while, bounded, until an alias arrives.
+                self._orphans.append(event)
         elif self.account.on_event(event):
             if isinstance(event, PositionUpdate):
                 self._check_position(event)
@@ -351,12 +382,13 @@ class BrokerBase(BackBroker):
             log.error('user stream: %s', event[1])
             self.store.put_notification('user stream error: %s' % event[1])
 
-    def reconcile(self):
-        """Ask the exchange about every order we think is alive."""
-        for order in self._book.alive():
+    def reconcile(self, orders=None):
+        """Ask the exchange about these (default: all alive) orders."""
+        for order in (self._book.alive() if orders is None else orders):
             cid = self._book.client_id(order)
             try:
-                raw = self.store.fetch_order_by_client_id(cid, order.data.p.dataname)
+                raw = self.store.fetch_order_by_client_id(cid, order.data.p.dataname,
+                                                          _conditional(order))
             except LiveError as exc:
                 log.warning('reconcile of %s failed: %s', cid, exc)
                 continue
@@ -368,6 +400,13 @@ class BrokerBase(BackBroker):
             self.account.load(self.store)
         except LiveError as exc:
             log.warning('balance reconcile failed: %s', exc)
+
+    def _adopt_orphans(self, exchange_id, order):
+        matched = [e for e in self._orphans if e.exchange_id == exchange_id]
+        for event in matched:
+            self._orphans.remove(event)
+        for event in matched:
+            self.apply_update(event, order)
 
     def _check_position(self, update):
         """After fills settle, our position must be the exchange's."""
@@ -391,22 +430,31 @@ class BrokerBase(BackBroker):
             return
         if update.exchange_id:
             self._book.set_exchange_id(order, update.exchange_id)
+        for alias in update.aliases:
+            self._book.add_alias(order, alias)
+            self._adopt_orphans(alias, order)
         if update.status == REJECTED:
             self._finish_rejected(order, update.reason or 'rejected by the exchange')
             return
         if order.status == Order.Submitted:
             order.accept(self)
             self.notify(order)
-        final = update.status == CLOSED
-        for fill in update.fills:
-            self._apply_fill(order, fill)
-        if self._book.gross_filled(order) + _EPS < update.filled:
-            self._fetch_missing_fills(order)
-        self._notify_fills(order, final)
-        if update.status in TERMINAL:
-            self._finish(order, update.status)
+        complete_at = update.filled if update.status == CLOSED else None
+        self._apply_fills(order, update.fills, complete_at)
+        status = update.status
+        if self._book.gross_filled(order) + _EPS >= update.filled:
+            self._book.fills_arrived(order)
+        elif update.source == 'rest' and self.store.user_stream_live:
+            # The stream brings these fills in moments; asking REST for them
+            # on every order would only spend rate limit.
+            self._book.await_fills(order)
+            status = OPEN
+        else:
+            self._fetch_missing_fills(order, complete_at)
+        if status in TERMINAL:
+            self._finish(order, status)
 
-    def _fetch_missing_fills(self, order):
+    def _fetch_missing_fills(self, order, complete_at):
         """The exchange says more was filled than we saw: fetch the trades."""
         try:
             trades = self.store.fetch_order_trades(self._book.exchange_id(order),
@@ -414,23 +462,37 @@ class BrokerBase(BackBroker):
         except LiveError as exc:
             log.warning('could not fetch fills of %s: %s', self._book.client_id(order), exc)
             return
-        for t in sorted(trades, key=lambda t: t.get('timestamp') or 0):
-            self._apply_fill(order, fill_from_ccxt(t))
+        trades = sorted(trades, key=lambda t: t.get('timestamp') or 0)
+        self._apply_fills(order, [fill_from_ccxt(t) for t in trades], complete_at)
+
+    def _apply_fills(self, order, fills, complete_at):
+        """Execute new fills, each notified as Partial unless it completes
+        the order (``complete_at``: the filled amount that means done), whose
+        Completed notification follows."""
+        for fill in fills:
+            if not self._apply_fill(order, fill):
+                continue
+            if complete_at is None or self._book.gross_filled(order) + _EPS < complete_at:
+                order.partial()
+                self.notify(order)
 
     def _apply_fill(self, order, fill):
         if not self._book.new_fill(order, fill.trade_id):
-            return   # the same trade from the REST answer and the stream
+            return False   # the same trade from the REST answer and the stream
         rules = self._rules(order.data)
         size, comm = self.account.fill_terms(fill, rules)
         signed = self.account.settle_dust(rules, self.positions[order.data].size,
                                           size if order.isbuy() else -size)
         self._execute_fill(order, signed, fill.price, comm, fill.timestamp)
         self._book.add_gross(order, fill.amount)
+        return True
 
     def _execute_fill(self, order, size, price, comm, ts):
         position = self.positions[order.data]
-        pprice_orig = position.price
+        psize_orig, pprice_orig = position.size, position.price
         psize, pprice, opened, closed = position.update(size, price)
+        pprice = position.price = self.account.entry_price(
+            self._rules(order.data), psize_orig, pprice_orig, position)
         ci = order.comminfo
         share = abs(closed) / abs(size) if size else 0.0
         closedcomm, openedcomm = comm * share, comm * (1.0 - share)
@@ -441,16 +503,6 @@ class BrokerBase(BackBroker):
         dt = order.data.date2num(_utc(ts)) if ts else order.data.datetime[0]
         order.execute(dt, size, price, closed, closedvalue, closedcomm, opened,
                       openedvalue, openedcomm, margin, pnl, psize, pprice)
-        self._book.mark_pending_notify(order)
-
-    def _notify_fills(self, order, final):
-        pending = self._book.take_pending_notify(order)
-        for i in range(pending):
-            last = i == pending - 1
-            if last and final:
-                break            # the terminal notification below reports it
-            order.partial()
-            self.notify(order)
 
     def _finish(self, order, status):
         if status == CLOSED:
@@ -458,7 +510,9 @@ class BrokerBase(BackBroker):
         elif status == CANCELED:
             order.cancel()
         elif status == EXPIRED:
-            order.expire()
+            # Upstream's Order.expire() only expires by its own validity date
+            # (and never a market order); the exchange's word is final here.
+            order.status = Order.Expired
         self.notify(order)
         self._book.remove(order)
 
@@ -473,6 +527,11 @@ class BrokerBase(BackBroker):
 def _utc(ts_ms):
     return datetime.datetime.fromtimestamp(ts_ms / 1000.0, datetime.timezone.utc).replace(tzinfo=None)
 
+
+
+def _conditional(order):
+    """Stop orders are conditional: some exchanges keep them apart."""
+    return order.exectype in (Order.Stop, Order.StopLimit)
 
 # The rest of upstream's broker module (BrokerBase's peers...), for drop-in imports.
 import backtrader.broker as _upstream_broker  # noqa: E402

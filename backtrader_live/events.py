@@ -50,6 +50,7 @@ class OrderUpdate:
     timestamp: Optional[int] = None
     fills: list = field(default_factory=list)
     source: str = 'rest'
+    aliases: tuple = ()     # other exchange ids of this order (a triggered stop's)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import datetime
 import logging
 import queue
 import threading
+import time
 
 import backtrader as bt
 
@@ -56,6 +57,7 @@ class DataBase(bt.feed.DataBase):
         ('max_live_bars', None),
         ('queue_size', 10000),
         ('qcheck', 0.5),
+        ('settle_timeout', 5.0),   # at the end, seconds to wait for last fills
     )
 
     @classmethod
@@ -76,7 +78,7 @@ class DataBase(bt.feed.DataBase):
         self._state = _BACKFILL
         self._live_bars = 0
         self._live_from = None
-        self._final_round = False
+        self._final_deadline = None
         self._stop_requested = threading.Event()
 
     def __repr__(self):
@@ -98,7 +100,7 @@ class DataBase(bt.feed.DataBase):
         self._store.parse_timeframe(self.p.tf)           # clear error if unsupported
         self._store.market_rules(self.p.dataname)         # clear error if unknown
         self._stop_requested.clear()
-        self._final_round = False
+        self._final_deadline = None
         self._state = _BACKFILL
         if self.p.live:
             # Subscribe before backfilling so no bar closes unseen in between.
@@ -148,12 +150,7 @@ class DataBase(bt.feed.DataBase):
     def _load(self):
         while True:
             if self._stop_requested.is_set() and not self._pending:
-                # One empty round first, so Cerebro hands the broker's last
-                # notifications (an order placed on the final bar) over.
-                if not self._final_round:
-                    self._final_round = True
-                    return None
-                return False
+                return self._finishing()
             if self._pending:
                 if self._deliver(self._pending.popleft()):
                     return True
@@ -168,6 +165,24 @@ class DataBase(bt.feed.DataBase):
             result = self._wait_live()
             if result is not True:
                 return result
+
+    def _finishing(self):
+        """None while the last orders settle (bounded), then False.
+
+        At least one empty round, so Cerebro hands the broker's last
+        notifications (an order placed on the final bar) to the strategy;
+        more while the broker still waits for fills it was told about.
+        """
+        now = time.monotonic()
+        if self._final_deadline is None:
+            self._final_deadline = now + self.p.settle_timeout
+            return None
+        broker = getattr(self._store, 'broker', None)
+        settled = getattr(broker, 'settled', None)
+        if settled is not None and not settled() and now < self._final_deadline:
+            self._stop_requested.wait(0.005)    # set: a short pause, no spin
+            return None
+        return False
 
     def _wait_live(self):
         """Take one item from the stream queue: True to loop, None to yield."""

@@ -1,11 +1,13 @@
 """Bookkeeping of live orders, and rounding orders to a market's rules."""
+import time
+
 import ccxt
 from backtrader import Order
 
 
 class _Record:
     __slots__ = ('order', 'client_id', 'exchange_id', 'gross', 'trade_ids',
-                 'pending_notify')
+                 'awaiting_since')
 
     def __init__(self, order, client_id):
         self.order = order
@@ -13,7 +15,7 @@ class _Record:
         self.exchange_id = None
         self.gross = 0.0            # filled amount before fees, as the exchange counts
         self.trade_ids = set()      # fills already applied (de-duplication)
-        self.pending_notify = 0     # fills executed but not yet notified
+        self.awaiting_since = None  # monotonic time we started waiting for fills
 
 
 class OrderBook:
@@ -26,6 +28,7 @@ class OrderBook:
     def __init__(self):
         self._by_ref = {}
         self._by_cid = {}
+        self._by_xid = {}           # every exchange id an order is known by
 
     def add(self, order, client_id):
         rec = _Record(order, client_id)
@@ -37,6 +40,17 @@ class OrderBook:
         rec = self._by_ref.pop(order.ref, None)
         if rec is not None:
             self._by_cid.pop(rec.client_id, None)
+            for xid in [x for x, r in self._by_xid.items() if r is rec]:
+                del self._by_xid[xid]
+
+    def by_exchange_id(self, exchange_id):
+        rec = self._by_xid.get(exchange_id) if exchange_id else None
+        return rec.order if rec else None
+
+    def add_alias(self, order, exchange_id):
+        rec = self._by_ref.get(order.ref)
+        if rec is not None and exchange_id:
+            self._by_xid[str(exchange_id)] = rec
 
     def by_client_id(self, client_id):
         rec = self._by_cid.get(client_id)
@@ -55,9 +69,33 @@ class OrderBook:
         if rec is not None and rec.exchange_id is None:
             rec.exchange_id = exchange_id
             order.addinfo(exchange_id=exchange_id)
+        if rec is not None:
+            self._by_xid[str(exchange_id)] = rec
 
     def alive(self):
         return [r.order for r in self._by_ref.values() if r.order.alive()]
+
+    def await_fills(self, order):
+        rec = self._by_ref.get(order.ref)
+        if rec is not None and rec.awaiting_since is None:
+            rec.awaiting_since = time.monotonic()
+
+    def fills_arrived(self, order):
+        rec = self._by_ref.get(order.ref)
+        if rec is not None:
+            rec.awaiting_since = None
+
+    def awaiting(self):
+        return [r.order for r in self._by_ref.values() if r.awaiting_since is not None]
+
+    def overdue(self, wait):
+        """Orders whose announced fills have not arrived within ``wait`` s."""
+        now = time.monotonic()
+        late = [r for r in self._by_ref.values()
+                if r.awaiting_since is not None and now - r.awaiting_since > wait]
+        for rec in late:
+            rec.awaiting_since = None
+        return [r.order for r in late]
 
     def new_fill(self, order, trade_id):
         """True the first time a trade id is seen for this order."""
@@ -73,16 +111,6 @@ class OrderBook:
     def gross_filled(self, order):
         rec = self._by_ref.get(order.ref)
         return rec.gross if rec else 0.0
-
-    def mark_pending_notify(self, order):
-        self._by_ref[order.ref].pending_notify += 1
-
-    def take_pending_notify(self, order):
-        rec = self._by_ref.get(order.ref)
-        if rec is None:
-            return 0
-        n, rec.pending_notify = rec.pending_notify, 0
-        return n
 
 
 def _set_size(order, amount):

@@ -16,7 +16,7 @@ from backtrader.store import MetaSingleton, Store as _BtStore
 from backtrader.utils.py3 import with_metaclass
 
 from .backoff import Backoff
-from .errors import (ClockSkewError, ConfigError, FatalError, OrderNotFound,
+from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNotFound,
                      RetryableError, UnknownOutcome, classify)
 from .events import position_from_ccxt
 from .markets import SPOT, kind_of, market_kind, symbol_hint
@@ -217,11 +217,14 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         A non-idempotent call (create order) that fails with a retryable
         error raises UnknownOutcome: the caller resolves it by client id.
         """
+        # A name of a ccxt method, or a bound one (implicit API endpoints).
+        fn = method if callable(method) else getattr(self.exchange, method)
+        method = getattr(fn, '__name__', method)
         attempt = 0
         skew_retried = False
         while True:
             try:
-                result = getattr(self.exchange, method)(*args, **kwargs)
+                result = fn(*args, **kwargs)
                 self._connected = True
                 return result
             except Exception as exc:  # mapped right below
@@ -338,11 +341,11 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     def cancel_order(self, order_id, symbol, params=None):
         return self.call('cancel_order', order_id, symbol, params or {})
 
-    def fetch_order_by_client_id(self, client_id, symbol):
+    def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
         """The order with our client id, or None if the exchange has none."""
         try:
             return self.call('fetch_order', None, symbol,
-                             self.client_id_query(client_id))
+                             self.client_id_query(client_id, conditional))
         except OrderNotFound:
             return None
 
@@ -350,7 +353,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return self.call('fetch_my_trades', symbol, since, None,
                          {'orderId': order_id})
 
-    def client_id_query(self, client_id):
+    def client_id_query(self, client_id, conditional=False):
         """Params that make ccxt look an order up by our client id."""
         return {self.CLIENT_ID_PARAM: client_id}
 
@@ -439,7 +442,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                 self._user_stream = WsStream(
                     'bt-live-%s-user' % self.exchange_name, self.user_ws_url,
                     self._on_user_message, on_open=self.user_stream_open,
-                    on_state=self._on_user_state, ping=self.ws_app_ping(),
+                    on_state=self._on_user_state,
+                    ping=self.user_stream_ping() or self.ws_app_ping(),
                     proxy=self.ws_proxy_kwargs())
                 self._user_stream.start()
 
@@ -481,9 +485,38 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     def parse_user_message(self, msg):             # pragma: no cover - abstract
         raise NotImplementedError
 
-    def trigger_params(self, price):
-        """ccxt params that make an order conditional on ``price``."""
+    def trigger_params(self, price, rising=None):
+        """ccxt params that make an order conditional on ``price``.
+
+        ``rising``: the trigger fires when the price rises to it (a buy stop)
+        or falls to it (a sell stop); exchanges that need it say so.
+        """
         return {'triggerPrice': price}
+
+    # -- derivatives settings -------------------------------------------------
+    UNCHANGED_CODES = ()      # error codes meaning "already set" (exchange data)
+
+    def set_leverage(self, symbol, leverage):
+        return self._setting('set_leverage', leverage, symbol)
+
+    def set_margin_mode(self, symbol, mode):
+        return self._setting('set_margin_mode', mode, symbol)
+
+    def _setting(self, method, value, symbol):
+        try:
+            return self.call(method, value, symbol)
+        except LiveError as exc:
+            if any(code in str(exc) for code in self.UNCHANGED_CODES):
+                log.info('%s %s: %s already in force', symbol, method, value)
+                return None
+            raise
+
+    def current_leverage(self, symbol):
+        """Leverage in force for ``symbol`` as the exchange reports it (1 if unknown)."""
+        for p in self.position_updates([symbol]):
+            if p.leverage:
+                return p.leverage
+        return 1.0
 
     def rest_urls(self, endpoint, default_urls):
         """ccxt's URL table with every origin swapped for ``endpoint``.
@@ -499,6 +532,10 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
             origin = self.p.endpoint.rstrip('/').replace('https://', 'wss://', 1)
             return origin.replace('http://', 'ws://', 1) + path
         return table['testnet' if self.p.testnet else 'mainnet']
+
+    def user_stream_ping(self):
+        """(interval, fn) keep-alive of the private stream; None: as ws_app_ping."""
+        return None
 
     def ws_app_ping(self):
         """(interval, payload_fn) for application pings; None: not needed."""

@@ -32,8 +32,9 @@ class WsStream:
     - ``on_message(stream, obj)``: called with each decoded JSON message.
     - ``on_state(stream, state, reconnected)``: told of every state change.
     - ``ping``: optional ``(interval_seconds, payload_fn)`` for exchanges
-      that want application-level pings (Bybit); protocol pings from the
-      server are answered by websocket-client itself.
+      that want application-level pings (Bybit), or keep-alives done another
+      way (a payload of None sends nothing); protocol pings from the server
+      are answered by websocket-client itself.
     """
 
     def __init__(self, name, url, on_message, on_open=None, on_state=None,
@@ -156,7 +157,9 @@ class WsStream:
             if self._readable():
                 self._receive_one()
             if next_ping is not None and time.monotonic() >= next_ping:
-                self.send(self._ping[1]())
+                payload = self._ping[1]()
+                if payload is not None:     # None: the hook did its own work
+                    self.send(payload)
                 next_ping = self._next_ping_time()
 
     def _receive_one(self):

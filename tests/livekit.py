@@ -15,6 +15,7 @@ class Recorder:
         self.orders = []        # (status name, executed size, executed price, comm, reason)
         self.trades = []        # (pnl, pnlcomm)
         self.data_status = []
+        self.store_msgs = []
         self.positions = []     # position size after each bar
         self.strategy = None
 
@@ -40,23 +41,28 @@ class Scripted(backtrader.Strategy):
         if trade.isclosed:
             self.p.rec.trades.append((trade.pnl, trade.pnlcomm))
 
+    def notify_store(self, msg, *args, **kwargs):
+        self.p.rec.store_msgs.append((msg,) + args)
+
     def notify_data(self, data, status, *args, **kwargs):
         self.p.rec.data_status.append(data._getstatusname(status))
 
     def next(self):
         rec = self.p.rec
-        rec.bars.append((self.data.datetime.datetime(0), self.data.close[0]))
         rec.positions.append(self.position.size)
-        action = (self.p.script or {}).get(len(rec.bars))
+        action = (self.p.script or {}).get(len(rec.bars) + 1)
         if action is not None:
             action(self)
+        # Last: a test waiting for this bar knows the action has been taken.
+        rec.bars.append((self.data.datetime.datetime(0), self.data.close[0]))
 
 
 class LiveRun:
     """``run_live`` in a worker thread against a step-mode simulator."""
 
     def __init__(self, sim, script=None, backfill_bars=5, max_bars=5, strategy=Scripted,
-                 cerebro=None, **kwargs):
+                 cerebro=None, exchange='binance', symbol='BTC/USDT', timeframe='1h',
+                 topic='btcusdt@kline_1h', user_market='spot', **kwargs):
         from helpers import KEY, SECRET
         self.sim = sim
         self.rec = Recorder()
@@ -68,7 +74,8 @@ class LiveRun:
                     backfill_bars=backfill_bars, max_bars=max_bars,
                     strategy_params={'rec': self.rec, 'script': script or {}})
         opts.update(kwargs)
-        self._args = ('binance', 'BTC/USDT', '1h', strategy)
+        self._args = (exchange, symbol, timeframe, strategy)
+        self._topic, self._user_market = topic, user_market
         self._opts = opts
         self._thread = threading.Thread(target=self._run, name='test-live-run', daemon=True)
 
@@ -81,20 +88,30 @@ class LiveRun:
     def start(self, wait_subscribed=True):
         self._thread.start()
         if wait_subscribed:
-            self.sim.wait_subscribed('btcusdt@kline_1h', timeout=10)
+            self.sim.wait_subscribed(self._topic, timeout=10)
             if not self._opts.get('paper_trading', True):
-                self.sim.wait_user_subscribed(timeout=10)
+                self.sim.wait_user_subscribed(timeout=10, **(
+                    {'market': self._user_market} if self._user_market != 'spot' else {}))
         eventually(lambda: len(self.rec.bars) >= self.backfill or self.error, 10)
         return self
 
     def step(self, n=1):
-        """Close ``n`` bars, each time waiting until the strategy saw it."""
+        """Close ``n`` bars, each time waiting until the strategy saw it and
+        the orders it placed are settled (answered, fills in)."""
         for _ in range(n):
             seen = len(self.rec.bars)
             self.sim.step()
             eventually(lambda: len(self.rec.bars) > seen or self.error
                        or not self._thread.is_alive(), 10)
+            eventually(self._settled, 10)
         return self
+
+    def _settled(self):
+        strategy = self.rec.strategy
+        broker = getattr(strategy, 'broker', None)
+        if self.error or not self._thread.is_alive() or not hasattr(broker, 'settled'):
+            return True
+        return broker.settled()
 
     def join(self, timeout=15):
         self._thread.join(timeout)

@@ -71,10 +71,10 @@ def test_unresolvable_create_stays_submitted_until_reconciled(sim, monkeypatch):
     _wrap_create(monkeypatch, lose_answer)
     real_fetch = BinanceStore.fetch_order_by_client_id
 
-    def flaky_fetch(self, cid, symbol):
+    def flaky_fetch(self, cid, symbol, conditional=False):
         if state['fail_queries']:
             raise btl.RetryableError('exchange unavailable')
-        return real_fetch(self, cid, symbol)
+        return real_fetch(self, cid, symbol, conditional)
     monkeypatch.setattr(BinanceStore, 'fetch_order_by_client_id', flaky_fetch)
 
     def heal_and_reconcile(s):

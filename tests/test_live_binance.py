@@ -178,7 +178,11 @@ def test_wrong_secret_is_one_clear_error_without_retries(sim, caplog):
     (dict(exchange='kraken'), "unknown exchange 'kraken'; available exchanges: binance"),
     (dict(symbol='FOO/BAR'), "unknown symbol 'FOO/BAR'"),
     (dict(timeframe='7m'), 'unknown timeframe .* valid timeframes: 1m, 3m'),
-    (dict(market_type='options'), "unknown market_type 'options' for binance; valid: spot"),
+    (dict(market_type='options'),
+     "unknown market_type 'options' for binance; valid: coinm, delivery, future, futures, "
+     "inverse, linear, spot, swap, usdm"),
+    (dict(market_type='futures'), r"unknown symbol 'BTC/USDT' on binance futures \('BTC/USDT' "
+     r"looks like a spot symbol; linear symbols look like 'BTC/USDT:USDT'\)"),
     (dict(max_bars=0), 'max_bars must be a positive integer'),
     (dict(duration=-1), 'duration must be a positive number'),
 ])

@@ -3,5 +3,6 @@ import backtrader.brokers as _upstream
 
 from .._namespace import merge_into
 from .binance import BinanceBroker
+from .bybit import BybitBroker
 
 merge_into(globals(), _upstream)

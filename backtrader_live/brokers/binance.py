@@ -1,10 +1,6 @@
-"""Binance broker: the generic live broker is enough for spot today.
-
-Exchange-specific order options (futures reduce-only, algo orders) belong
-here when they come.
-"""
-from ..broker import BrokerBase
+"""Binance broker: spot, USDⓈ-M and COIN-M futures on the generic live broker."""
+from ..derivatives import DerivativesBroker
 
 
-class BinanceBroker(BrokerBase):
+class BinanceBroker(DerivativesBroker):
     """Broker for Binance; paper trading by default (``paper_trading=True``)."""

@@ -7,5 +7,6 @@ import backtrader.stores as _upstream
 
 from .._namespace import merge_into
 from .binance import BinanceStore
+from .bybit import BybitStore
 
 merge_into(globals(), _upstream)

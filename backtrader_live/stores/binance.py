@@ -1,59 +1,122 @@
 """Binance: the exchange's data and payload parsing for the live store.
 
-Spot user data comes over the WS-API (``userDataStream.subscribe.signature``):
-Binance retired the spot listenKey REST endpoints in 2026.
+Spot, USDⓈ-M futures (linear) and COIN-M futures (inverse). Spot user data
+comes over the WS-API (``userDataStream.subscribe.signature``: the spot
+listenKey REST endpoints were retired in 2026); futures user data still
+uses a listenKey, refreshed every 30 minutes and renewed on reconnect.
+USDⓈ-M streams are split into /market (klines) and /private (user data).
 """
 import hashlib
 import hmac
 import itertools
+import logging
 
 from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
+from ..markets import INVERSE, LINEAR, SPOT
 from ..store import Store
 from ..brokers.binance import BinanceBroker
 from ..feeds.binance import BinanceData
+from . import _binance_futures as futures
+
+log = logging.getLogger(__name__)
 
 # executionReport X -> our status
 _STATUS = {'NEW': OPEN, 'PARTIALLY_FILLED': OPEN, 'PENDING_NEW': OPEN,
            'FILLED': CLOSED, 'CANCELED': CANCELED, 'PENDING_CANCEL': OPEN,
            'REJECTED': REJECTED, 'EXPIRED': EXPIRED, 'EXPIRED_IN_MATCH': EXPIRED}
 
-_WS_MARKET = {'mainnet': 'wss://stream.binance.com:9443/stream',
-              'testnet': 'wss://stream.testnet.binance.vision/stream'}
-_WS_API = {'mainnet': 'wss://ws-api.binance.com:443/ws-api/v3',
-           'testnet': 'wss://ws-api.testnet.binance.vision/ws-api/v3'}
+# Per kind: stream paths and hosts (mainnet, testnet). With an ``endpoint``
+# (the simulator) the origin is the endpoint's plus the kind's prefix: one
+# local server serves every kind, COIN-M's streams under /dapi.
+_WS = {
+    SPOT: {'hosts': ('wss://stream.binance.com:9443', 'wss://stream.testnet.binance.vision'),
+           'api_hosts': ('wss://ws-api.binance.com:443', 'wss://ws-api.testnet.binance.vision'),
+           'market': '/stream', 'user': '/ws-api/v3', 'prefix': ''},
+    LINEAR: {'hosts': ('wss://fstream.binance.com', 'wss://fstream.binancefuture.com'),
+             'market': '/market/stream', 'user': '/private/ws?listenKey={key}',
+             'prefix': ''},
+    INVERSE: {'hosts': ('wss://dstream.binance.com', 'wss://dstream.binancefuture.com'),
+              'market': '/stream', 'user': '/ws/{key}', 'prefix': '/dapi'},
+}
 
-_LOAD_MARKETS_OPTIONS = {
+# ccxt implicit methods for the futures listenKey: (create, keep alive).
+_LISTEN_KEY = {LINEAR: ('fapiPrivatePostListenKey', 'fapiPrivatePutListenKey'),
+               INVERSE: ('dapiPrivatePostListenKey', 'dapiPrivatePutListenKey')}
+
+_COMMON_OPTIONS = {
     # Skip the hidden sapi calls load_markets makes with keys set: they cost
     # rate-limit weight and do not exist on the testnet.
     'fetchCurrencies': False, 'fetchMargins': False,
     # get_open_orders() without a symbol is a deliberate, rare reconcile call.
     'fetchOpenOrders': {'warnWithoutSymbol': False},
+    # Private futures calls on the testnet are fine for us (ccxt warns).
+    'disableFuturesSandboxWarning': True,
 }
 
 
+def _options(default_type, sub_type, market_types):
+    opts = dict(_COMMON_OPTIONS, defaultType=default_type,
+                fetchMarkets={'types': market_types})
+    if sub_type:
+        opts['defaultSubType'] = sub_type
+    return opts
+
+
 class BinanceStore(Store):
-    """Binance spot (USDⓈ-M and COIN-M futures come in their own issue)."""
+    """Binance spot, USDⓈ-M (``futures``/``linear``) and COIN-M (``delivery``/``inverse``)."""
 
     exchange_name = 'binance'
     env_prefix = 'BINANCE'
     ccxt_id = 'binance'
     MARKET_TYPES = {
-        'spot': dict(_LOAD_MARKETS_OPTIONS, defaultType='spot',
-                     fetchMarkets={'types': ['spot']}),
+        SPOT: _options('spot', None, ['spot']),
+        LINEAR: _options('swap', 'linear', ['linear']),
+        INVERSE: _options('swap', 'inverse', ['inverse']),
     }
     TIMEFRAMES = ('1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h',
                   '12h', '1d', '3d', '1w', '1M')
     OHLCV_PAGE_LIMIT = 1000
     CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends newClientOrderId / origClientOrderId
+    UNCHANGED_CODES = ('-4046', '-4059')   # margin type / position side already so
+    LISTEN_KEY_REFRESH = 30 * 60.0         # a listenKey lives 60 min after each PUT
 
     BrokerCls = BinanceBroker
     DataCls = BinanceData
 
     _ids = itertools.count(1)
 
+    def _stream_url(self, role, **fmt):
+        table = _WS[self.kind]
+        path = table[role].format(**fmt)
+        if self.p.endpoint:
+            return self.ws_url(table['prefix'] + path, None)
+        hosts = table['api_hosts' if role == 'user' and 'api_hosts' in table else 'hosts']
+        return hosts[1 if self.p.testnet else 0] + path
+
+    def client_id_query(self, client_id, conditional=False):
+        # Futures stop/take-profit orders live in the algo service (clientAlgoId).
+        if conditional and self.kind != SPOT:
+            return {self.CLIENT_ID_PARAM: client_id, 'trigger': True}
+        return {self.CLIENT_ID_PARAM: client_id}
+
+    def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
+        found = super().fetch_order_by_client_id(client_id, symbol, conditional)
+        actual = ((found or {}).get('info') or {}).get('actualOrderId')
+        if conditional and actual and str(actual) not in ('0', ''):
+            # Triggered: the fills belong to the regular order it became.
+            order = self.call('fetch_order', str(actual), symbol)
+            order['clientOrderId'] = client_id
+            return order
+        return found
+
+    def symbol_of(self, market_id):
+        """Unified symbol for an exchange id seen in a stream payload."""
+        return self.exchange.safe_symbol(market_id, None, None,
+                                         'spot' if self.kind == SPOT else 'swap')
+
     # -- market stream ---------------------------------------------------------
     def market_ws_url(self):
-        return self.ws_url('/stream', _WS_MARKET)
+        return self._stream_url('market')
 
     def bar_topic(self, symbol, timeframe):
         market_id = self.market_rules(symbol).info['id']
@@ -73,9 +136,28 @@ class BinanceStore(Store):
 
     # -- user-data stream (WS-API) -------------------------------------------------
     def user_ws_url(self):
-        return self.ws_url('/ws-api/v3', _WS_API)
+        if self.kind == SPOT:
+            return self._stream_url('user')
+        # A fresh listenKey on every (re)connect: an expired one is useless.
+        create = getattr(self.exchange, _LISTEN_KEY[self.kind][0])
+        self._listen_key = self.call(create)['listenKey']
+        return self._stream_url('user', key=self._listen_key)
+
+    def user_stream_ping(self):
+        if self.kind == SPOT:
+            return None
+        return (self.LISTEN_KEY_REFRESH, self._keep_listen_key)
+
+    def _keep_listen_key(self):
+        try:
+            self.call(getattr(self.exchange, _LISTEN_KEY[self.kind][1]))
+        except Exception as exc:   # the next reconnect gets a new key anyway
+            log.warning('listenKey keep-alive failed: %s', exc)
+        return None
 
     def user_stream_open(self, stream):
+        if self.kind != SPOT:
+            return      # a listenKey stream needs no subscription
         params = {'apiKey': self._creds.apikey, 'timestamp': self.exchange.nonce()}
         query = '&'.join('%s=%s' % (k, params[k]) for k in sorted(params))
         params['signature'] = hmac.new(self._creds.secret.encode(), query.encode(),
@@ -84,6 +166,8 @@ class BinanceStore(Store):
                      'method': 'userDataStream.subscribe.signature', 'params': params})
 
     def parse_user_message(self, msg):
+        if self.kind != SPOT:
+            return self._parse_futures(msg)
         event = msg.get('event')
         if event is None:
             status = msg.get('status')
@@ -114,7 +198,16 @@ class BinanceStore(Store):
         reason = e.get('r') if e.get('r') not in (None, 'NONE') else None
         return OrderUpdate(
             client_id=e['C'] if cancelled else e['c'], exchange_id=str(e['i']),
-            symbol=self.exchange.safe_symbol(e['s']), status=_STATUS.get(e['X'], OPEN),
+            symbol=self.symbol_of(e['s']), status=_STATUS.get(e['X'], OPEN),
             filled=cum_qty, remaining=orig_qty - cum_qty,
             average=(cum_quote / cum_qty) if cum_qty else None, reason=reason,
             timestamp=e.get('E'), fills=fills, source='stream')
+
+    def _parse_futures(self, msg):
+        kind = msg.get('e')
+        if kind == 'listenKeyExpired':
+            if self._user_stream is not None:
+                self._user_stream.reconnect()     # reconnecting fetches a new key
+            return (('error', 'listenKey expired; reconnecting with a new one'),)
+        parse = futures.PARSERS.get(kind)
+        return parse(self, msg) if parse is not None else ()

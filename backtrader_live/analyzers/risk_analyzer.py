@@ -1,0 +1,234 @@
+"""RiskAnalyzer: measures drawdown, exposure and the day's loss each bar, and
+(with ``enforce=True``) trips the broker's kill switch on a breach.
+
+Measured in ``notify_fund``, which backtrader calls once per bar *after* the
+broker has processed the bar and *before* the strategy's ``next()``: a limit
+breached at this bar already blocks the orders the strategy places in it.
+
+Limits and how a breach clears (limits are fractions; None disables one):
+
+- ``max_drawdown_limit`` (0.15): drawdown from the peak equity; stays until
+  :meth:`RiskAnalyzer.reset` (a human decision, not a price move).
+- ``daily_loss_limit`` (0.05): loss since the start of the UTC day (the
+  equity at the last bar of the previous day); clears at the next UTC day.
+- ``max_position_risk`` (0.3): gross exposure (sum of position notionals)
+  over equity; clears as soon as exposure is back under the limit.
+
+Days follow the bars' timestamps, which backtrader_live's feeds give in UTC.
+"""
+import collections
+import datetime
+import logging
+import math
+
+import backtrader as bt
+
+from ..risk import KillSwitch, gross_exposure, increases_exposure, open_orders
+
+log = logging.getLogger(__name__)
+
+DRAWDOWN, EXPOSURE, DAILY_LOSS = 'drawdown', 'exposure', 'daily_loss'
+_LIMIT_PARAM = {DRAWDOWN: 'max_drawdown_limit', EXPOSURE: 'max_position_risk',
+                DAILY_LOSS: 'daily_loss_limit'}
+_LABEL = {DRAWDOWN: 'drawdown', EXPOSURE: 'gross exposure', DAILY_LOSS: 'loss today'}
+
+
+def next_utc_midnight(dt):
+    return datetime.datetime.combine(dt.date() + datetime.timedelta(days=1), datetime.time())
+
+
+class RiskAnalyzer(bt.Analyzer):
+    """Risk metrics and alerts each bar; a kill switch in the broker on breach.
+
+    Params: ``max_drawdown_limit``, ``max_position_risk``, ``daily_loss_limit``
+    (see the module docstring), ``enforce`` (True: trip the broker's kill
+    switch), ``cancel_open`` (True: on a trip, cancel open orders that would
+    add exposure), ``flatten`` (False; True or a collection of alert types:
+    close every position on those breaches), ``max_alerts`` (1000: the alert
+    history is bounded).
+
+    ``get_analysis()``: ``risk_metrics`` (current and worst values),
+    ``risk_alerts`` (``{type, value, limit, timestamp, message}``, oldest
+    first) and ``current_status``.
+
+    Enforcement needs backtrader_live's broker (``BrokerBase`` or an exchange
+    broker, paper or live); with another broker the analyzer only reports.
+    """
+
+    params = (
+        ('max_drawdown_limit', 0.15),
+        ('max_position_risk', 0.3),
+        ('daily_loss_limit', 0.05),
+        ('enforce', True),
+        ('cancel_open', True),
+        ('flatten', False),
+        ('max_alerts', 1000),
+    )
+
+    def start(self):
+        self._alerts = collections.deque(maxlen=self.p.max_alerts)
+        self._breaches = {}          # type -> the alert that opened the breach
+        self._peak = None
+        self._day = None
+        self._day_start = None
+        self._last_value = None
+        self._last_dt = None
+        self._metrics = dict(equity=None, peak_equity=None, drawdown=0.0, max_drawdown=0.0,
+                             exposure=0.0, max_exposure=0.0, daily_loss=0.0,
+                             max_daily_loss=0.0, day_start_equity=None, bars=0)
+        self.enforcing = self.p.enforce and self._can_enforce()
+
+    def _can_enforce(self):
+        """Say once, clearly, when a breach can only be reported."""
+        broker = self.strategy.broker
+        if not isinstance(getattr(broker, 'kill_switch', None), KillSwitch):
+            log.warning('RiskAnalyzer: %s cannot enforce risk limits (that needs backtrader_live'
+                        "'s broker, e.g. backtrader_live.BrokerBase or an exchange broker); "
+                        'breaches are reported only', type(broker).__name__)
+            return False
+        if not broker.p.risk_management:
+            log.warning('RiskAnalyzer: the broker has risk_management=False, so its gate and '
+                        'kill switch are off; breaches are reported only')
+            return False
+        return True
+
+    @property
+    def kill_switch(self):
+        return self.strategy.broker.kill_switch if self.enforcing else None
+
+    # -- each bar -------------------------------------------------------------------------
+    def notify_fund(self, cash, value, fundvalue, shares):
+        dt = self.strategy.datetime.datetime(0)
+        if self._last_dt != dt:
+            self._metrics['bars'] += 1
+        self._roll_day(dt)
+        self._last_dt, self._last_value = dt, value
+        self._measure(value)
+        for kind in (DRAWDOWN, DAILY_LOSS, EXPOSURE):
+            self._check(kind, dt)
+
+    def _roll_day(self, dt):
+        """At a new UTC day the loss is counted from the previous bar's equity."""
+        if self._day == dt.date():
+            return
+        self._day = dt.date()
+        self._day_start = self._last_value
+        if DAILY_LOSS in self._breaches:
+            self._clear(DAILY_LOSS, 'a new UTC day began')
+
+    def _measure(self, value):
+        m = self._metrics
+        if self._day_start is None:
+            self._day_start = value
+        self._peak = value if self._peak is None else max(self._peak, value)
+        m['equity'], m['peak_equity'], m['day_start_equity'] = value, self._peak, self._day_start
+        m['drawdown'] = (self._peak - value) / self._peak if self._peak > 0 else 0.0
+        gross = gross_exposure(self.strategy.broker, self.strategy.datas)
+        m['exposure'] = gross / value if value > 0 else (math.inf if gross else 0.0)
+        start = self._day_start
+        m['daily_loss'] = max(0.0, (start - value) / start) if start and start > 0 else 0.0
+        for key in ('drawdown', 'exposure', 'daily_loss'):
+            m['max_' + key] = max(m['max_' + key], m[key])
+
+    def _check(self, kind, dt):
+        limit = getattr(self.p, _LIMIT_PARAM[kind])
+        if limit is None:
+            return
+        value = self._metrics[kind]
+        if kind in self._breaches:
+            if kind == EXPOSURE and value <= limit:
+                self._clear(kind, 'exposure %.1f%% is back within %.1f%%'
+                            % (100 * value, 100 * limit))
+            return
+        if value > limit:
+            self._breach(kind, value, limit, dt)
+
+    # -- breaches -------------------------------------------------------------------------
+    def _breach(self, kind, value, limit, dt):
+        alert = {'type': kind, 'value': value, 'limit': limit, 'timestamp': dt,
+                 'message': 'risk limit breached: %s %.2f%% > %s %.2f%%' % (
+                     _LABEL[kind], 100 * value, _LIMIT_PARAM[kind], 100 * limit)}
+        self._breaches[kind] = alert
+        self._alerts.append(alert)
+        self._emit_alert(alert)
+        if self.enforcing:
+            self._enforce(kind, alert, dt)
+
+    def _enforce(self, kind, alert, dt):
+        until = next_utc_midnight(dt) if kind == DAILY_LOSS else None
+        self.kill_switch.trip(kind, alert['message'], since=dt, until=until)
+        if self.p.cancel_open:
+            self._cancel_increasing()
+        flatten = self.p.flatten
+        if flatten is True or (flatten and kind in flatten):
+            self._flatten()
+
+    def _cancel_increasing(self):
+        broker = self.strategy.broker
+        for order in open_orders(broker):
+            if increases_exposure(broker, order):
+                log.warning('RiskAnalyzer: cancelling open order %s: it would add exposure',
+                            order.ref)
+                broker.cancel(order)
+
+    def _flatten(self):
+        for data in self.strategy.datas:
+            if self.strategy.getposition(data).size:
+                log.warning('RiskAnalyzer: closing the %s position', data._name or 'data')
+                self.strategy.close(data=data)
+
+    def _clear(self, kind, why):
+        self._breaches.pop(kind, None)
+        log.info('RiskAnalyzer: %s breach cleared: %s', kind, why)
+        if self.enforcing:
+            self.kill_switch.clear(kind)
+
+    def _emit_alert(self, alert):
+        """Log the alert and hand it to Cerebro's notification channel if any.
+
+        ``cerebro.trigger_notifications`` belongs to the notification
+        machinery; a broken channel must never break trading, so it is
+        guarded and only logged.
+        """
+        log.warning('RiskAnalyzer: %s', alert['message'])
+        cerebro = getattr(self.strategy, 'cerebro', None)
+        trigger = getattr(cerebro, 'trigger_notifications', None)
+        if not callable(trigger):
+            return
+        try:
+            trigger(alert['message'], level='WARNING', kind='risk_alert', data=alert)
+        except Exception:
+            log.exception('RiskAnalyzer: the notification channel failed for %s', alert['type'])
+
+    # -- operator API ---------------------------------------------------------------------
+    def reset(self, kind=None):
+        """Clear breaches (all, or one type) after a human looked at them.
+
+        Clearing the drawdown re-bases the peak to the current equity and
+        clearing the daily loss re-bases the day's start, otherwise the very
+        next bar would breach again.
+        """
+        kinds = [kind] if kind else list(_LIMIT_PARAM)
+        for k in kinds:
+            if k == DRAWDOWN:
+                self._peak = self._last_value
+            elif k == DAILY_LOSS:
+                self._day_start = self._last_value
+            if k in self._breaches:
+                self._clear(k, 'reset()')
+
+    @property
+    def breaches(self):
+        """The alert types currently in breach."""
+        return list(self._breaches)
+
+    def get_analysis(self):
+        switch = getattr(self.strategy.broker, 'kill_switch', None)
+        status = {
+            'status': 'BREACH' if self._breaches else 'OK',
+            'breaches': list(self._breaches),
+            'enforcing': self.enforcing,
+            'kill_switch': sorted(switch.active()) if isinstance(switch, KillSwitch) else [],
+        }
+        return {'risk_metrics': dict(self._metrics), 'risk_alerts': list(self._alerts),
+                'current_status': status}

@@ -1,0 +1,72 @@
+"""What the broker does differently for perpetual futures.
+
+One-way positions only (hedge mode is refused: backtrader has one position
+per data). Leverage and margin mode are applied once per market at start.
+An order that reduces a position without flipping it is sent reduce-only,
+so ``close()`` can never open the other side by accident.
+"""
+import logging
+
+from .broker import BrokerBase
+from .errors import ConfigError, LiveError
+from .markets import SPOT
+
+log = logging.getLogger(__name__)
+
+MARGIN_MODES = ('isolated', 'cross')
+
+
+class DerivativesBroker(BrokerBase):
+    """BrokerBase plus perpetual futures (a no-op on spot markets)."""
+
+    params = (
+        ('leverage', None),       # e.g. 3: applied to each market at start
+        ('margin_mode', None),    # 'isolated' or 'cross'; None: leave as is
+        ('hedge_mode', False),    # True is refused: one position per data
+    )
+
+    def start(self):
+        if self.p.hedge_mode:
+            raise ConfigError('hedge_mode=True is not supported: backtrader keeps one '
+                              'position per data; use one-way mode (the default)')
+        if self.p.margin_mode not in (None,) + MARGIN_MODES:
+            raise ConfigError('margin_mode must be one of %s, got %r'
+                              % (', '.join(MARGIN_MODES), self.p.margin_mode))
+        lev = self.p.leverage
+        if lev is not None and (not isinstance(lev, (int, float)) or lev < 1):
+            raise ConfigError('leverage must be a number >= 1, got %r' % (lev,))
+        super().start()
+
+    @property
+    def _derivatives(self):
+        return self.store is not None and self.store.kind != SPOT
+
+    def prepare_market(self, data):
+        if not self._derivatives:
+            return
+        symbol = data.p.dataname
+        if self.p.margin_mode:
+            self.store.set_margin_mode(symbol, self.p.margin_mode)
+        if self.p.leverage:
+            self.store.set_leverage(symbol, self.p.leverage)
+            self.account.leverage[symbol] = float(self.p.leverage)
+        else:
+            self.account.leverage.setdefault(symbol, self.store.current_leverage(symbol))
+
+    def order_options(self, order):
+        params = super().order_options(order)
+        if self._derivatives and 'reduceOnly' not in params and self._reduces(order):
+            params['reduceOnly'] = True
+        return params
+
+    def _reduces(self, order):
+        """True if the order moves the position toward zero without flipping."""
+        pos = self.positions[order.data].size
+        size = order.size
+        return bool(pos) and (pos > 0) != (size > 0) and abs(size) <= abs(pos) + 1e-12
+
+
+def is_unchanged_error(exc, codes):
+    """The exchange said the setting was already in force."""
+    text = str(exc)
+    return isinstance(exc, LiveError) and any(code in text for code in codes)

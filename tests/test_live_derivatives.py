@@ -1,0 +1,148 @@
+"""Perpetual futures end to end against the simulator: positions that match
+the exchange's after every fill, leverage and margin mode, reduce-only
+closes, conditional stops and funding."""
+import pytest
+
+import backtrader_live as btl
+from helpers import eventually
+from livekit import LiveRun
+
+# exchange, market_type, symbol, stream topic, the simulator's market name,
+# a small order size (BTC for linear, contracts of 100 USD for inverse), settle asset
+VENUES = {
+    'binance-usdm': ('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h', 'futures',
+                     0.005, 'USDT'),
+    'binance-coinm': ('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h', 'delivery',
+                      1, 'BTC'),
+}
+
+
+def _run(sim, venue, **kwargs):
+    exchange, market_type, symbol, topic, market = VENUES[venue][:5]
+    return LiveRun(sim, exchange=exchange, symbol=symbol, topic=topic, user_market=market,
+                   market_type=market_type, **kwargs)
+
+
+def _sim_size(sim, market):
+    positions = sim.positions(market=market)
+    return float(positions[0].size) if positions else 0.0
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_open_add_partial_close_close_long_and_short(sim, venue):
+    market = VENUES[venue][4]
+    seen = []
+
+    def check(size_action):
+        def step(s):
+            seen.append((s.position.size, _sim_size(sim, market)))
+            size_action(s)
+        return step
+    u, settle = VENUES[venue][5:7]
+    script = {6: check(lambda s: s.buy(size=2 * u)), 7: check(lambda s: s.buy(size=2 * u)),
+              8: check(lambda s: s.sell(size=u)), 9: check(lambda s: s.close()),
+              10: check(lambda s: s.sell(size=4 * u)), 11: check(lambda s: s.buy(size=2 * u)),
+              12: check(lambda s: s.close()), 13: check(lambda s: None)}
+    run = _run(sim, venue, script=script, max_bars=8,
+               broker_kwargs={'leverage': 5, 'margin_mode': 'isolated'}).start()
+    run.step(8)
+    run.join()
+    # Before each action the strategy's position is the exchange's.
+    assert [ours / u for ours, _ in seen] == pytest.approx([0, 2, 4, 3, 0, -4, -2, 0])
+    assert all(ours == pytest.approx(theirs) for ours, theirs in seen)
+    orders = sim.orders(market=market)
+    assert len(orders) == 7 and all(o.status == 'FILLED' for o in orders)
+    # Orders that only reduce were sent reduce-only; openings were not.
+    assert [o.reduce_only for o in orders] == [False, False, True, True, False, True, True]
+    assert len(run.rec.trades) == 2
+    broker = run.rec.strategy.broker
+    wallet = float(sim.balances(market=market)[settle]['wallet'])
+    assert broker.getcash() == pytest.approx(wallet) and broker.getvalue() == pytest.approx(wallet)
+    # backtrader's trades: PnL = the exchange's realised PnL, net of its fees
+    # = the wallet's change (no funding within these hours).
+    fills = sim.trades(market=market)
+    # (the exchange rounds each fill's PnL to 8 decimals)
+    assert sum(t[0] for t in run.rec.trades) == pytest.approx(
+        sum(float(t.realized_pnl) for t in fills), abs=1e-7)
+    start = {'USDT': 10000.0, 'BTC': 1.0}[settle]
+    assert sum(t[1] for t in run.rec.trades) == pytest.approx(wallet - start, abs=1e-7)
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_leverage_and_margin_mode_are_applied(sim, venue):
+    positions = []
+    u = VENUES[venue][5]
+    run = _run(sim, venue, script={6: lambda s: s.buy(size=2 * u),
+                                   7: lambda s: positions.extend(s.broker.store.get_positions())},
+               max_bars=2, broker_kwargs={'leverage': 7, 'margin_mode': 'isolated'}).start()
+    run.step(2)
+    run.join()
+    (pos,) = positions
+    assert pos['leverage'] == 7 and pos['margin_mode'] == 'isolated'
+    assert pos['side'] == 'long' and pos['size'] == pytest.approx(2 * u)
+    assert pos['liquidation_price'] and pos['liquidation_price'] < pos['entry_price']
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_reduce_only_never_flips(sim, venue):
+    market, u = VENUES[venue][4], VENUES[venue][5]
+    run = _run(sim, venue, script={6: lambda s: s.buy(size=2 * u),
+                                   7: lambda s: s.sell(size=6 * u, reduceOnly=True)},
+               max_bars=2).start()
+    run.step(2)
+    run.join()
+    # The exchange fills what the position allows and expires the rest.
+    assert run.rec.statuses()[-2:] == ['Partial', 'Expired']
+    assert run.rec.orders[-1][1] == pytest.approx(-2 * u)
+    assert _sim_size(sim, market) == 0          # flat, never short
+    strategy = run.rec.strategy
+    assert strategy.broker.getposition(strategy.data).size == 0
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_conditional_stop_triggered_by_the_clock(sim, venue):
+    market, u = VENUES[venue][4], VENUES[venue][5]
+
+    def protect(s):
+        s.buy(size=2 * u)
+        s.stop_order = s.sell(size=2 * u, price=round(s.data.close[0] * 0.995, 1),
+                        exectype=btl.Order.Stop)
+    # 0.995 x 4191.53 = 4170.6: the real bar 608 (low 4158.84) crosses it.
+    run = _run(sim, venue, script={6: protect}, max_bars=10).start()
+    run.step(9)
+    # The fill comes on the user stream, the next bar on the market stream:
+    # two sockets, so wait for the fill rather than assume an order.
+    eventually(lambda: run.rec.statuses().count('Completed') == 2)
+    run.step(1)
+    run.join()
+    assert _sim_size(sim, market) == 0
+    strategy = run.rec.strategy
+    assert strategy.broker.getposition(strategy.data).size == 0
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    ({'hedge_mode': True}, 'hedge_mode=True is not supported'),
+    ({'margin_mode': 'crossed'}, "margin_mode must be one of isolated, cross, got 'crossed'"),
+    ({'leverage': 0}, 'leverage must be a number >= 1'),
+])
+def test_bad_settings_are_clear_errors(sim, kwargs, match):
+    from helpers import KEY, SECRET
+    with pytest.raises(btl.ConfigError, match=match):
+        btl.Cerebro().run_live('binance', 'BTC/USDT:USDT', '1h', btl.Strategy,
+                               market_type='futures', endpoint=sim.base_url, apikey=KEY,
+                               secret=SECRET, paper_trading=False, broker_kwargs=kwargs)
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_funding_reaches_cash_and_the_strategy(sim, venue):
+    market, u, settle = VENUES[venue][4:7]
+    run = _run(sim, venue, script={6: lambda s: s.buy(size=10 * u)}, max_bars=10).start()
+    run.step(10)                 # 10 market hours: at least one 8-hour funding time
+    run.join()
+    events = sim.funding_events(market=market)
+    assert events
+    funding = [m for m in run.rec.store_msgs if m[0] == 'funding']
+    assert len(funding) == len(events)
+    assert sum(m[2] for m in funding) == pytest.approx(sum(float(e.amount) for e in events))
+    wallet = float(sim.balances(market=market)[settle]['wallet'])
+    assert run.rec.strategy.broker.account.wallet[settle] == pytest.approx(wallet)
