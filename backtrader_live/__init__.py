@@ -15,7 +15,9 @@ from .store import Store, MarketRules
 from .broker import BrokerBase
 from .feed import DataBase
 from .cerebro import Cerebro
-from . import feeds, brokers, stores, sizers, analyzers
+from .strategy import LiveStrategy, LiveStrategyMixin
+from .notifications import setup_external_notifications
+from . import feeds, brokers, stores, sizers, analyzers, notifications
 
 
 __version__ = '0.1.0'

@@ -8,6 +8,7 @@ import threading
 import backtrader as bt
 
 from .errors import ConfigError
+from .notifications import NotificationsMixin
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class _StopControl:
         return False
 
 
-class Cerebro(bt.Cerebro):
+class Cerebro(NotificationsMixin, bt.Cerebro):
     """backtrader's Cerebro plus :meth:`run_live`; backtests are unchanged."""
 
     def run_live(self, exchange, symbol, timeframe, strategy_cls, *,
@@ -121,6 +122,7 @@ class Cerebro(bt.Cerebro):
         self._warn_if_real_money(paper_trading, testnet, endpoint)
         self.adddata(data)
         self.setbroker(broker)
+        self.addstore(store)     # strategies get its notifications in notify_store
         self.addstrategy(strategy_cls, **(strategy_params or {}))
         # Live: hand order notifications to the strategy as they happen, not
         # at the next bar (an hour later on 1h bars).

@@ -10,7 +10,7 @@ SUBSPACES = ['feeds', 'brokers', 'stores', 'sizers', 'analyzers', 'indicators',
              'ind', 'observers', 'obs', 'strategies', 'strats', 'commissions',
              'comms', 'filters', 'signals', 'studies', 'utils', 'errors', 'talib']
 OURS = {'Cerebro', 'Store', 'BrokerBase', 'DataBase', 'feeds', 'brokers', 'stores',
-        'sizers', 'analyzers', 'errors', 'store', 'broker', 'feed', 'cerebro'}
+        'sizers', 'analyzers', 'errors', 'store', 'broker', 'feed', 'cerebro', 'strategy'}
 
 
 def _public(module):
@@ -47,7 +47,7 @@ def test_merged_sub_namespaces_add_ours():
     assert bt.errors.StrategySkipError is backtrader.errors.StrategySkipError
 
 
-@pytest.mark.parametrize('module', ['store', 'broker', 'feed', 'cerebro'])
+@pytest.mark.parametrize('module', ['store', 'broker', 'feed', 'cerebro', 'strategy'])
 def test_shadowed_modules_keep_upstream_names(module):
     theirs = importlib.import_module('backtrader.' + module)
     ours = importlib.import_module('backtrader_live.' + module)
