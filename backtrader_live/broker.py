@@ -20,7 +20,7 @@ from backtrader import Order
 from backtrader.brokers import BackBroker
 
 from .errors import FatalError, LiveError, OrderNotFound, OrderRejected, UnknownOutcome
-from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OPEN, OrderUpdate,
+from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
                      PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
@@ -164,8 +164,10 @@ class BrokerBase(BackBroker):
         return self._value
 
     def settled(self):
-        """True when no order waits for fills the exchange has announced."""
-        return not self._book.awaiting()
+        """True when no order waits for fills the exchange has announced, and
+        no market order (which ends within moments) is still open."""
+        return not self._book.awaiting() and not any(
+            o.exectype == Order.Market for o in self._book.alive())
 
     def get_balances(self):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
@@ -439,18 +441,23 @@ class BrokerBase(BackBroker):
         if order.status == Order.Submitted:
             order.accept(self)
             self.notify(order)
-        complete_at = update.filled if update.status == CLOSED else None
+        # The exchange may announce the end (FILLED) before the fills that
+        # make it up arrive (a REST answer, Bybit's order topic before its
+        # execution topic): remember the announcement until they are in.
+        status, filled = self._book.announce(order, update.status, update.filled)
+        complete_at = filled if status == CLOSED else None
         self._apply_fills(order, update.fills, complete_at)
-        status = update.status
-        if self._book.gross_filled(order) + _EPS >= update.filled:
-            self._book.fills_arrived(order)
-        elif update.source == 'rest' and self.store.user_stream_live:
-            # The stream brings these fills in moments; asking REST for them
-            # on every order would only spend rate limit.
-            self._book.await_fills(order)
-            status = OPEN
-        else:
+        if self._book.gross_filled(order) + _EPS < filled:
+            if update.source != 'reconcile' and self.store.user_stream_live:
+                # The stream brings these fills in moments; asking REST for
+                # them on every order would only spend rate limit.
+                self._book.await_fills(order)
+                return
             self._fetch_missing_fills(order, complete_at)
+            if self._book.gross_filled(order) + _EPS < filled:
+                self._book.await_fills(order)     # try again later, never guess
+                return
+        self._book.fills_arrived(order)
         if status in TERMINAL:
             self._finish(order, status)
 

@@ -4,10 +4,12 @@ import time
 import ccxt
 from backtrader import Order
 
+from .events import TERMINAL
+
 
 class _Record:
     __slots__ = ('order', 'client_id', 'exchange_id', 'gross', 'trade_ids',
-                 'awaiting_since')
+                 'awaiting_since', 'final_status', 'filled')
 
     def __init__(self, order, client_id):
         self.order = order
@@ -16,6 +18,8 @@ class _Record:
         self.gross = 0.0            # filled amount before fees, as the exchange counts
         self.trade_ids = set()      # fills already applied (de-duplication)
         self.awaiting_since = None  # monotonic time we started waiting for fills
+        self.final_status = None    # a terminal status announced by the exchange
+        self.filled = 0.0           # the most the exchange said was filled
 
 
 class OrderBook:
@@ -79,6 +83,15 @@ class OrderBook:
         rec = self._by_ref.get(order.ref)
         if rec is not None and rec.awaiting_since is None:
             rec.awaiting_since = time.monotonic()
+
+    def announce(self, order, status, filled):
+        """(status, filled) known so far: a terminal status, once announced,
+        stays; the filled amount only grows."""
+        rec = self._by_ref[order.ref]
+        if status in TERMINAL:
+            rec.final_status = status
+        rec.filled = max(rec.filled, filled or 0.0)
+        return rec.final_status or status, rec.filled
 
     def fills_arrived(self, order):
         rec = self._by_ref.get(order.ref)

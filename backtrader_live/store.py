@@ -310,9 +310,9 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                     for p in self.position_updates(symbols)]
         return self._spot_holdings(symbols)
 
-    def position_updates(self, symbols=None):
+    def position_updates(self, symbols=None, params=None):
         """Open derivative positions as PositionUpdate events (REST)."""
-        raw = self.call('fetch_positions', symbols)
+        raw = self.call('fetch_positions', symbols, params or {})
         return [u for u in map(position_from_ccxt, raw) if u.size]
 
     def _spot_holdings(self, symbols):

@@ -62,17 +62,20 @@ class LiveRun:
 
     def __init__(self, sim, script=None, backfill_bars=5, max_bars=5, strategy=Scripted,
                  cerebro=None, exchange='binance', symbol='BTC/USDT', timeframe='1h',
-                 topic='btcusdt@kline_1h', user_market='spot', **kwargs):
+                 topic='btcusdt@kline_1h', user_market='spot', warmup=1, **kwargs):
         from helpers import KEY, SECRET
         self.sim = sim
         self.rec = Recorder()
-        self.backfill = backfill_bars
+        # bars of history the strategy sees (indicators need warmup - 1 first)
+        self.backfill = backfill_bars - (warmup - 1)
         self.cerebro = cerebro or btl.Cerebro()
         self.error = None
         self.result = None
         opts = dict(endpoint=sim.base_url, apikey=KEY, secret=SECRET, paper_trading=False,
                     backfill_bars=backfill_bars, max_bars=max_bars,
                     strategy_params={'rec': self.rec, 'script': script or {}})
+        if kwargs.get('strategy_params', 0) is None:     # the strategy takes rec only
+            kwargs['strategy_params'] = {'rec': self.rec}
         opts.update(kwargs)
         self._args = (exchange, symbol, timeframe, strategy)
         self._topic, self._user_market = topic, user_market

@@ -14,7 +14,7 @@ from ..brokers.bybit import BybitBroker
 from ..events import (Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
                       OPEN, OrderUpdate, PositionUpdate, REJECTED)
 from ..feeds.bybit import BybitData
-from ..markets import INVERSE, LINEAR, SPOT
+from ..markets import INVERSE, LINEAR, SPOT, kind_of
 from ..store import Store
 
 # Bybit's own interval codes; it has no 8h, 3d (or 1s) candles.
@@ -59,6 +59,8 @@ class BybitStore(Store):
     TIMEFRAMES = tuple(INTERVALS)
     OHLCV_PAGE_LIMIT = 1000
     CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends it as orderLinkId
+    # leverage / margin mode already as asked: not an error for us
+    UNCHANGED_CODES = ('110043', '110026', '110025')
     PING_INTERVAL = 20.0
 
     BrokerCls = BybitBroker
@@ -87,6 +89,17 @@ class BybitStore(Store):
                               {'orderLinkId': client_id})
         found = [o for o in found if o.get('clientOrderId') == client_id]
         return found[0] if found else None
+
+    def position_updates(self, symbols=None, params=None):
+        if symbols or params:
+            return super().position_updates(symbols, params)
+        # Bybit wants a symbol or a settle coin: ask once per settle coin.
+        coins = sorted({m['settle'] for m in self.get_markets().values()
+                        if kind_of(m) == self.kind and m.get('settle')})
+        found = []
+        for coin in coins:
+            found += super().position_updates(None, {'settleCoin': coin})
+        return found
 
     def trigger_params(self, price, rising=None):
         params = {'triggerPrice': price}
