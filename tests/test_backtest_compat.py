@@ -1,31 +1,11 @@
 """Existing strategies stay 100% compatible: a classic backtest over the real
 BTC/USDT 1h data gives identical trades and value with either Cerebro."""
-import datetime
-
 import backtrader
 import pytest
 
 import backtrader_live
 from helpers import load_rows
-
-
-class JsonCandles(backtrader.feed.DataBase):
-    """Upstream-style feed over the shared JSON candles (no pandas needed)."""
-    params = (('rows', None),)
-
-    def start(self):
-        super().start()
-        self._it = iter(self.p.rows)
-
-    def _load(self):
-        row = next(self._it, None)
-        if row is None:
-            return False
-        ts, o, h, l, c, v = row
-        self.lines.datetime[0] = backtrader.date2num(datetime.datetime.utcfromtimestamp(ts / 1000))
-        self.lines.open[0], self.lines.high[0], self.lines.low[0] = o, h, l
-        self.lines.close[0], self.lines.volume[0] = c, v
-        return True
+from test_risk_kit import Rows
 
 
 class SmaCross(backtrader.Strategy):
@@ -49,7 +29,7 @@ class SmaCross(backtrader.Strategy):
 
 def _run(module, rows):
     cerebro = module.Cerebro()
-    cerebro.adddata(JsonCandles(rows=rows, timeframe=backtrader.TimeFrame.Minutes,
+    cerebro.adddata(Rows(rows=rows, timeframe=backtrader.TimeFrame.Minutes,
                                 compression=60))
     cerebro.addstrategy(SmaCross)
     cerebro.broker.setcash(100000.0)

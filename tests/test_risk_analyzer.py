@@ -12,6 +12,7 @@ from backtrader_live.analyzers import RiskAnalyzer
 from helpers import eventually
 from livekit import LiveRun
 from test_risk_kit import Script, btc_slice, cerebro, feed, run_script, synthetic_rows
+from test_risk_kit import all_of, buy, rejections, sell
 
 KILL = 'kill switch active'
 # price 100, up to 110 (the peak), down to 90: 90 units held lose 16.5% of the peak
@@ -23,30 +24,11 @@ def _risk(**params):
     return (RiskAnalyzer, params)
 
 
-def _buy(size, **kw):
-    return lambda s: s.buy(size=size, **kw)
-
-
-def _sell(size, **kw):
-    return lambda s: s.sell(size=size, **kw)
-
-
-def _all(*actions):
-    def run(s):
-        for action in actions:
-            action(s)
-    return run
-
-
-def _rejected(strat):
-    return [(bar, size, reason) for bar, _, size, reason in strat.statuses('Rejected')]
-
-
 def test_a_drawdown_breach_is_an_alert_logged_and_sent(caplog):
     sent = []
     c = cerebro(DIP, commission=0.0)
     c.trigger_notifications = lambda message, **kw: sent.append((message, kw))
-    c.addstrategy(Script, script={2: _buy(90)})
+    c.addstrategy(Script, script={2: buy(90)})
     c.addanalyzer(RiskAnalyzer, **DD_ONLY)
     with caplog.at_level(logging.WARNING):
         strat = c.run()[0]
@@ -70,7 +52,7 @@ def test_alerts_reach_the_notification_channels_of_backtrader_live():
     got = []
     c = cerebro(DIP, commission=0.0)
     c.add_notification_callback(got.append, level='INFO', kinds={'risk_alert'})
-    c.addstrategy(Script, script={2: _buy(90)})
+    c.addstrategy(Script, script={2: buy(90)})
     c.addanalyzer(RiskAnalyzer, **DD_ONLY)
     strat = c.run()[0]
     (alert,) = strat.analyzers.risk.get_analysis()['risk_alerts']
@@ -85,7 +67,7 @@ def test_a_broken_notification_channel_never_reaches_trading(caplog):
         raise RuntimeError('smtp down')
     c = cerebro(DIP, commission=0.0)
     c.trigger_notifications = broken
-    c.addstrategy(Script, script={2: _buy(90)})
+    c.addstrategy(Script, script={2: buy(90)})
     c.addanalyzer(RiskAnalyzer, **DD_ONLY)
     strat = c.run()[0]
     assert len(strat.analyzers.risk.get_analysis()['risk_alerts']) == 1
@@ -98,7 +80,7 @@ def test_reset_without_a_type_clears_everything_and_rebases():
         s.before = (sorted(risk.breaches), s.broker.kill_switch.tripped)
         risk.reset()
         s.after = (risk.breaches, s.broker.kill_switch.tripped)
-    strat = run_script(DIP, {2: _buy(90), 16: check_and_reset}, commission=0.0,
+    strat = run_script(DIP, {2: buy(90), 16: check_and_reset}, commission=0.0,
                        analyzers=[_risk(_name='risk', max_position_risk=None,
                                         daily_loss_limit=0.01)])
     assert strat.before == (['daily_loss', 'drawdown'], True)
@@ -111,9 +93,9 @@ def test_reset_without_a_type_clears_everything_and_rebases():
 def test_drawdown_blocks_additions_not_exits_until_reset():
     def reset(s):
         s.analyzers.risk.reset('drawdown')
-    script = {2: _buy(90), 14: _buy(1), 15: _sell(10), 17: _all(reset, _buy(1))}
+    script = {2: buy(90), 14: buy(1), 15: sell(10), 17: all_of(reset, buy(1))}
     strat = run_script(DIP, script, commission=0.0, analyzers=[_risk(**DD_ONLY)])
-    ((bar, size, reason),) = _rejected(strat)
+    ((bar, size, reason),) = rejections(strat)
     assert (bar, size) == (14, 1)          # the switch is on before the breach bar's next()
     assert reason.startswith(KILL + ' (drawdown: risk limit breached: drawdown 16.51%')
     assert [e[2] for e in strat.statuses('Completed')] == [90, -10, 1]
@@ -123,7 +105,7 @@ def test_drawdown_blocks_additions_not_exits_until_reset():
 
 
 def test_on_a_trip_open_orders_that_add_exposure_are_cancelled():
-    script = {2: _all(_buy(90), _buy(5, price=50.0, exectype=bt.Order.Limit),
+    script = {2: all_of(buy(90), buy(5, price=50.0, exectype=bt.Order.Limit),
                       lambda s: s.sell(size=90, price=50.0, exectype=bt.Order.Stop))}
     strat = run_script(DIP, script, commission=0.0, analyzers=[_risk(**DD_ONLY)])
     (cancelled,) = strat.statuses('Canceled')
@@ -132,23 +114,23 @@ def test_on_a_trip_open_orders_that_add_exposure_are_cancelled():
 
 
 def test_flatten_closes_positions_on_the_chosen_breaches():
-    strat = run_script(DIP, {2: _buy(90)}, commission=0.0,
+    strat = run_script(DIP, {2: buy(90)}, commission=0.0,
                        analyzers=[_risk(flatten=('drawdown',), **DD_ONLY)])
     assert [e[2] for e in strat.statuses('Completed')] == [90, -90]
     assert strat.held[-1] == 0
-    strat = run_script(DIP, {2: _buy(90)}, commission=0.0,
+    strat = run_script(DIP, {2: buy(90)}, commission=0.0,
                        analyzers=[_risk(flatten=('daily_loss',), **DD_ONLY)])
     assert strat.held[-1] == 90
 
 
 def test_exposure_breach_clears_as_soon_as_exposure_is_back_under():
     flat = synthetic_rows([100.0] * 12)
-    script = {2: _buy(40), 4: _buy(1), 5: _sell(25), 7: _buy(1)}
+    script = {2: buy(40), 4: buy(1), 5: sell(25), 7: buy(1)}
     strat = run_script(flat, script, commission=0.0,
                        analyzers=[_risk(_name='risk', max_drawdown_limit=None)])
-    assert [(r[0], r[1]) for r in _rejected(strat)] == [(4, 1)]
+    assert [(r[0], r[1]) for r in rejections(strat)] == [(4, 1)]
     assert 'exposure: risk limit breached: gross exposure 40.00% > max_position_risk 30.00%' \
-        in _rejected(strat)[0][2]
+        in rejections(strat)[0][2]
     assert [e[2] for e in strat.statuses('Completed')] == [40, -25, 1]
     analysis = strat.analyzers.risk.get_analysis()
     assert [a['type'] for a in analysis['risk_alerts']] == ['exposure']
@@ -177,7 +159,7 @@ def test_daily_loss_on_the_2020_03_12_crash_clears_the_next_utc_day():
     breach_bar = next(i for i, loss in enumerate(strat.losses) if loss > 0.05)
     assert strat.when(breach_bar + 1) == first['timestamp']     # the first bar past 5%
     assert first['value'] == strat.losses[breach_bar]
-    refused = sorted(strat.when(bar) for bar, _, _ in _rejected(strat))
+    refused = sorted(strat.when(bar) for bar, _, _ in rejections(strat))
     day_two = datetime.datetime(2020, 3, 13)
     assert refused[0] == first['timestamp']
     assert [t for t in refused if t < day_two][-1] == datetime.datetime(2020, 3, 12, 23)
@@ -237,7 +219,7 @@ def test_the_kill_switch_stops_a_losing_strategy_at_the_limit_on_real_btc():
 def test_with_upstream_broker_it_reports_and_says_it_cannot_enforce(caplog):
     c = bt.Cerebro(stdstats=False)                        # upstream Cerebro and BackBroker
     c.adddata(feed(DIP))
-    c.addstrategy(Script, script={2: _buy(90), 15: _buy(1)})
+    c.addstrategy(Script, script={2: buy(90), 15: buy(1)})
     c.addanalyzer(RiskAnalyzer, **DD_ONLY)
     with caplog.at_level(logging.WARNING):
         strat = c.run()[0]
@@ -250,22 +232,22 @@ def test_with_upstream_broker_it_reports_and_says_it_cannot_enforce(caplog):
 
 
 def test_with_the_gate_disabled_it_reports_only(caplog):
-    strat = run_script(DIP, {2: _buy(90), 15: _buy(1)}, commission=0.0, risk_management=False,
+    strat = run_script(DIP, {2: buy(90), 15: buy(1)}, commission=0.0, risk_management=False,
                        analyzers=[_risk(**DD_ONLY)])
     assert 'risk_management=False' in caplog.text
-    assert not _rejected(strat) and strat.analyzers.risk.get_analysis()['risk_alerts']
+    assert not rejections(strat) and strat.analyzers.risk.get_analysis()['risk_alerts']
 
 
 def test_limits_set_to_none_are_off_and_alerts_are_bounded():
     swing = synthetic_rows([100.0] * 40)
-    script = {i: (_buy if i % 4 == 2 else _sell)(40) for i in range(2, 36, 2)}
+    script = {i: (buy if i % 4 == 2 else sell)(40) for i in range(2, 36, 2)}
     strat = run_script(swing, script, commission=0.0,
                        analyzers=[_risk(_name='risk', max_drawdown_limit=None,
                                         daily_loss_limit=None, max_alerts=3)])
     alerts = strat.analyzers.risk.get_analysis()['risk_alerts']
     assert len(alerts) == 3 and {a['type'] for a in alerts} == {'exposure'}
     assert alerts[-1]['timestamp'] > alerts[0]['timestamp']        # the newest kept
-    strat = run_script(DIP, {2: _buy(90)}, commission=0.0,
+    strat = run_script(DIP, {2: buy(90)}, commission=0.0,
                        analyzers=[_risk(_name='risk', max_drawdown_limit=None,
                                         max_position_risk=None, daily_loss_limit=None)])
     assert strat.analyzers.risk.get_analysis()['risk_alerts'] == []

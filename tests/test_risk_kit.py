@@ -129,3 +129,24 @@ def run_script(rows, script=None, each=None, analyzers=(), sizer=None, **kwargs)
     if sizer is not None:
         c.addsizer(sizer[0], **sizer[1])
     return c.run()[0]
+
+
+# Script actions shared by the risk tests.
+def buy(size, **kw):
+    return lambda s: s.buy(size=size, **kw)
+
+
+def sell(size, **kw):
+    return lambda s: s.sell(size=size, **kw)
+
+
+def all_of(*actions):
+    def run(s):
+        for action in actions:
+            action(s)
+    return run
+
+
+def rejections(strat):
+    """(bar, size, reason) of every Rejected notification."""
+    return [(bar, size, reason) for bar, _, size, reason in strat.statuses('Rejected')]

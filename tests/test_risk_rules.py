@@ -12,28 +12,10 @@ import backtrader_live as btl
 from backtrader_live import risk
 from livekit import LiveRun
 from test_risk_kit import run_script, synthetic_rows
+from test_risk_kit import all_of, buy, rejections, sell
 
 FLAT = synthetic_rows([100.0] * 30)        # price 100 throughout, cash 10000
 KILL = 'kill switch active'
-
-
-def _buy(size, **kw):
-    return lambda s: s.buy(size=size, **kw)
-
-
-def _sell(size, **kw):
-    return lambda s: s.sell(size=size, **kw)
-
-
-def _all(*actions):
-    def run(s):
-        for action in actions:
-            action(s)
-    return run
-
-
-def _rejections(strat):
-    return [(bar, size, reason) for bar, _, size, reason in strat.statuses('Rejected')]
 
 
 @pytest.mark.parametrize('position,order,expected', [
@@ -78,22 +60,22 @@ def test_kill_switch_is_safe_across_threads():
 
 
 def test_max_order_notional():
-    strat = run_script(FLAT, {2: _buy(11), 3: _buy(9)}, max_order_notional=1000)
-    (rejected,) = _rejections(strat)
+    strat = run_script(FLAT, {2: buy(11), 3: buy(9)}, max_order_notional=1000)
+    (rejected,) = rejections(strat)
     assert rejected[:2] == (2, 11)
     assert rejected[2] == 'order notional 1100.00 (11 x 100.0) exceeds max_order_notional 1000'
     assert [e[2] for e in strat.statuses('Completed')] == [9]
 
 
 def test_max_position_share_counts_pending_orders_and_lets_reductions_through():
-    script = {2: _buy(20),                         # 20% of equity: fine
-              4: _buy(15),                         # would make 35%
-              5: _sell(20),                        # reduces: always fine
-              8: _all(_buy(20), _buy(15))}         # 20% pending + 15% = 35%
+    script = {2: buy(20),                         # 20% of equity: fine
+              4: buy(15),                         # would make 35%
+              5: sell(20),                        # reduces: always fine
+              8: all_of(buy(20), buy(15))}         # 20% pending + 15% = 35%
     strat = run_script(FLAT, script, commission=0.0, max_position_pct=0.3)
-    assert [(r[0], r[1]) for r in _rejections(strat)] == [(4, 15), (8, 15)]
-    assert all('max_position_pct is 30.0%' in r[2] for r in _rejections(strat))
-    assert '35.0% of equity' in _rejections(strat)[0][2]
+    assert [(r[0], r[1]) for r in rejections(strat)] == [(4, 15), (8, 15)]
+    assert all('max_position_pct is 30.0%' in r[2] for r in rejections(strat))
+    assert '35.0% of equity' in rejections(strat)[0][2]
     assert [e[2] for e in strat.statuses('Completed')] == [20, -20, 20]
 
 
@@ -111,20 +93,20 @@ def test_no_equity_means_no_new_exposure():
 
 def test_max_open_orders_counts_resting_orders():
     limit = lambda s: s.buy(size=1, price=90.0, exectype=btl.Order.Limit)   # noqa: E731
-    strat = run_script(FLAT, {2: _all(limit, limit, limit)}, max_open_orders=2)
-    (rejected,) = _rejections(strat)
+    strat = run_script(FLAT, {2: all_of(limit, limit, limit)}, max_open_orders=2)
+    (rejected,) = rejections(strat)
     assert rejected[2] == '2 orders already open: max_open_orders is 2'
     assert len(strat.broker.get_orders_open()) == 2
 
 
 def test_price_deviation_guards_limit_and_stop_prices_not_market_orders():
-    script = {2: _all(_buy(1, price=80.0, exectype=btl.Order.Limit),
-                      _buy(1, price=95.0, exectype=btl.Order.Limit),
-                      _buy(1, price=105.0, plimit=150.0, exectype=btl.Order.StopLimit),
-                      _sell(1, price=130.0, exectype=btl.Order.Stop),
-                      _buy(1, price=1.0))}             # a market order ignores its price
+    script = {2: all_of(buy(1, price=80.0, exectype=btl.Order.Limit),
+                      buy(1, price=95.0, exectype=btl.Order.Limit),
+                      buy(1, price=105.0, plimit=150.0, exectype=btl.Order.StopLimit),
+                      sell(1, price=130.0, exectype=btl.Order.Stop),
+                      buy(1, price=1.0))}             # a market order ignores its price
     strat = run_script(FLAT, script, max_price_deviation=0.1)
-    reasons = [r[2] for r in _rejections(strat)]
+    reasons = [r[2] for r in rejections(strat)]
     assert reasons == [
         'price 80.0 is 20.0% away from the last price 100.0: max_price_deviation is 10.0%',
         'limit price 150.0 is 50.0% away from the last price 100.0: max_price_deviation is 10.0%',
@@ -136,21 +118,21 @@ def test_price_deviation_guards_limit_and_stop_prices_not_market_orders():
 def test_limits_are_off_by_default_and_read_when_an_order_arrives():
     def tighten(s):
         s.broker.p.max_order_notional = 500
-    strat = run_script(FLAT, {2: _buy(60), 3: tighten, 4: _buy(6)})
+    strat = run_script(FLAT, {2: buy(60), 3: tighten, 4: buy(6)})
     assert [e[2] for e in strat.statuses('Completed')] == [60]
-    assert 'max_order_notional 500' in _rejections(strat)[0][2]
+    assert 'max_order_notional 500' in rejections(strat)[0][2]
 
 
 def test_kill_switch_blocks_risk_increasing_orders_only(caplog):
     def trip(s):
         s.broker.kill_switch.trip('manual', 'operator halt')
-    script = {2: _buy(10),
-              4: _all(trip, _buy(1), _sell(20), _sell(4)),    # add, flip: no; reduce: yes
-              6: _all(lambda s: s.close(), lambda s: s.close()),  # 2nd would open a short
-              8: _all(lambda s: s.broker.kill_switch.clear(), _buy(1))}
+    script = {2: buy(10),
+              4: all_of(trip, buy(1), sell(20), sell(4)),    # add, flip: no; reduce: yes
+              6: all_of(lambda s: s.close(), lambda s: s.close()),  # 2nd would open a short
+              8: all_of(lambda s: s.broker.kill_switch.clear(), buy(1))}
     with caplog.at_level(logging.WARNING):
         strat = run_script(FLAT, script)
-    rejected = _rejections(strat)
+    rejected = rejections(strat)
     assert [(r[0], r[1]) for r in rejected] == [(4, 1), (4, -20), (6, -6)]
     assert all(r[2].startswith(KILL + ' (manual: operator halt): only orders that reduce')
                for r in rejected)
@@ -173,7 +155,7 @@ def test_risk_management_false_bypasses_the_gate():
         s.broker.kill_switch.trip('manual', 'halt')
         s.buy(size=50)
     strat = run_script(FLAT, {2: trip_and_buy}, risk_management=False, max_order_notional=1)
-    assert not _rejections(strat) and strat.statuses('Completed')
+    assert not rejections(strat) and strat.statuses('Completed')
 
 
 def test_contract_notional_uses_the_market_contract_value():

@@ -96,6 +96,18 @@ def check_timestamp(params):
         raise ApiError(400, -1021, 'Timestamp for this request is outside of the recvWindow.')
 
 
+def checked_symbol(params, markets, required=True):
+    """The request's symbol if ``markets`` has it (Binance's -1121 otherwise)."""
+    symbol = params.get('symbol')
+    if not symbol:
+        if required:
+            raise mandatory('symbol')
+        return None
+    if symbol not in markets:
+        raise ApiError(400, -1121, 'Invalid symbol.')
+    return symbol
+
+
 class BinanceRest:
     """aiohttp handlers of the Binance spot REST API over one simulator."""
 
@@ -158,14 +170,7 @@ class BinanceRest:
         return acct, params
 
     def market(self, params, required=True):
-        symbol = params.get('symbol')
-        if not symbol:
-            if required:
-                raise mandatory('symbol')
-            return None
-        if symbol not in self.sim.markets:
-            raise ApiError(400, -1121, 'Invalid symbol.')
-        return symbol
+        return checked_symbol(params, self.sim.markets, required)
 
     # -- public ---------------------------------------------------------------------
     async def ping(self, request):

@@ -10,7 +10,7 @@ in :mod:`.binance_futures_shapes`.
 import secrets
 
 from . import candles as cd
-from .binance import ApiError, mandatory, wall_ms, _count_le, _window, kline_row
+from .binance import ApiError, checked_symbol, mandatory, wall_ms, _count_le, _window, kline_row
 from .binance_futures_shapes import (ALGO_TYPES, ENGINE_ERRORS, FUTURES_ORDER_TYPES,
                                      TRIGGER_ABOVE, account_asset, algo_info, bracket,
                                      futures_symbol_info, order_info, position_info,
@@ -87,14 +87,7 @@ class FuturesRest:
         return self.engine.markets[order.symbol]
 
     def market(self, params, required=True):
-        symbol = params.get('symbol')
-        if not symbol:
-            if required:
-                raise mandatory('symbol')
-            return None
-        if symbol not in self.engine.markets:
-            raise ApiError(400, -1121, 'Invalid symbol.')
-        return symbol
+        return checked_symbol(params, self.engine.markets, required)
 
     async def _engine_call(self, fn, *args, symbol=None):
         try:
