@@ -173,7 +173,20 @@ class BrokerBase(BackBroker):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
         return {a: tuple(v) for a, v in getattr(self.account, 'balances', {}).items()}
 
+    def get_orders_open(self, safe=False):
+        """Orders not yet finished. Live: our order book (upstream's queues
+        are empty, nothing goes through them); paper: BackBroker's."""
+        if not self.live:
+            return super().get_orders_open(safe)
+        alive = self._book.alive()
+        return [o.clone() for o in alive] if safe else alive
+
     # -- market rules and commission ------------------------------------------------
+    def market_rules(self, data):
+        """The exchange's rules (steps, minimums, fees) for ``data``'s market,
+        or None without a store (a plain backtest)."""
+        return self._rules(data) if self.store is not None else None
+
     def _rules(self, data):
         rules = getattr(data, '_market_rules', None)
         if rules is None and self.store is not None:

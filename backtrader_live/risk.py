@@ -80,10 +80,10 @@ def increases_exposure(broker, order):
 def market_rules(broker, data):
     """The market's rules (``MarketRules``) for ``data``, or None in a plain backtest.
 
-    Our brokers keep them per data (``BrokerBase._rules``: fetched once from
-    the store); upstream brokers and store-less runs have none.
+    Our brokers give them per data (``BrokerBase.market_rules``: fetched once
+    from the store); upstream brokers and store-less runs have none.
     """
-    getter = getattr(broker, '_rules', None)
+    getter = getattr(broker, 'market_rules', None)
     if getter is None:
         return None
     try:
@@ -96,9 +96,8 @@ def market_rules(broker, data):
 def open_orders(broker):
     """Orders not yet terminal: live ones from the broker's order book, paper
     ones from BackBroker's queues (submitted but unchecked, then pending)."""
-    book = getattr(broker, '_book', None)
-    if getattr(broker, 'live', False) and book is not None:
-        return book.alive()
+    if getattr(broker, 'live', False):
+        return broker.get_orders_open()
     queues = itertools.chain(getattr(broker, 'submitted', ()), getattr(broker, 'pending', ()))
     return [o for o in queues if o.alive()]
 

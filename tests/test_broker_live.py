@@ -230,3 +230,15 @@ def test_ccxt_errors_in_create_map_to_rejections(sim, monkeypatch):
     run.join()
     assert run.rec.orders[-1][0] == 'Rejected'
     assert 'no trading permission' in run.rec.orders[-1][4]
+
+
+def test_open_orders_are_visible_live(sim):
+    seen = []
+
+    def look(s):
+        seen.append([o.info['client_id'] for o in s.broker.get_orders_open()])
+        seen.append(len(s.broker.get_orders_open(safe=True)))
+    run = LiveRun(sim, script={6: _limit(0.5), 7: look}, max_bars=2).start()
+    run.step(2)
+    run.join()
+    assert seen[0] == [sim.orders()[0].client_id] and seen[1] == 1

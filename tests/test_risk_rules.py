@@ -163,7 +163,7 @@ def test_contract_notional_uses_the_market_contract_value():
         contract, inverse, contract_size = True, True, 100.0
 
     class Broker:
-        def _rules(self, data):
+        def market_rules(self, data):
             return Rules()
     assert risk.notional(Broker(), None, -3, 50000.0) == pytest.approx(300 / 50000.0)
     assert risk.market_rules(object(), None) is None
@@ -171,7 +171,7 @@ def test_contract_notional_uses_the_market_contract_value():
 
 def test_a_failing_market_lookup_does_not_break_the_gate(caplog):
     class Broker:
-        def _rules(self, data):
+        def market_rules(self, data):
             raise RuntimeError('exchange down')
     assert risk.market_rules(Broker(), None) is None
     assert 'no market rules' in caplog.text
