@@ -167,7 +167,7 @@ class BrokerBase(BackBroker):
         """True when no order waits for fills the exchange has announced, and
         no market order (which ends within moments) is still open."""
         return not self._book.awaiting() and not any(
-            o.exectype == Order.Market for o in self._book.alive())
+            o.exectype == Order.Market and not _conditional(o) for o in self._book.alive())
 
     def get_balances(self):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
@@ -292,8 +292,9 @@ class BrokerBase(BackBroker):
             return 'market', None, params
         return 'limit', order.pricelimit, params
 
-    # Options a strategy may pass as keyword arguments of buy()/sell().
-    ORDER_OPTIONS = ('postOnly', 'timeInForce', 'reduceOnly')
+    # Options a strategy may pass as keyword arguments of buy()/sell();
+    # takeProfitPrice makes a Market/Limit order a conditional take-profit.
+    ORDER_OPTIONS = ('postOnly', 'timeInForce', 'reduceOnly', 'takeProfitPrice')
 
     def order_options(self, order):
         """ccxt params from the order's keyword arguments (order.info)."""
@@ -550,8 +551,9 @@ def _utc(ts_ms):
 
 
 def _conditional(order):
-    """Stop orders are conditional: some exchanges keep them apart."""
-    return order.exectype in (Order.Stop, Order.StopLimit)
+    """Stops and take-profits are conditional: some exchanges keep them apart."""
+    return (order.exectype in (Order.Stop, Order.StopLimit)
+            or 'takeProfitPrice' in order.info)
 
 # The rest of upstream's broker module (BrokerBase's peers...), for drop-in imports.
 import backtrader.broker as _upstream_broker  # noqa: E402

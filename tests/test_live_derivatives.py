@@ -186,3 +186,24 @@ def test_funding_reaches_cash_and_the_strategy(venue_sim, venue):
     assert len(funding) == len(events)
     assert sum(m[2] for m in funding) == pytest.approx(sum(float(e.amount) for e in events))
     assert run.rec.strategy.broker.account.wallet[settle] == pytest.approx(_wallet(sim, venue))
+
+
+@pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-linear'])
+def test_take_profit_through_the_conditional_endpoint(venue_sim, venue):
+    sim, market, u = venue_sim, VENUES[venue][4], VENUES[venue][5]
+
+    def enter(s):
+        s.buy(size=2 * u)
+        # 4191.53 x 1.02 = 4275.4: the real bar 603 (high 4313.18) reaches it.
+        s.tp = s.sell(size=2 * u, takeProfitPrice=round(s.data.close[0] * 1.02, 1))
+    run = _run(sim, venue, script={6: enter}, max_bars=6).start()
+    run.step(4)
+    eventually(lambda: run.rec.statuses().count('Completed') == 2)
+    run.step(2)
+    run.join()
+    assert _sim_size(sim, market) == 0
+    tp = [o for o in sim.orders(market=market) if o.side.upper() == 'SELL'][0]
+    # Held by the exchange as a conditional order (Binance: an algo
+    # TAKE_PROFIT_MARKET; Bybit: a triggered order with a direction).
+    assert tp.extra.get('algo') or tp.extra.get('direction')
+    assert run.rec.orders[-1][2] >= round(run.rec.bars[5][1] * 1.02, 1) - 1.0
