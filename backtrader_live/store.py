@@ -217,9 +217,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         A non-idempotent call (create order) that fails with a retryable
         error raises UnknownOutcome: the caller resolves it by client id.
         """
-        # A name of a ccxt method, or a bound one (implicit API endpoints).
-        fn = method if callable(method) else getattr(self.exchange, method)
-        method = getattr(fn, '__name__', method)
+        # The name of a ccxt method, unified or implicit ('fapiPrivatePostListenKey').
+        fn = getattr(self.exchange, method)
         attempt = 0
         skew_retried = False
         while True:

@@ -139,8 +139,7 @@ class BinanceStore(Store):
         if self.kind == SPOT:
             return self._stream_url('user')
         # A fresh listenKey on every (re)connect: an expired one is useless.
-        create = getattr(self.exchange, _LISTEN_KEY[self.kind][0])
-        self._listen_key = self.call(create)['listenKey']
+        self._listen_key = self.call(_LISTEN_KEY[self.kind][0])['listenKey']
         return self._stream_url('user', key=self._listen_key)
 
     def user_stream_ping(self):
@@ -150,7 +149,7 @@ class BinanceStore(Store):
 
     def _keep_listen_key(self):
         try:
-            self.call(getattr(self.exchange, _LISTEN_KEY[self.kind][1]))
+            self.call(_LISTEN_KEY[self.kind][1])
         except Exception as exc:   # the next reconnect gets a new key anyway
             log.warning('listenKey keep-alive failed: %s', exc)
         return None
