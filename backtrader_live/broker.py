@@ -246,6 +246,14 @@ class BrokerBase(BackBroker):
             return super().submit(order, check)
         return self._submit_live(order)
 
+    def submit_order(self, order):
+        """Send ``order`` through the risk gate to paper or live trading.
+
+        The seed's name for :meth:`submit` (which backtrader's ``buy()`` and
+        ``sell()`` call); both do the same.
+        """
+        return self.submit(order)
+
     def _reject_locally(self, order, reason):
         order.addinfo(reject_reason=reason)
         log.warning('order %s rejected before sending: %s', order.ref, reason)
