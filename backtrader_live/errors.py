@@ -18,7 +18,11 @@ FatalError          stop with a clear message (bad keys, permissions, bad
 ==================  ==========================================================
 
 ``classify`` is the only place that knows ccxt's classes; every row of
-``_CCXT_MAP`` is tested.
+``_CCXT_MAP`` is tested. Where ccxt's class is not enough (on a local host
+ccxt applies only its generic code table; Binance's -2015 turns into
+DDoSProtection once a private call has succeeded) the exchange's own code
+in the message decides: each store declares ``ERROR_CODES`` ({code: class}),
+which ``classify`` consults first.
 """
 import re
 
@@ -50,27 +54,27 @@ class RateLimitedError(RetryableError):
 
 
 class ClockSkewError(RetryableError):
-    pass
+    """Our timestamp is outside the exchange's window: resync, retry once."""
 
 
 class OrderRejected(LiveError):
-    pass
+    """The exchange (or our gate) refused the order; final."""
 
 
 class OrderNotFound(LiveError):
-    pass
+    """The exchange does not know the order: unknown, not rejected."""
 
 
 class UnknownOutcome(RetryableError):
-    pass
+    """A create may have been accepted: query the client id, never resend."""
 
 
 class FatalError(LiveError):
-    pass
+    """Stop with a clear message: retrying cannot help."""
 
 
 class AuthenticationFailed(FatalError):
-    pass
+    """Bad keys, signature or permissions: never loop on these."""
 
 
 class ConfigError(ValueError):
@@ -99,7 +103,13 @@ _CCXT_MAP = (
     (ccxt.ExchangeNotAvailable, RetryableError),
     (ccxt.NetworkError, RetryableError),
     (ccxt.ExchangeError, OrderRejected),
+    # Binance -1001/-1006 "execution status unknown": not an exchange refusal
+    (ccxt.OperationFailed, RetryableError),
 )
+
+# An exchange's error code in a ccxt message: Binance '{"code":-2019,...}',
+# Bybit '{"retCode":10016,...}' (ccxt puts the raw body after the exchange id).
+_CODE_RE = re.compile(r'"(?:code|retCode|ret_code)"\s*:\s*"?(-?\d+)')
 
 # Signed query strings and long hex/base64 blobs must never reach a log line.
 _SIGNATURE_RE = re.compile(r'(signature|sign|X-MBX-APIKEY|apiKey|api_key|secret)'
@@ -125,26 +135,37 @@ def _retry_after(exc):
         return None
 
 
-def classify(exc, secrets=()):
+def exchange_code(exc):
+    """The exchange's own error code in a ccxt error message, as a string."""
+    match = _CODE_RE.search(str(exc))
+    return match.group(1) if match else None
+
+
+def classify(exc, secrets=(), codes=None, retry_after=None):
     """Turn any exception from ccxt or the network into one of ours.
 
-    Our own errors pass through unchanged; unknown exceptions become
-    RetryableError only if they are OS-level network errors, else FatalError.
-    The message is redacted so it can be logged and shown safely.
+    Our own errors pass through unchanged. ``codes`` ({exchange code: our
+    class}, the store's ``ERROR_CODES``) wins over ccxt's class; unknown
+    exceptions become RetryableError only if they are OS-level network
+    errors, else FatalError. ``retry_after``: seconds the server asked for
+    (from response headers) when the exception does not carry them. The
+    message is redacted so it can be logged and shown safely.
     """
     if isinstance(exc, LiveError):
         return exc
     message = redact('%s: %s' % (type(exc).__name__, exc), secrets)
     name = type(exc).__name__
-    for ccxt_cls, ours in _CCXT_MAP:
-        if isinstance(exc, ccxt_cls):
-            if ours is RateLimitedError:
-                return RateLimitedError(message, retry_after=_retry_after(exc),
-                                        cause_name=name)
-            return ours(message, cause_name=name)
-    if isinstance(exc, (OSError, TimeoutError, ConnectionError)):
-        return RetryableError(message, cause_name=name)
-    return FatalError(message, cause_name=name)
+    ours = (codes or {}).get(exchange_code(exc)) if codes else None
+    if ours is None:
+        ours = next((o for c, o in _CCXT_MAP if isinstance(exc, c)), None)
+    if ours is None:
+        network = isinstance(exc, (OSError, TimeoutError, ConnectionError))
+        ours = RetryableError if network else FatalError
+    if issubclass(ours, RateLimitedError):
+        wait = _retry_after(exc)
+        return ours(message, retry_after=retry_after if wait is None else wait,
+                    cause_name=name)
+    return ours(message, cause_name=name)
 
 
 # Upstream's errors (StrategySkipError...) stay reachable as bt.errors.X.

@@ -80,6 +80,8 @@ class DataBase(bt.feed.DataBase):
         self._live_from = None
         self._final_deadline = None
         self._stop_requested = threading.Event()
+        self._unfilled = None       # (before_ms, held bar): a gap REST has not filled yet
+        self._stream_up = True      # False from CONNBROKEN until the stream is back
 
     def __repr__(self):
         return '%s(%s %s, store=%r)' % (type(self).__name__, self.p.dataname,
@@ -121,10 +123,11 @@ class DataBase(bt.feed.DataBase):
 
     def wake(self):
         """Make a waiting ``_load`` return None now (broker events)."""
-        try:
-            self._q.put_nowait(None)
-        except queue.Full:
-            pass    # the loop has plenty to do already
+        if not self._q.full():      # full: the loop has plenty to do already
+            try:
+                self._q.put_nowait(None)
+            except queue.Full:      # filled meanwhile by the stream thread: same
+                return
 
     # -- stream thread side ---------------------------------------------------------
     def _on_bar(self, bar):
@@ -160,7 +163,8 @@ class DataBase(bt.feed.DataBase):
                 continue
             if not self.p.live or self._state == _DONE:
                 return False
-            if self._laststatus != self.LIVE:
+            # LIVE only while the stream is up and no hole waits for REST.
+            if self._laststatus != self.LIVE and self._stream_up and self._unfilled is None:
                 self.put_notification(self.LIVE)
             result = self._wait_live()
             if result is not True:
@@ -186,6 +190,8 @@ class DataBase(bt.feed.DataBase):
 
     def _wait_live(self):
         """Take one item from the stream queue: True to loop, None to yield."""
+        if self._unfilled is not None:
+            return self._close_gap(*self._unfilled)
         try:
             item = self._q.get(timeout=self._qcheck)
         except queue.Empty:
@@ -193,14 +199,29 @@ class DataBase(bt.feed.DataBase):
         if item is None:
             return None
         if item is _BROKEN:
-            self.put_notification(self.CONNBROKEN)
+            self._stream_up = False
+            if self._laststatus != self.CONNBROKEN:
+                self.put_notification(self.CONNBROKEN)
             return None
         if item is _RECONNECTED:
-            self._fill_gap(None)
-            return True
+            self._stream_up = True
+            return self._close_gap(None, None)
         if self._last_ts is not None and item.open_time > self._last_ts + self._tf_ms:
-            self._fill_gap(item.open_time)
+            return self._close_gap(item.open_time, item)
         self._pending.append(item)
+        return True
+
+    def _close_gap(self, before_ms, item):
+        """Fill the hole before ``item`` (None: up to now) over REST, then
+        queue ``item``. If REST fails, hold ``item`` back and try again on the
+        next round: a later bar never jumps over a missing one."""
+        if not self._fill_gap(before_ms):
+            self._unfilled = (before_ms, item)
+            self._stop_requested.wait(self._qcheck)     # no busy loop while REST is down
+            return None
+        self._unfilled = None
+        if item is not None:
+            self._pending.append(item)
         return True
 
     def _deliver(self, bar):
@@ -244,17 +265,20 @@ class DataBase(bt.feed.DataBase):
         return []
 
     def _fill_gap(self, before_ms):
-        """Fetch closed bars after the last delivered one (and before a bar)."""
+        """Fetch closed bars after the last delivered one (and before a bar);
+        False if REST failed (the caller tries again later)."""
         if self._last_ts is None:
-            return
+            return True
         try:
             rows = self.fetch_range(self._last_ts + 1, before_ms)
         except LiveError as exc:
-            log.error('%s: could not fill a gap after %s: %s', self.p.dataname, self._last_ts, exc)
-            return
+            log.error('%s: could not fill a gap after %s (will retry): %s', self.p.dataname,
+                      self._last_ts, exc)
+            return False
         if rows:
             log.info('%s: filled %d missing bar(s) over REST', self.p.dataname, len(rows))
         self._pending.extend(rows)
+        return True
 
     def fetch_range(self, since_ms, before_ms):
         """Closed bars with since <= open time < before, paged forward.
