@@ -19,12 +19,15 @@ import time
 from backtrader import Order
 from backtrader.brokers import BackBroker
 
-from .errors import FatalError, LiveError, OrderNotFound, OrderRejected, UnknownOutcome
+from .errors import (AuthenticationFailed, FatalError, LiveError, OrderNotFound, OrderRejected,
+                     UnknownOutcome)
 from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
                      PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .orders import OrderBook, round_order
+from .recovery import resolve_unknown, window_left
+from .restart import adopt_open_orders, check_policy
 from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class BrokerBase(BackBroker):
         ('currency', None),         # cash currency; default: first data's quote
         ('cancel_on_exit', False),  # cancel our open orders when stopping
         ('adopt_positions', True),  # spot holdings become the start position
+        ('open_orders', 'track'),   # open orders found at start: 'track'|'cancel'|'leave'
         ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
         ('resolve_attempts', 5),    # queries to settle an unknown create
         ('fill_wait', 2.0),         # seconds to wait for streamed fills before REST
@@ -60,6 +64,8 @@ class BrokerBase(BackBroker):
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
         self._to_adopt = []
+        self._restart_pending = []   # datas whose open orders are not handled yet
+        self.halted = None           # the fatal error that stopped trading, if any
         self._orphans = collections.deque(maxlen=256)
         self._last_poll = 0.0
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
@@ -93,6 +99,7 @@ class BrokerBase(BackBroker):
         if not self.store.has_credentials:
             raise FatalError('live trading needs an API key and secret (parameters or %s_API_KEY/'
                              '%s_API_SECRET)' % (self.store.env_prefix, self.store.env_prefix))
+        check_policy(self.p.open_orders)
         self.account.load(self.store)   # also proves the keys work, once, no retry storm
         self.store.subscribe_user(self._events.put)
         self.startingcash = self.cash = self.getcash()
@@ -107,6 +114,7 @@ class BrokerBase(BackBroker):
             self.prepare_market(data)
             if self.p.adopt_positions:
                 self._to_adopt.append(data)     # needs a price: done at the first bar
+            self._restart_pending.append(data)  # open orders: after the position (restart.py)
 
     def prepare_market(self, data):
         """Exchange settings a market needs before trading (derivatives)."""
@@ -278,11 +286,12 @@ class BrokerBase(BackBroker):
             raw = self.store.create_order(symbol, type_, side, abs(order.size), price, params)
         except UnknownOutcome as exc:
             log.warning('create of %s had no answer (%s); resolving by client id', cid, exc)
-            raw = self._resolve_unknown(order, cid, symbol)
+            raw = resolve_unknown(self, order, cid, symbol, _conditional(order))   # recovery.py
             if raw is None:
                 return order
         except (OrderRejected, FatalError) as exc:
             self._finish_rejected(order, str(exc))
+            self.halt_if_fatal(exc)
             return order
         self.apply_update(order_from_ccxt(raw, 'rest'), order)
         return order
@@ -308,23 +317,16 @@ class BrokerBase(BackBroker):
         """ccxt params from the order's keyword arguments (order.info)."""
         return {k: order.info[k] for k in self.ORDER_OPTIONS if k in order.info}
 
-    def _resolve_unknown(self, order, cid, symbol):
-        """Never resend: ask the exchange whether our client id exists."""
-        for attempt in range(self.p.resolve_attempts):
-            try:
-                raw = self.store.fetch_order_by_client_id(cid, symbol, _conditional(order))
-            except LiveError as exc:
-                log.warning('resolving %s failed (%s); attempt %d', cid, exc, attempt + 1)
-                if self.store._backoff.wait(attempt, self.store._stop_event):
-                    break
-                continue
-            if raw is None:
-                self._finish_rejected(order, 'the create request got no answer and the '
-                                      'exchange has no order %s: nothing was placed' % cid)
-            return raw
-        # Still unknown: stay Submitted; reconciliation settles it later.
-        log.error('order %s outcome still unknown; will reconcile', cid)
-        return None
+    def halt_if_fatal(self, exc):
+        """Bad keys or a missing permission: stop trading with a clear
+        message (the run ends, ``run_live`` raises it), never loop on it."""
+        if not isinstance(exc, AuthenticationFailed) or self.halted is not None:
+            return
+        self.halted = exc
+        log.error('trading stopped: the exchange refused our credentials: %s', exc)
+        self.store.put_notification('trading stopped', str(exc))
+        for data in self._datas:
+            data.request_stop()
 
     def cancel(self, order, bracket=False):
         if not self.live:
@@ -363,6 +365,8 @@ class BrokerBase(BackBroker):
         self._drain_events()
         if self._to_adopt:
             self._adopt_positions()
+        if self._restart_pending:
+            adopt_open_orders(self, self._restart_pending)
         overdue = self._book.overdue(self.p.fill_wait)
         if overdue:
             self.reconcile(overdue)     # the stream did not deliver those fills
@@ -415,10 +419,12 @@ class BrokerBase(BackBroker):
                                                           _conditional(order))
             except LiveError as exc:
                 log.warning('reconcile of %s failed: %s', cid, exc)
+                self.halt_if_fatal(exc)
                 continue
             if raw is not None:
                 self.apply_update(order_from_ccxt(raw, 'reconcile'), order)
-            elif order.status == Order.Submitted:
+            elif order.status == Order.Submitted and not window_left(self, order):
+                # Absent after its receive window: never placed (recovery.py).
                 self._finish_rejected(order, 'the exchange has no order %s' % cid)
         try:
             self.account.load(self.store)
@@ -467,8 +473,14 @@ class BrokerBase(BackBroker):
         # make it up arrive (a REST answer, Bybit's order topic before its
         # execution topic): remember the announcement until they are in.
         status, filled = self._book.announce(order, update.status, update.filled)
-        complete_at = filled if status == CLOSED else None
+        # A fill may also outrun its order's status (Bybit's execution topic
+        # before its order topic, reordered messages): once every unit asked
+        # for is filled the order is done, and its last fill is no "Partial".
+        total = abs(order.created.size) + order.info.get('filled_before', 0.0)
+        complete_at = filled if status == CLOSED else total
         self._apply_fills(order, update.fills, complete_at)
+        if status not in TERMINAL and self._book.gross_filled(order) + _EPS >= total:
+            status = CLOSED
         if self._book.gross_filled(order) + _EPS < filled:
             if update.source != 'reconcile' and self.store.user_stream_live:
                 # The stream brings these fills in moments; asking REST for

@@ -130,9 +130,15 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         control = _StopControl(self, duration)
         try:
             with control:
-                return self.run(**run_kwargs)
+                result = self.run(**run_kwargs)
+        except Exception as exc:
+            _stop_after_failure(self, strategy_cls, broker, exc)
+            raise
         finally:
             store.stop()
+        if getattr(broker, 'halted', None) is not None:
+            raise broker.halted      # keys or permissions refused mid-run (logged)
+        return result
 
     @staticmethod
     def _warn_if_real_money(paper_trading, testnet, endpoint):
@@ -140,6 +146,23 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             log.warning('LIVE TRADING WITH REAL MONEY: orders go to the exchange')
         elif paper_trading:
             log.info('paper trading: no order is sent to the exchange')
+
+
+def _stop_after_failure(cerebro, strategy_cls, broker, exc):
+    """An exception escaped the run (a strategy's next(), say): log it with
+    its context, then stop trading safely: the broker applies its exit
+    policy to our open orders (``cancel_on_exit``) before the error goes on."""
+    data = cerebro.datas[0] if cerebro.datas else None
+    when = data.datetime.datetime(0) if data is not None and len(data) else None
+    log.error('%s raised %s: %s (bar %s of %s); trading stops, open orders are %s',
+              strategy_cls.__name__, type(exc).__name__, exc, when,
+              getattr(data, '_name', None) or getattr(getattr(data, 'p', None), 'dataname', None),
+              'cancelled' if broker.p.cancel_on_exit else 'left on the exchange',
+              exc_info=exc)
+    try:
+        broker.stop()
+    except Exception:   # the original error matters more; this one is logged
+        log.exception('stopping the broker after the failure failed too')
 
 
 # The rest of upstream's cerebro module, for drop-in imports.

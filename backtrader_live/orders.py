@@ -9,7 +9,7 @@ from .events import TERMINAL
 
 class _Record:
     __slots__ = ('order', 'client_id', 'exchange_id', 'gross', 'trade_ids',
-                 'awaiting_since', 'final_status', 'filled')
+                 'awaiting_since', 'final_status', 'filled', 'sent_at')
 
     def __init__(self, order, client_id):
         self.order = order
@@ -20,6 +20,7 @@ class _Record:
         self.awaiting_since = None  # monotonic time we started waiting for fills
         self.final_status = None    # a terminal status announced by the exchange
         self.filled = 0.0           # the most the exchange said was filled
+        self.sent_at = time.monotonic()   # when the create left (recvWindow rule)
 
 
 class OrderBook:
@@ -63,6 +64,11 @@ class OrderBook:
     def client_id(self, order):
         rec = self._by_ref.get(order.ref)
         return rec.client_id if rec else order.info.get('client_id')
+
+    def sent_at(self, order):
+        """Monotonic time the order's create was sent (None: not ours)."""
+        rec = self._by_ref.get(order.ref)
+        return rec.sent_at if rec else None
 
     def exchange_id(self, order):
         rec = self._by_ref.get(order.ref)

@@ -17,9 +17,11 @@ from backtrader.utils.py3 import with_metaclass
 
 from .backoff import Backoff
 from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNotFound,
-                     RetryableError, UnknownOutcome, classify)
+                     OrderRejected, RateLimitedError, RetryableError, UnknownOutcome,
+                     classify)
 from .events import position_from_ccxt
 from .markets import SPOT, kind_of, market_kind, symbol_hint
+from .ratelimit import SECONDS, RatePause, retry_after_from_headers
 from .secrets import Credentials, install_log_redaction, mask
 from .stream import LIVE, WsStream
 from .timeframes import parse_timeframe
@@ -85,6 +87,11 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         ('proxy', None),        # 'http://host:port'; None: from environment
         ('timeout', 10.0),      # seconds for each REST call
         ('rest_retries', 3),    # for idempotent reads only, never for creates
+        # -- fault tolerance (docs/faults.md) --
+        ('recv_window', None),      # ms a signed request stays valid (None: ccxt's)
+        ('max_retry_wait', 60.0),   # longest Retry-After waited out; longer: error
+        ('stream_heartbeat', 20.0),  # seconds of silence before a stream pings
+        ('stream_timeout', 60.0),   # seconds of silence before it reconnects
     )
 
     # -- exchange data, set by subclasses ---------------------------------
@@ -95,6 +102,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     TIMEFRAMES = None           # supported timeframe names (None: all)
     OHLCV_PAGE_LIMIT = 1000     # most candles one REST call returns
     CLIENT_ID_PARAM = 'clientOrderId'
+    ERROR_CODES = {}            # exchange error code -> our error class (errors.py)
+    RETRY_AFTER_HEADERS = {'Retry-After': SECONDS}   # how the exchange says "wait"
 
     BrokerCls = None
     DataCls = None
@@ -144,6 +153,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         self._user_listeners = []
         self._feeds = []             # feeds to wake on broker events
         self._time_synced = False
+        self._rate_pause = RatePause()   # shared by every call: see ratelimit.py
+        self._last_resync = -1e9         # monotonic time of the last login resync
         self.exchange = self._make_exchange()
 
     # -- identity and secrecy ---------------------------------------------
@@ -169,6 +180,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
             'enableRateLimit': True, 'timeout': int(self.p.timeout * 1000),
             'options': options,
         }
+        if self.p.recv_window:
+            options['recvWindow'] = int(self.p.recv_window)
         exchange = getattr(ccxt, self.ccxt_id)(config)
         self._configure_urls(exchange)
         proxy = self._resolve_proxy()
@@ -223,19 +236,26 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         skew_retried = False
         while True:
             try:
+                # After a 429/418 every call waits out the server's Retry-After.
+                self._rate_pause.wait(self._stop_event, self.p.max_retry_wait)
+            except RateLimitedError as err:
+                raise (err if idempotent else _unanswered(method, err)) from None
+            try:
                 result = fn(*args, **kwargs)
                 self._connected = True
                 return result
             except Exception as exc:  # mapped right below
-                err = classify(exc, self._secrets())
+                err = self.classify(exc)
             if isinstance(err, ClockSkewError) and not skew_retried:
                 skew_retried = True
                 self.sync_time()
                 continue
+            if isinstance(err, RateLimitedError):
+                self._rate_pause.block(err.retry_after)
             if not idempotent and isinstance(err, RetryableError):
-                raise UnknownOutcome('%s outcome unknown: %s' % (method, err),
-                                     cause_name=err.cause_name) from None
-            if not err.retryable or attempt >= self.p.rest_retries:
+                raise _unanswered(method, err) from None
+            too_long = (getattr(err, 'retry_after', None) or 0) > self.p.max_retry_wait
+            if not err.retryable or attempt >= self.p.rest_retries or too_long:
                 if err.retryable:
                     self._connected = False
                 raise err from None
@@ -246,13 +266,31 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                 raise err from None
             attempt += 1
 
+    def classify(self, exc):
+        """The error map with this exchange's codes and rate-limit headers."""
+        # ccxt keeps no headers on its exceptions; the last response has them
+        # (used only if the error turns out to be a rate limit).
+        wait = retry_after_from_headers(getattr(self.exchange, 'last_response_headers', None),
+                                        self.RETRY_AFTER_HEADERS, self.server_ms())
+        return classify(exc, self._secrets(), self.ERROR_CODES, wait)
+
+    @property
+    def recv_window_ms(self):
+        """How long (ms) the exchange accepts a signed request after sending."""
+        return float(self.exchange.options.get('recvWindow') or 5000)
+
+    def server_ms(self):
+        """Now on the exchange's clock, as far as the last sync_time knows."""
+        return int(self.exchange.milliseconds()
+                   - (self.exchange.options.get('timeDifference') or 0))
+
     def sync_time(self):
         """Correct our clock offset from the exchange's server time."""
         self.exchange.options['adjustForTimeDifference'] = True
         try:
             self.exchange.load_time_difference()
         except Exception as exc:
-            raise classify(exc, self._secrets()) from None
+            raise self.classify(exc) from None
         log.info('%s: clock offset to the server is %d ms', self.exchange_name,
                  self.exchange.options.get('timeDifference', 0))
 
@@ -327,7 +365,15 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return out
 
     def get_open_orders(self, symbol=None):
-        return self.call('fetch_open_orders', symbol)
+        """Every open order, conditional ones too (see open_order_queries)."""
+        found = []
+        for params in self.open_order_queries():
+            found += self.call('fetch_open_orders', symbol, None, None, dict(params))
+        return found
+
+    def open_order_queries(self):
+        """ccxt params of each open-order listing needed to see them all."""
+        return ({},)
 
     def fetch_ohlcv(self, symbol, timeframe, since=None, limit=None, until=None):
         params = {'until': until} if until is not None else {}
@@ -407,7 +453,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                     'bt-live-%s-market' % self.exchange_name,
                     self.market_ws_url(), self._on_market_message,
                     on_open=self._on_market_open, on_state=self._on_market_state,
-                    ping=self.ws_app_ping(), proxy=self.ws_proxy_kwargs())
+                    ping=self.ws_app_ping(), proxy=self.ws_proxy_kwargs(),
+                    **self._stream_liveness())
                 self._market_stream.start()
             elif self._market_stream.is_live:
                 self._market_stream.send(self.subscribe_message([topic]))
@@ -443,8 +490,34 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                     self._on_user_message, on_open=self.user_stream_open,
                     on_state=self._on_user_state,
                     ping=self.user_stream_ping() or self.ws_app_ping(),
-                    proxy=self.ws_proxy_kwargs())
+                    proxy=self.ws_proxy_kwargs(), **self._stream_liveness())
                 self._user_stream.start()
+
+    # Substrings of a refused user-stream login that mean "your clock is off".
+    LOGIN_CLOCK_ERRORS = ()
+
+    def user_login_refused(self, text):
+        """The user stream's login/subscription was refused (``text``, the
+        exchange's reason). A clock problem is fixed here: sync with the
+        server, then reconnect to log in again (at most every 5 s, so a
+        lasting refusal cannot become a loop). Returns the event to report."""
+        if not any(s in text for s in self.LOGIN_CLOCK_ERRORS):
+            return ('error', text)
+        now = time.monotonic()
+        if now - self._last_resync < 5.0:
+            return ('error', text + ' (clock resynced moments ago: not retrying yet)')
+        self._last_resync = now
+        try:
+            self.sync_time()
+        except LiveError as exc:
+            return ('error', '%s; the clock resync failed: %s' % (text, exc))
+        if self._user_stream is not None:
+            self._user_stream.reconnect()
+        return ('error', text + '; clock resynced, logging in again')
+
+    def _stream_liveness(self):
+        """A stream silent this long pings, then reconnects (a dead peer)."""
+        return {'heartbeat': self.p.stream_heartbeat, 'stale_after': self.p.stream_timeout}
 
     @property
     def user_stream_live(self):
@@ -545,6 +618,15 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         with self._lock:
             self._cid_seq = getattr(self, '_cid_seq', 0) + 1
             return '%s%x%04x' % (prefix, int(time.time() * 1000), self._cid_seq % 0xFFFF)
+
+
+def _unanswered(method, err):
+    """What a failed create means. A rate-limit refusal is made before the
+    request runs: nothing was placed. Anything else may have been accepted."""
+    if isinstance(err, RateLimitedError):
+        return OrderRejected('%s refused by the rate limit, not placed: %s' % (method, err),
+                             cause_name=err.cause_name)
+    return UnknownOutcome('%s outcome unknown: %s' % (method, err), cause_name=err.cause_name)
 
 
 def _swap_origin(url, endpoint):

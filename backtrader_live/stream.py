@@ -35,11 +35,15 @@ class WsStream:
       that want application-level pings (Bybit), or keep-alives done another
       way (a payload of None sends nothing); protocol pings from the server
       are answered by websocket-client itself.
+    - ``heartbeat`` / ``stale_after``: after ``heartbeat`` seconds without a
+      frame the stream sends a protocol ping; after ``stale_after`` seconds
+      without any frame (not even the pong) the peer is taken for dead and
+      the stream reconnects: a connection that stalls silently is not live.
     """
 
     def __init__(self, name, url, on_message, on_open=None, on_state=None,
                  ping=None, backoff=None, proxy=None, recv_timeout=1.0,
-                 connect_timeout=10.0):
+                 connect_timeout=10.0, heartbeat=None, stale_after=None):
         self.name = name
         self._url = url
         self._on_message = on_message
@@ -48,8 +52,11 @@ class WsStream:
         self._ping = ping
         self._backoff = backoff or Backoff(base=0.25, cap=30.0)
         self._proxy = proxy or {}
-        self._recv_timeout = recv_timeout
+        # select() must wake often enough to send the heartbeat in time
+        self._recv_timeout = min(recv_timeout, heartbeat / 2.0) if heartbeat else recv_timeout
         self._connect_timeout = connect_timeout
+        self._heartbeat, self._stale_after = heartbeat, stale_after
+        self._last_heartbeat = 0.0
         self._stop = threading.Event()
         self._ws = None
         self._send_lock = threading.Lock()
@@ -156,6 +163,8 @@ class WsStream:
         while not self._stop.is_set():
             if self._readable():
                 self._receive_one()
+            else:
+                self._check_alive()
             if next_ping is not None and time.monotonic() >= next_ping:
                 payload = self._ping[1]()
                 if payload is not None:     # None: the hook did its own work
@@ -172,6 +181,18 @@ class WsStream:
         if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
             data = frame if isinstance(frame, (bytes, str)) else frame.data
             self._dispatch(data)
+
+    def _check_alive(self):
+        """Ping a quiet peer; give up on a silent one (raises: reconnect)."""
+        now = time.monotonic()
+        silence = now - self.last_message
+        if self._stale_after and silence > self._stale_after:
+            raise ConnectionError('no data for %.1fs: the connection is stale' % silence)
+        if self._heartbeat and silence > self._heartbeat and \
+                now - self._last_heartbeat > self._heartbeat:
+            self._last_heartbeat = now
+            with self._send_lock:
+                self._ws.ping()
 
     def _readable(self):
         sock = self._ws.sock

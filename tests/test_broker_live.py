@@ -5,7 +5,6 @@ import os
 import signal
 import threading
 
-import ccxt
 import pytest
 
 import backtrader_live as btl
@@ -24,25 +23,14 @@ def _limit(price_factor, size=0.01):
     return place
 
 
-def _wrap_create(monkeypatch, after_send):
-    """Let the real create reach the simulator, then lose the answer.
-
-    The simulator has no fault injection yet (issue 6); until it does, this
-    wrapper stands in for a timeout *after* the exchange accepted the order.
-    """
-    original = BinanceStore.create_order
-
-    def create(self, *args, **kwargs):
-        return after_send(self, original, args, kwargs)
-    monkeypatch.setattr(BinanceStore, 'create_order', create)
+# A small receive window: an unanswered create is settled within ~1.5 s.
+FAST_RESOLVE = {'recv_window': 1000}
 
 
-def test_timed_out_create_is_resolved_by_client_id_not_resent(sim, monkeypatch):
-    def lose_answer(store, original, args, kwargs):
-        original(store, *args, **kwargs)
-        raise btl.errors.UnknownOutcome('create_order outcome unknown: RequestTimeout')
-    _wrap_create(monkeypatch, lose_answer)
-    run = LiveRun(sim, script={6: BUY_SMALL}, max_bars=2).start()
+def test_timed_out_create_is_resolved_by_client_id_not_resent(sim):
+    # The exchange accepts the order, then the answer is lost (sim/faults.py).
+    sim.faults.rest('create_order', 'accept_then_reset')
+    run = LiveRun(sim, script={6: BUY_SMALL}, max_bars=2, store_kwargs=FAST_RESOLVE).start()
     run.step(2)
     run.join()
     assert len(sim.orders()) == 1                     # placed once, never twice
@@ -50,11 +38,10 @@ def test_timed_out_create_is_resolved_by_client_id_not_resent(sim, monkeypatch):
     assert run.rec.orders[-1][1] == pytest.approx(0.00999)
 
 
-def test_timed_out_create_that_never_arrived_is_rejected_clearly(sim, monkeypatch):
-    def never_sent(store, original, args, kwargs):
-        raise btl.errors.UnknownOutcome('create_order outcome unknown: RequestTimeout')
-    _wrap_create(monkeypatch, never_sent)
-    run = LiveRun(sim, script={6: BUY_SMALL}, max_bars=1).start()
+def test_timed_out_create_that_never_arrived_is_rejected_clearly(sim):
+    # The connection drops before the exchange reads the request.
+    sim.faults.rest('create_order', 'reset')
+    run = LiveRun(sim, script={6: BUY_SMALL}, max_bars=1, store_kwargs=FAST_RESOLVE).start()
     run.step(1)
     run.join()
     assert sim.orders() == []
@@ -62,26 +49,16 @@ def test_timed_out_create_that_never_arrived_is_rejected_clearly(sim, monkeypatc
     assert status == 'Rejected' and 'nothing was placed' in reason
 
 
-def test_unresolvable_create_stays_submitted_until_reconciled(sim, monkeypatch):
-    state = {'fail_queries': True}
-
-    def lose_answer(store, original, args, kwargs):
-        original(store, *args, **kwargs)
-        raise btl.errors.UnknownOutcome('create_order outcome unknown')
-    _wrap_create(monkeypatch, lose_answer)
-    real_fetch = BinanceStore.fetch_order_by_client_id
-
-    def flaky_fetch(self, cid, symbol, conditional=False):
-        if state['fail_queries']:
-            raise btl.RetryableError('exchange unavailable')
-        return real_fetch(self, cid, symbol, conditional)
-    monkeypatch.setattr(BinanceStore, 'fetch_order_by_client_id', flaky_fetch)
+def test_unresolvable_create_stays_submitted_until_reconciled(sim):
+    sim.faults.rest('create_order', 'accept_then_reset')
+    sim.faults.rest('fetch_order', 'server_error', status=503, times=None)
 
     def heal_and_reconcile(s):
-        state['fail_queries'] = False
+        sim.faults.clear()
         s.broker.reconcile()
     run = LiveRun(sim, script={6: BUY_SMALL, 7: heal_and_reconcile}, max_bars=2,
-                  broker_kwargs={'resolve_attempts': 1}).start()
+                  broker_kwargs={'resolve_attempts': 1},
+                  store_kwargs=dict(FAST_RESOLVE, rest_retries=0)).start()
     run.step(2)
     run.join()
     assert len(sim.orders()) == 1
@@ -105,9 +82,10 @@ def test_fill_missed_while_the_user_stream_was_down_is_reported_once(sim):
     assert run.rec.positions[-1] == pytest.approx(float(order.executed) * (1 - 0.001))
 
 
-def test_rest_fallback_when_the_user_stream_cannot_connect(sim, monkeypatch):
-    # A real closed port: the stream keeps retrying, the broker polls REST.
-    monkeypatch.setattr(BinanceStore, 'user_ws_url', lambda self: 'ws://127.0.0.1:9/ws-api/v3')
+def test_rest_fallback_when_the_user_stream_cannot_connect(sim):
+    # The exchange refuses user-data handshakes (HTTP 503): the stream keeps
+    # retrying, the broker polls REST meanwhile.
+    sim.faults.drop_ws('private', seconds=None)
     run = LiveRun(sim, script={6: _limit(0.995)}, max_bars=10,
                   broker_kwargs={'rest_poll_interval': 0.0})
     run.start(wait_subscribed=False)
@@ -123,7 +101,10 @@ def test_open_orders_are_left_alone_by_default_and_cancelled_on_request(sim):
     run.join()
     assert [o.status for o in sim.orders()] == ['NEW']
 
-    run = LiveRun(sim, script={6: _limit(0.5)}, max_bars=1, cancel_on_exit=True).start()
+    # open_orders='leave': the first run's order is not adopted (restart.py),
+    # so only this run's own order is cancelled on exit.
+    run = LiveRun(sim, script={6: _limit(0.5)}, max_bars=1, cancel_on_exit=True,
+                  broker_kwargs={'open_orders': 'leave'}).start()
     run.step(1)
     run.join()
     assert [o.status for o in sim.orders()] == ['NEW', 'CANCELED']
@@ -221,24 +202,15 @@ def test_testnet_mismatch_is_refused(sim):
     store.stop()
 
 
-def test_ccxt_errors_in_create_map_to_rejections(sim, monkeypatch):
-    monkeypatch.setattr(BinanceStore, 'create_order',
-                        lambda self, *a, **k: (_ for _ in ()).throw(
-                            btl.errors.classify(ccxt.PermissionDenied('no trading permission'))))
-    run = LiveRun(sim, script={6: BUY_SMALL}, max_bars=1).start()
+def test_missing_trade_permission_rejects_and_stops_trading(sim):
+    # -2015 after private calls succeeded: ccxt says DDoSProtection, the
+    # exchange's code says permissions (errors.classify + ERROR_CODES).
+    sim.faults.rest('create_order', 'error', error='permission')
+    run = LiveRun(sim, script={6: BUY_SMALL}, max_bars=3).start()
     run.step(1)
-    run.join()
+    with pytest.raises(btl.errors.AuthenticationFailed, match='permissions for action'):
+        run.join()
     assert run.rec.orders[-1][0] == 'Rejected'
-    assert 'no trading permission' in run.rec.orders[-1][4]
-
-
-def test_open_orders_are_visible_live(sim):
-    seen = []
-
-    def look(s):
-        seen.append([o.info['client_id'] for o in s.broker.get_orders_open()])
-        seen.append(len(s.broker.get_orders_open(safe=True)))
-    run = LiveRun(sim, script={6: _limit(0.5), 7: look}, max_bars=2).start()
-    run.step(2)
-    run.join()
-    assert seen[0] == [sim.orders()[0].client_id] and seen[1] == 1
+    assert 'Invalid API-key, IP, or permissions' in run.rec.orders[-1][4]
+    assert ('trading stopped',) == run.rec.store_msgs[-1][:1]
+    assert sim.orders() == []

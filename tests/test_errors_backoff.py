@@ -26,6 +26,8 @@ ROWS = [
     (ccxt.ExchangeNotAvailable('x'), E.RetryableError),
     (ccxt.NetworkError('x'), E.RetryableError),
     (ccxt.ExchangeError('x'), E.OrderRejected),
+    (ccxt.OperationFailed('x'), E.RetryableError),       # Binance -1001
+    (ccxt.BadResponse('x'), E.RetryableError),           # -1006: status unknown
     (ConnectionResetError('x'), E.RetryableError),
     (TimeoutError('x'), E.RetryableError),
     (KeyError('x'), E.FatalError),

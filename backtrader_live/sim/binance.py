@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from . import candles as cd
+from .faults import server_ms
 from .models import EngineError, Order, dec, fmt
 
 RECV_WINDOW_DEFAULT, RECV_WINDOW_MAX = 5000, 60000
@@ -74,8 +75,11 @@ def mandatory(name):
 
 
 def wall_ms():
-    """The server's real clock: signed timestamps are checked against it."""
-    return int(time.time() * 1000)
+    """The server's wall clock: signed timestamps are checked against it.
+
+    Real time unless a fault shifted it (``sim.faults.clock_offset``).
+    """
+    return server_ms()
 
 
 def hmac_hex(secret, payload):
@@ -149,7 +153,9 @@ class BinanceRest:
     async def signed(self, request):
         """Verify key, signature and timestamp; returns (account, params)."""
         query = request.rel_url.raw_query_string
-        body = await request.text() if request.can_read_body else ''
+        # body_exists, not can_read_body: a body read earlier (the fault
+        # middleware reads it before a delay) is cached and still counts
+        body = await request.text() if request.body_exists else ''
         key = request.headers.get('X-MBX-APIKEY')
         if not key:
             raise ApiError(401, -2014, 'API-key format invalid.')
@@ -532,3 +538,61 @@ async def api_errors(request, handler):
     except (ValueError, json.JSONDecodeError):
         return request.app[REST_KEY].error(
             ApiError(400, -1100, 'Illegal characters found in a parameter.'))
+
+
+# -- fault injection (sim/faults.py): Binance's routes and error shapes -------------------
+#: call name -> (method, path pattern) over spot, USD-M and COIN-M
+FAULT_ROUTES = {
+    'create_order': (('POST', '/api/v3/order'), ('POST', '/[fd]api/v1/order'),
+                     ('POST', '/[fd]api/v1/algoOrder')),
+    'cancel_order': (('DELETE', '/api/v3/order'), ('DELETE', '/[fd]api/v1/order'),
+                     ('DELETE', '/[fd]api/v1/algoOrder')),
+    'fetch_order': (('GET', '/api/v3/order'), ('GET', '/[fd]api/v1/order'),
+                    ('GET', '/[fd]api/v1/algoOrder')),
+    'open_orders': (('GET', '/api/v3/openOrders'), ('GET', '/[fd]api/v1/openOrders'),
+                    ('GET', '/[fd]api/v1/openAlgoOrders')),
+    'trades': (('GET', '/api/v3/myTrades'), ('GET', '/[fd]api/v1/userTrades')),
+    'klines': (('GET', '/api/v3/klines'), ('GET', '/[fd]api/v1/klines')),
+    'balance': (('GET', '/api/v3/account'), ('GET', '/[fd]api/v*/account'),
+                ('GET', '/[fd]api/v*/balance')),
+    'positions': (('GET', '/[fd]api/v*/positionRisk'),),
+    'time': (('GET', '/api/v3/time'), ('GET', '/[fd]api/v1/time')),
+    'exchange_info': (('GET', '/api/v3/exchangeInfo'), ('GET', '/[fd]api/v1/exchangeInfo')),
+    'listen_key': (('POST', '/[fd]api/v1/listenKey'), ('PUT', '/[fd]api/v1/listenKey')),
+}
+#: named errors for ``faults.rest(call, 'error', error=NAME)``: (HTTP, code, msg)
+FAULT_ERRORS = {
+    'permission': (401, -2015, 'Invalid API-key, IP, or permissions for action.'),
+    'unknown_status': (400, -1007, 'Timeout waiting for response from backend server. '
+                                   'Send status unknown; execution status unknown.'),
+}
+_SERVER_ERRORS = {500: (-1001, 'Internal error; unable to process your request. Please try '
+                               'again.'),
+                  503: (-1008, 'Server is currently overloaded with other requests. Please '
+                               'try again in a few minutes.')}
+
+
+def fault_reply(action, rule):
+    """Binance's answer for an injected fault (HTTP status, JSON or gateway page)."""
+    if action == 'rate_limit':
+        status = rule.status or 429
+        wait = 1.0 if rule.retry_after is None else rule.retry_after
+        msg = ('Way too many requests; IP(127.0.0.1) banned until %d. Please use WebSocket '
+               'Streams for live updates to avoid bans.' % (server_ms() + wait * 1000)
+               if status == 418 else
+               'Too many requests; current limit of IP(127.0.0.1) is 6000 requests per '
+               'minute. Please use WebSocket Streams for live updates to avoid polling the API.')
+        return _json_error(status, -1003, msg, {'Retry-After': '%g' % wait})
+    if action == 'server_error':
+        status = rule.status or 503
+        if status in _SERVER_ERRORS:
+            return _json_error(status, *_SERVER_ERRORS[status])
+        return web.Response(status=status, content_type='text/html',
+                            text='<html><body><h1>%d Gateway error</h1></body></html>' % status)
+    status, code, msg = FAULT_ERRORS[rule.error or 'permission']
+    return _json_error(status, code, msg)
+
+
+def _json_error(status, code, msg, headers=None):
+    return web.Response(text=json.dumps({'code': code, 'msg': msg}), status=status,
+                        content_type='application/json', headers=headers)

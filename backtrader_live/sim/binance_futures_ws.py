@@ -48,7 +48,7 @@ class FuturesStreams:
 
     async def serve_user(self, request, venue, lk):
         streams = self.sim.streams
-        ws, pinger = await streams._open(request)
+        ws, pinger = await streams._open(request, 'private')
         if self.sim.futures_rest[venue].listen_key_owner(lk) is None:
             await ws.send_str(dumps({'error': {'code': -1125,
                                                'msg': 'This listenKey does not exist.'}}))
@@ -72,6 +72,22 @@ class FuturesStreams:
             if key == lk:
                 del self.users[(venue, key)]
                 await asyncio.gather(*(ws.close() for ws in socks), return_exceptions=True)
+
+    def expire_all(self):
+        """Fault: every listenKey expires now; each socket hears
+        ``listenKeyExpired`` once. Returns how many sockets were told."""
+        now = wall_ms()
+        for rest in self.sim.futures_rest.values():
+            for entry in rest.listen_keys.values():
+                entry[1] = min(entry[1], now)
+        count = 0
+        for (_, lk), socks in self.users.items():
+            if lk not in self._expired:
+                self._expired.add(lk)
+                text = dumps({'e': 'listenKeyExpired', 'E': now, 'listenKey': lk})
+                self.sim.streams._outbox.extend((ws, text) for ws in socks)
+                count += len(socks)
+        return count
 
     def all_sockets(self):
         return [ws for socks in self.users.values() for ws in socks]

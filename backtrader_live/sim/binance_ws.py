@@ -125,10 +125,16 @@ class BinanceStreams:
         names = [n for n in request.query.get('streams', '').split('/') if n]
         return await self._serve(request, names, combined=True, venue=venue)
 
-    async def _open(self, request):
-        """Accept a WebSocket and start pinging it; returns (ws, pinger task)."""
+    async def _open(self, request, channel='public'):
+        """Accept a WebSocket and start pinging it; returns (ws, pinger task).
+
+        ``channel`` ('public' market data, 'private' user data) is what the
+        fault injection (sim/faults.py) drops, stalls or scrambles.
+        """
+        self.sim.faults.admit_ws(channel)
         ws = web.WebSocketResponse(autoping=True)  # answers client pings itself
         await ws.prepare(request)
+        self.sim.faults.track_ws(ws, channel)
         return ws, asyncio.get_running_loop().create_task(self._pinger(ws))
 
     async def _pinger(self, ws):
@@ -247,7 +253,7 @@ class BinanceStreams:
 
     # -- the WS-API (user data) --------------------------------------------------------
     async def ws_api(self, request):
-        ws, pinger = await self._open(request)
+        ws, pinger = await self._open(request, 'private')
         self.api_conns.add(ws)
         try:
             async for msg in ws:
@@ -305,6 +311,18 @@ class BinanceStreams:
         check_timestamp(params)
         return acct
 
+    def end_user_subscriptions(self):
+        """Fault: terminate every WS-API user-data subscription (Binance says so
+        with an ``eventStreamTerminated`` event). Returns how many ended."""
+        count = 0
+        for subs in self.user_subs.values():
+            for ws, sub in subs:
+                event = {'e': 'eventStreamTerminated', 'E': wall_ms()}
+                self._outbox.append((ws, dumps({'subscriptionId': sub, 'event': event})))
+                count += 1
+        self.user_subs = {}
+        return count
+
     def subscriber_sockets(self, key):
         return self.user_subs.get(key, [])
 
@@ -326,7 +344,8 @@ class BinanceStreams:
     async def flush(self):
         """Hand every queued message to its socket (in order)."""
         while self._outbox:
-            batch, self._outbox = self._outbox, []
+            # fault injection may duplicate or reorder messages (sim/faults.py)
+            batch, self._outbox = self.sim.faults.outgoing(self._outbox), []
             for ws, text in batch:
                 if ws.closed:
                     continue

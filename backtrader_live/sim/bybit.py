@@ -9,12 +9,12 @@ Payload shapes are in :mod:`.bybit_shapes`; the WebSocket side is :mod:`.bybit_w
 import hashlib
 import hmac
 import json
-import time
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from . import candles as cd
+from .faults import server_ms
 from .bybit_shapes import (BYBIT_INTERVALS, ENGINE_ERRORS, execution_info, instrument,
                            order_info, position_info, ticker, wallet)
 from .derivatives import CROSS, ISOLATED
@@ -32,7 +32,8 @@ class BybitError(Exception):
 
 
 def wall_ms():
-    return int(time.time() * 1000)
+    """The server's wall clock (shifted by ``sim.faults.clock_offset``)."""
+    return server_ms()
 
 
 def envelope(result, code=0, msg='OK'):
@@ -438,3 +439,50 @@ async def bybit_errors(request, handler):
         return BybitRest.reply({}, err.code, err.msg)
     except (ValueError, KeyError) as err:
         return BybitRest.reply({}, 10001, 'params error: %s' % err)
+
+
+# -- fault injection (sim/faults.py): Bybit's routes and error shapes ---------------------
+FAULT_ROUTES = {
+    'create_order': (('POST', '/v5/order/create'),),
+    'cancel_order': (('POST', '/v5/order/cancel'),),
+    'fetch_order': (('GET', '/v5/order/realtime'), ('GET', '/v5/order/history')),
+    'open_orders': (('GET', '/v5/order/realtime'),),
+    'trades': (('GET', '/v5/execution/list'),),
+    'klines': (('GET', '/v5/market/kline'),),
+    'balance': (('GET', '/v5/account/wallet-balance'),),
+    'positions': (('GET', '/v5/position/list'),),
+    'time': (('GET', '/v5/market/time'),),
+    'exchange_info': (('GET', '/v5/market/instruments-info'),),
+}
+#: named errors for ``faults.rest(call, 'error', error=NAME)``: (retCode, retMsg)
+FAULT_ERRORS = {
+    'permission': (10005, 'Permission denied, please check your API key permissions.'),
+    'unknown_status': (10016, 'System error. Please try again later.'),
+}
+#: Bybit's rate-limit answers: retCode 10006 (per UID) / 10018 (per IP) with HTTP 200,
+#: or an HTTP 403 ("access too frequent", the IP limit) / 429 without a JSON body
+_RATE_CODES = {10006: 'Too many visits!', 10018: 'Exceeded the IP Rate Limit.'}
+
+
+def fault_reply(action, rule):
+    """Bybit's answer for an injected fault."""
+    if action == 'rate_limit':
+        status = rule.status or 10006
+        wait = 1.0 if rule.retry_after is None else rule.retry_after
+        headers = {'X-Bapi-Limit': '20', 'X-Bapi-Limit-Status': '0',
+                   'X-Bapi-Limit-Reset-Timestamp': str(int(wall_ms() + wait * 1000))}
+        if status in _RATE_CODES:
+            return _envelope_error(status, _RATE_CODES[status], headers)
+        return web.Response(status=status, text='access too frequent', headers=headers)
+    if action == 'server_error':
+        status = rule.status or 502
+        if status == 10016:
+            return _envelope_error(10016, FAULT_ERRORS['unknown_status'][1])
+        return web.Response(status=status, content_type='text/html',
+                            text='<html><body><h1>%d Bad Gateway</h1></body></html>' % status)
+    return _envelope_error(*FAULT_ERRORS[rule.error or 'permission'])
+
+
+def _envelope_error(code, msg, headers=None):
+    return web.Response(text=json.dumps(envelope({}, code, msg), separators=(',', ':')),
+                        content_type='application/json', headers=headers)

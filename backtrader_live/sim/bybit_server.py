@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from .bybit import BybitRest, bybit_errors
+from .bybit import FAULT_ROUTES, BybitRest, bybit_errors, fault_reply as bybit_fault_reply
 from .bybit_ws import BybitStreams
 from .clock import MarketClock
 from .contracts import build_contracts
@@ -29,6 +29,9 @@ class BybitSimulator(SimulatorBase):
 
     exchange = 'bybit'
     venues = VENUES
+    #: fault injection data (sim/faults.py): call names -> routes, error shapes
+    fault_routes = FAULT_ROUTES
+    fault_reply = staticmethod(bybit_fault_reply)
 
     def __init__(self, data=None, start_index=500, speed=None, host='127.0.0.1', port=0,
                  api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, balances=None,
@@ -68,7 +71,7 @@ class BybitSimulator(SimulatorBase):
         self.engine.listeners.append(lambda k, p: self.streams.on_engine_event('spot', k, p))
         self.contracts.listeners.append(
             lambda k, p: self.streams.on_engine_event('contract', k, p))
-        self._init_runtime()
+        self._init_runtime(seed)
 
     # -- lookups (loop side) --------------------------------------------------------------
     def category_markets(self, cat):
@@ -94,10 +97,15 @@ class BybitSimulator(SimulatorBase):
         acct = self.contracts.accounts[key]
         return ISOLATED if acct.mode and ISOLATED in acct.mode.values() else 'cross'
 
-    async def open_ws(self, request):
-        """Accept a WebSocket (Bybit clients ping; the server does not)."""
+    async def open_ws(self, request, channel='public'):
+        """Accept a WebSocket (Bybit clients ping; the server does not).
+
+        ``channel``: 'public' or 'private', for the fault injection.
+        """
+        self.faults.admit_ws(channel)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
+        self.faults.track_ws(ws, channel)
         return ws, asyncio.get_running_loop().create_future()
 
     # -- accounts ------------------------------------------------------------------------
@@ -131,3 +139,9 @@ class BybitSimulator(SimulatorBase):
 
     def _user_count(self, venue, key):
         return self.streams.private_count(key)
+
+    def expire_user_streams_now(self):
+        """Bybit's private stream has no listenKey and no subscription that
+        expires: an authenticated connection lasts until it is closed."""
+        raise NotImplementedError('Bybit user streams do not expire (no listenKey); '
+                                  'use faults.drop_ws("private") instead')

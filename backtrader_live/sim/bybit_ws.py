@@ -54,7 +54,8 @@ class BybitStreams:
         return handler
 
     async def serve(self, request, category):
-        ws, pinger = await self.sim.open_ws(request)
+        ws, pinger = await self.sim.open_ws(
+            request, 'private' if category == 'private' else 'public')
         conn = Conn(ws, category)
         self.conns.append(conn)
         try:
@@ -203,7 +204,8 @@ class BybitStreams:
 
     async def flush(self):
         while self._outbox:
-            batch, self._outbox = self._outbox, []
+            # fault injection may duplicate or reorder messages (sim/faults.py)
+            batch, self._outbox = self.sim.faults.outgoing(self._outbox), []
             for ws, text in batch:
                 if not ws.closed:
                     try:

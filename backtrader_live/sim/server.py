@@ -17,7 +17,8 @@ import time
 from aiohttp import web
 
 from . import candles as cd
-from .binance import REST_KEY, BinanceRest, api_errors
+from .binance import (FAULT_ROUTES, REST_KEY, BinanceRest, api_errors,
+                      fault_reply as binance_fault_reply)
 from .binance_futures import FuturesRest
 from .binance_futures_ws import FuturesStreams
 from .binance_ws import BinanceStreams
@@ -25,6 +26,7 @@ from .clock import MarketClock, SymbolFeed
 from .contracts import build_contracts
 from .derivatives import DerivEngine
 from .engine import Engine
+from .faults import Faults
 from .models import MarketRules, dec
 
 log = logging.getLogger(__name__)
@@ -125,8 +127,10 @@ class SimulatorBase:
     #: ``market=`` names of the snapshot helpers -> venue
     venues = MARKET_NAMES
 
-    def _init_runtime(self):
+    def _init_runtime(self, seed=0):
         self._loop = self._thread = self._runner = self._ticker = None
+        # fault injection (sim/faults.py): seeded apart from the order ids
+        self.faults = Faults(self, seed)
         self._ready = threading.Event()
         self._start_error = None
 
@@ -161,7 +165,9 @@ class SimulatorBase:
             self._loop.close()
 
     async def _startup(self):
-        app = web.Application(middlewares=self._middlewares())
+        # the fault middleware is outermost: it sees the exchange's own answers
+        app = web.Application(middlewares=[self.faults.middleware] + self._middlewares())
+        await self.faults.start()
         self._add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      shutdown_timeout=1.0)
@@ -197,6 +203,7 @@ class SimulatorBase:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
+        await self.faults.stop()
         await self._close_streams()
         await self._runner.cleanup()
 
@@ -397,6 +404,9 @@ class BinanceSimulator(SimulatorBase):
     futures (REST + split streams + listenKey user data), on one host:port."""
 
     exchange = 'binance'
+    #: fault injection data (sim/faults.py): call names -> routes, error shapes
+    fault_routes = FAULT_ROUTES
+    fault_reply = staticmethod(binance_fault_reply)
 
     def __init__(self, data=None, start_index=500, speed=None, host='127.0.0.1', port=0,
                  api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET,
@@ -432,7 +442,7 @@ class BinanceSimulator(SimulatorBase):
         self.engine.listeners.append(self.streams.on_engine_event)
         for venue, engine in self.deriv_engines.items():
             engine.listeners.append(self.futures_streams.listener(venue))
-        self._init_runtime()
+        self._init_runtime(seed)
 
     # -- hooks of SimulatorBase ---------------------------------------------------------
     def _middlewares(self):
@@ -457,6 +467,11 @@ class BinanceSimulator(SimulatorBase):
 
     def _subscriber_count(self, name):
         return self.streams.subscriber_count(name)
+
+    def expire_user_streams_now(self):
+        """Fault (loop side): futures listenKeys expire, spot WS-API
+        subscriptions are terminated; returns how many streams ended."""
+        return self.futures_streams.expire_all() + self.streams.end_user_subscriptions()
 
     def _user_count(self, venue, key):
         if venue == 'spot':

@@ -11,6 +11,8 @@ import hmac
 import itertools
 import logging
 
+from ..errors import (AuthenticationFailed, ClockSkewError, OrderRejected, RateLimitedError,
+                      RetryableError, UnknownOutcome)
 from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
 from ..markets import INVERSE, LINEAR, SPOT
 from ..store import Store
@@ -79,6 +81,24 @@ class BinanceStore(Store):
     CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends newClientOrderId / origClientOrderId
     UNCHANGED_CODES = ('-4046', '-4059')   # margin type / position side already so
     LISTEN_KEY_REFRESH = 30 * 60.0         # a listenKey lives 60 min after each PUT
+    LOGIN_CLOCK_ERRORS = ('-1021',)        # WS-API subscription outside recvWindow
+    # Codes whose meaning ccxt's class gets wrong on a non-Binance host (only its
+    # generic table applies) or after a first success (-2015 -> DDoSProtection).
+    ERROR_CODES = {
+        '-1001': RetryableError,        # internal error: try again
+        '-1003': RateLimitedError,      # too many requests
+        '-1006': UnknownOutcome,        # unexpected response: execution status unknown
+        '-1007': UnknownOutcome,        # backend timeout: execution status unknown
+        '-1008': RetryableError,        # server overloaded
+        '-1021': ClockSkewError,        # timestamp outside recvWindow
+        '-1022': AuthenticationFailed,  # bad signature
+        '-2014': AuthenticationFailed,  # API-key format invalid
+        '-2015': AuthenticationFailed,  # invalid key, IP, or permissions for action
+        '-2019': OrderRejected,         # margin is insufficient
+        '-2021': OrderRejected,         # order would immediately trigger
+        '-2022': OrderRejected,         # reduce-only order rejected
+        '-4164': OrderRejected,         # notional below the minimum
+    }
 
     BrokerCls = BinanceBroker
     DataCls = BinanceData
@@ -108,6 +128,10 @@ class BinanceStore(Store):
             order['clientOrderId'] = client_id
             return order
         return found
+
+    def open_order_queries(self):
+        # Futures conditional orders live in the algo service, listed apart.
+        return ({},) if self.kind == SPOT else ({}, {'trigger': True})
 
     def symbol_of(self, market_id):
         """Unified symbol for an exchange id seen in a stream payload."""
@@ -172,8 +196,8 @@ class BinanceStore(Store):
             status = msg.get('status')
             if status is not None and status != 200:
                 err = msg.get('error') or {}
-                return (('error', 'user-data subscription refused: %s %s'
-                         % (err.get('code'), err.get('msg'))),)
+                return (self.user_login_refused('user-data subscription refused: %s %s'
+                                                % (err.get('code'), err.get('msg'))),)
             return ()
         kind = event.get('e')
         if kind == 'executionReport':
@@ -182,7 +206,11 @@ class BinanceStore(Store):
             return (BalanceUpdate({b['a']: (float(b['f']), float(b['l']))
                                    for b in event.get('B', ())}, event.get('E')),)
         if kind == 'eventStreamTerminated':
-            return (('error', 'the exchange ended the user-data stream'),)
+            # The subscription is gone but the socket is not: reconnect, which
+            # subscribes again and has the broker reconcile what it missed.
+            if self._user_stream is not None:
+                self._user_stream.reconnect()
+            return (('error', 'the exchange ended the user-data stream; resubscribing'),)
         return ()
 
     def _order_update(self, e):

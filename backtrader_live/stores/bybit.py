@@ -8,13 +8,14 @@ after an ``auth`` op; Bybit wants an application ping every 20 s.
 import hashlib
 import hmac
 import itertools
-import time
 
 from ..brokers.bybit import BybitBroker
+from ..errors import RetryableError, UnknownOutcome
 from ..events import (Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
                       OPEN, OrderUpdate, PositionUpdate, REJECTED)
 from ..feeds.bybit import BybitData
 from ..markets import INVERSE, LINEAR, SPOT, kind_of
+from ..ratelimit import EPOCH_MS, SECONDS
 from ..store import Store
 
 # Bybit's own interval codes; it has no 8h, 3d (or 1s) candles.
@@ -62,6 +63,12 @@ class BybitStore(Store):
     # leverage / margin mode already as asked: not an error for us
     UNCHANGED_CODES = ('110043', '110026', '110025')
     PING_INTERVAL = 20.0
+    # ccxt reads these as plain ExchangeError; for us they say "try again".
+    LOGIN_CLOCK_ERRORS = ('expired',)           # auth 'expires' behind the server
+    ERROR_CODES = {'10016': RetryableError,     # system error, try again later
+                   '10000': UnknownOutcome}     # server timeout: outcome unknown
+    # Bybit says when the rate-limit window resets (epoch ms), not how long.
+    RETRY_AFTER_HEADERS = {'Retry-After': SECONDS, 'X-Bapi-Limit-Reset-Timestamp': EPOCH_MS}
 
     BrokerCls = BybitBroker
     DataCls = BybitData
@@ -136,7 +143,8 @@ class BybitStore(Store):
         return self.ws_url('/v5/private', {k: v + '/v5/private' for k, v in _WS_HOST.items()})
 
     def user_stream_open(self, stream):
-        expires = int(time.time() * 1000) + 10_000
+        # On the exchange's clock (synced after a 10002), or auth is refused.
+        expires = self.server_ms() + 10_000
         signature = hmac.new(self._creds.secret.encode(), ('GET/realtime%d' % expires).encode(),
                              hashlib.sha256).hexdigest()
         stream.send({'op': 'auth', 'req_id': 'auth', 'args': [self._creds.apikey, expires,
@@ -147,7 +155,8 @@ class BybitStore(Store):
     def parse_user_message(self, msg):
         op = msg.get('op')
         if op in ('auth', 'subscribe') and not msg.get('success', True):
-            return (('error', 'private stream %s refused: %s' % (op, msg.get('ret_msg'))),)
+            return (self.user_login_refused('private stream %s refused: %s'
+                                            % (op, msg.get('ret_msg'))),)
         parse = _PRIVATE.get(msg.get('topic', '').split('.')[0])
         if parse is None:
             return ()

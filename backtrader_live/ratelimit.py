@@ -1,0 +1,68 @@
+"""Honouring the exchange's rate limits: one pause shared by every REST call.
+
+When the exchange answers 429/418 (Binance) or 10006/10018/403 (Bybit) it
+says how long to stay away: Binance in ``Retry-After`` (seconds), Bybit in
+``X-Bapi-Limit-Reset-Timestamp`` (epoch ms). Coming back earlier, from any
+thread, only earns a longer ban (Binance escalates 429 into 418 IP bans), so
+the store keeps one :class:`RatePause` that every call waits on.
+"""
+import threading
+import time
+
+from .errors import RateLimitedError
+
+#: header -> how to read it; stores extend this with their exchange's headers
+SECONDS, EPOCH_MS = 'seconds', 'epoch_ms'
+
+
+def retry_after_from_headers(headers, spec, server_now_ms=None):
+    """Seconds to wait from response ``headers``, per ``spec`` {name: kind}.
+
+    An epoch timestamp is the server's: compare it with ``server_now_ms`` (now
+    on the server's clock, as synced), not with a local clock that may be off.
+    """
+    if not headers:
+        return None
+    lower = {str(k).lower(): v for k, v in headers.items()}
+    for name, kind in spec.items():
+        value = lower.get(name.lower())
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if kind == EPOCH_MS:
+            now = time.time() * 1000.0 if server_now_ms is None else server_now_ms
+            return max(0.0, (value - now) / 1000.0)
+        return max(0.0, value)
+    return None
+
+
+class RatePause:
+    """The moment before which no REST call may be made (monotonic clock)."""
+
+    def __init__(self):
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def block(self, seconds):
+        """Stay away for ``seconds`` more (never shortens a pause)."""
+        if seconds:
+            with self._lock:
+                self._until = max(self._until, time.monotonic() + float(seconds))
+
+    def remaining(self):
+        return max(0.0, self._until - time.monotonic())
+
+    def wait(self, stop_event, max_wait):
+        """Sleep out the pause; refuse (RateLimitedError) if it is longer
+        than ``max_wait`` seconds, or if ``stop_event`` is set meanwhile."""
+        left = self.remaining()
+        if not left:
+            return
+        if left > max_wait:
+            raise RateLimitedError('rate limited by the exchange for another %.0fs (more than '
+                                   'max_retry_wait=%ss): call not made' % (left, max_wait),
+                                   retry_after=left)
+        if stop_event.wait(left):
+            raise RateLimitedError('stopping while rate limited: call not made',
+                                   retry_after=left)
