@@ -49,6 +49,10 @@ class BrokerBase(BackBroker):
         ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
         ('resolve_attempts', 5),    # queries to settle an unknown create
         ('fill_wait', 2.0),         # seconds to wait for streamed fills before REST
+        # Finished orders/closed trades backtrader keeps per strategy and in the
+        # paper broker (upstream never forgets them: ~4 KB per order over a
+        # long run). Keep this many; None keeps all (backtrader's behaviour).
+        ('history_kept', 1000),
         # Risk gate limits (None: off); see backtrader_live/risk.py, docs/risk.md
         ('max_order_notional', None),   # quote value of one order
         ('max_position_pct', None),     # resulting position / equity, e.g. 0.3
@@ -67,6 +71,8 @@ class BrokerBase(BackBroker):
         self._restart_pending = []   # datas whose open orders are not handled yet
         self.halted = None           # the fatal error that stopped trading, if any
         self._orphans = collections.deque(maxlen=256)
+        self._owners = []        # strategies whose history _trim_history bounds
+        self._notified = 0
         self._last_poll = 0.0
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
@@ -107,7 +113,8 @@ class BrokerBase(BackBroker):
                  'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
 
     def data_started(self, data):
-        if data in self._datas:
+        # Identity, not ==: backtrader's data objects overload == (a lines op).
+        if any(d is data for d in self._datas):
             return
         self._datas.append(data)
         if self.live:
@@ -134,8 +141,9 @@ class BrokerBase(BackBroker):
 
     # -- cash, value, positions ---------------------------------------------------
     def _adopt_positions(self):
-        for data in [d for d in self._to_adopt if len(d)]:
-            self._to_adopt.remove(data)
+        ready = [d for d in self._to_adopt if len(d)]
+        self._to_adopt = [d for d in self._to_adopt if not len(d)]
+        for data in ready:
             found = self.account.start_position(self.store, self._rules(data), data.close[0])
             if found is not None:
                 self.positions[data].set(*found)
@@ -353,12 +361,43 @@ class BrokerBase(BackBroker):
 
     def notify(self, order):
         super().notify(order)
+        owner = order.owner
+        if owner is not None and not any(o is owner for o in self._owners):
+            self._owners.append(owner)
+        self._notified += 1
+        if self.p.history_kept is not None and self._notified % 256 == 0:
+            self._trim_history(self.p.history_kept)
         if self.live:
             # Cerebro hands notifications over on its next round: make that
             # round happen now rather than after the feed's wait times out.
             self.store.wake_feeds()
 
     # -- live events in (Cerebro's thread) -----------------------------------------------
+    def _trim_history(self, keep):
+        """Forget finished orders and closed trades beyond the last ``keep``:
+        upstream keeps every one (Strategy._orders, Strategy._trades,
+        BackBroker.orders) and reads only the alive ones and the last trade."""
+        done = [o for o in self.orders if not o.alive()]
+        if len(done) > keep:
+            dropped = done[:len(done) - keep]
+            ids = set(map(id, dropped))
+            self.orders[:] = [o for o in self.orders if id(o) not in ids]
+            for o in dropped:       # BackBroker's per-order OCO bookkeeping
+                self._ocos.pop(o.ref, None)
+                self._ocol.pop(o.ref, None)
+        # BackBroker leaves an empty parent/children deque per executed order
+        for ref in [r for r, pc in self._pchildren.items() if not pc]:
+            del self._pchildren[ref]
+        for strategy in self._owners:
+            # notification snapshots (clones, frozen in the status they had):
+            # upstream appends them and never reads them back
+            if len(strategy._orders) > keep:
+                del strategy._orders[:len(strategy._orders) - keep]
+            for per_id in strategy._trades.values():
+                for trades in per_id.values():
+                    if len(trades) > keep:
+                        del trades[:len(trades) - keep]
+
     def next(self):
         if not self.live:
             return super().next()

@@ -48,7 +48,8 @@ def adopt_open_orders(broker, pending):
                         data.p.dataname, exc)
             broker.halt_if_fatal(exc)       # bad keys: stop, do not ask every bar
             continue
-        pending.remove(data)
+        # by identity: backtrader's data objects overload == (list.remove fails)
+        pending[:] = [d for d in pending if d is not data]
         _announce(broker, data, found)
 
 

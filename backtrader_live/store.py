@@ -409,7 +409,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     def start(self, data=None, broker=None):
         super().start(data=data, broker=broker)
         self._stop_event.clear()
-        if data is not None and data not in self._feeds:
+        # identity: backtrader's data objects overload == (a lines operation)
+        if data is not None and not any(f is data for f in self._feeds):
             self._feeds.append(data)
 
     def stop(self):

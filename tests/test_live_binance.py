@@ -230,3 +230,26 @@ def test_fee_dust_does_not_keep_a_position_open(sim):
     broker = run.rec.strategy.broker
     assert broker.getvalue() == pytest.approx(
         broker.getcash() + 0.00000766 * run.rec.bars[-1][1])
+
+
+def test_two_feeds_on_one_store(make_sim):
+    # backtrader's data objects overload ==: the live layer must compare by identity.
+    from helpers import KEY, SECRET
+    sim = make_sim()
+    store = btl.stores.BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+    seen = []
+
+    class Both(btl.Strategy):
+        def next(self):
+            seen.append((len(self.datas[0]), len(self.datas[1])))
+
+    cerebro = btl.Cerebro()
+    for symbol in ('BTC/USDT', 'ETH/BTC'):
+        cerebro.adddata(store.getdata(dataname=symbol, tf='1h', backfill_bars=3, live=False))
+    cerebro.setbroker(store.getbroker(paper_trading=False))
+    cerebro.addstrategy(Both)
+    try:
+        cerebro.run()
+    finally:
+        store.stop()
+    assert seen and seen[-1] == (3, 3)
