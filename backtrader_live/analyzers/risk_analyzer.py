@@ -98,20 +98,26 @@ class RiskAnalyzer(bt.Analyzer):
 
     # -- each bar -------------------------------------------------------------------------
     def notify_fund(self, cash, value, fundvalue, shares):
-        dt = self.strategy.datetime.datetime(0)
-        if self._last_dt != dt:
+        # Every bar: work on backtrader's float date number; a datetime is
+        # built only for an alert (num2date costs more than the rest).
+        dtnum = self.strategy.datetime[0]
+        if self._last_dt != dtnum:
             self._metrics['bars'] += 1
-        self._roll_day(dt)
-        self._last_dt, self._last_value = dt, value
+        self._roll_day(math.floor(dtnum))    # whole days: the UTC date
+        self._last_dt, self._last_value = dtnum, value
         self._measure(value)
+        m, dt = self._metrics, None
         for kind in (DRAWDOWN, DAILY_LOSS, EXPOSURE):
-            self._check(kind, dt)
+            limit = getattr(self.p, _LIMIT_PARAM[kind])
+            if limit is not None and (kind in self._breaches or m[kind] > limit):
+                dt = dt or bt.num2date(dtnum)
+                self._check(kind, dt)
 
-    def _roll_day(self, dt):
+    def _roll_day(self, day):
         """At a new UTC day the loss is counted from the previous bar's equity."""
-        if self._day == dt.date():
+        if self._day == day:
             return
-        self._day = dt.date()
+        self._day = day
         self._day_start = self._last_value
         if DAILY_LOSS in self._breaches:
             self._clear(DAILY_LOSS, 'a new UTC day began')
