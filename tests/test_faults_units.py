@@ -3,6 +3,7 @@ stopping while an order is unresolved, and the simulator's CLI with faults."""
 import os
 import signal
 import threading
+import time
 import types
 
 import backtrader_live as btl
@@ -61,7 +62,19 @@ def test_stopping_while_queries_fail_leaves_the_order_submitted():
 
 def test_cli_serves_with_faults_until_sigterm(capsys):
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    timer = threading.Timer(0.6, os.kill, (os.getpid(), signal.SIGTERM))
+    cancelled = threading.Event()
+
+    def stop_when_serving():
+        # SIGTERM only once the CLI has its handler in place (a loaded machine
+        # may take a while to start it), then leave time for the at=0.2 fault.
+        deadline = time.monotonic() + 20
+        while signal.getsignal(signal.SIGTERM) is previous[signal.SIGTERM]:
+            if cancelled.wait(0.01) or time.monotonic() > deadline:
+                return
+        if not cancelled.wait(0.8):
+            os.kill(os.getpid(), signal.SIGTERM)
+    timer = threading.Thread(target=stop_when_serving, name='test-cli-stopper', daemon=True)
+    timer.cancel = cancelled.set
     timer.start()
     try:
         code = main(['--exchange', 'bybit', '--speed', '60', '--fault', 'clock_offset:ms=5',
