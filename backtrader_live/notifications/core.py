@@ -125,5 +125,5 @@ def to_jsonable(obj, _depth=0):
         try:
             return to_jsonable(obj.item(), _depth + 1)
         except (TypeError, ValueError):
-            pass
+            pass    # not a plain scalar after all: its text will do
     return str(obj)

@@ -211,7 +211,7 @@ class BybitStreams:
                     try:
                         await ws.send_str(text)
                     except (ConnectionError, RuntimeError):
-                        pass
+                        pass    # the client went away meanwhile: nobody to deliver to
 
     async def close_all(self):
         socks = [c.ws for c in self.conns]

@@ -453,5 +453,5 @@ def _number(text):
         try:
             return kind(text)
         except ValueError:
-            pass
+            pass    # not this kind: try the next, else keep the text
     return text
