@@ -100,6 +100,23 @@ def check_timestamp(params):
         raise ApiError(400, -1021, 'Timestamp for this request is outside of the recvWindow.')
 
 
+def select_klines(feed, params, now, max_limit):
+    """(rows, interval) a klines request asks for, as Binance pages them:
+    from startTime forward, else the newest; never past endTime or ``now``."""
+    interval = params.get('interval')
+    if not interval:
+        raise mandatory('interval')
+    limit = min(int(params.get('limit') or 500), max_limit)
+    start, end = params.get('startTime'), params.get('endTime')
+    try:
+        rows, _ = feed.bars(interval, now, start=int(start) if start else None)
+    except cd.IntervalError:
+        raise ApiError(400, -1120, 'Invalid interval.') from None
+    if end:
+        rows = rows[:_count_le(rows, int(end))]
+    return (rows[:limit] if start else rows[-limit:]), interval
+
+
 def checked_symbol(params, markets, required=True):
     """The request's symbol if ``markets`` has it (Binance's -1121 otherwise)."""
     symbol = params.get('symbol')
@@ -212,20 +229,8 @@ class BinanceRest:
     async def klines(self, request):
         params = dict(request.query)
         symbol = self.market(params)
-        interval = params.get('interval')
-        if not interval:
-            raise mandatory('interval')
-        limit = min(int(params.get('limit') or 500), 1000)
-        start, end = params.get('startTime'), params.get('endTime')
         feed = self.sim.clock.feeds[symbol]
-        try:
-            rows, _ = feed.bars(interval, self.sim.clock.now,
-                                start=int(start) if start else None)
-        except cd.IntervalError:
-            raise ApiError(400, -1120, 'Invalid interval.') from None
-        if end:
-            rows = rows[:_count_le(rows, int(end))]
-        rows = rows[:limit] if start else rows[-limit:]
+        rows, interval = select_klines(feed, params, self.sim.clock.now, max_limit=1000)
         return self.reply([kline_row(r, feed.bar_end(r[0], interval)) for r in rows], weight=2)
 
     async def ticker_price(self, request):

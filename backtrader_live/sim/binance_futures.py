@@ -10,7 +10,8 @@ in :mod:`.binance_futures_shapes`.
 import secrets
 
 from . import candles as cd
-from .binance import ApiError, checked_symbol, mandatory, wall_ms, _count_le, _window, kline_row
+from .binance import (ApiError, checked_symbol, mandatory, select_klines, wall_ms,
+                      _window, kline_row)
 from .binance_futures_shapes import (ALGO_TYPES, ENGINE_ERRORS, FUTURES_ORDER_TYPES,
                                      TRIGGER_ABOVE, account_asset, algo_info, bracket,
                                      futures_symbol_info, order_info, position_info,
@@ -124,20 +125,8 @@ class FuturesRest:
     async def klines(self, request):
         params = dict(request.query)
         symbol = self.market(params)
-        interval = params.get('interval')
-        if not interval:
-            raise mandatory('interval')
-        limit = min(int(params.get('limit') or 500), 1500)
-        start, end = params.get('startTime'), params.get('endTime')
         feed = self.sim.clock.feeds[self.engine.markets[symbol].feed]
-        try:
-            rows, _ = feed.bars(interval, self.sim.clock.now,
-                                start=int(start) if start else None)
-        except cd.IntervalError:
-            raise ApiError(400, -1120, 'Invalid interval.') from None
-        if end:
-            rows = rows[:_count_le(rows, int(end))]
-        rows = rows[:limit] if start else rows[-limit:]
+        rows, interval = select_klines(feed, params, self.sim.clock.now, max_limit=1500)
         out = [kline_row(r, feed.bar_end(r[0], interval)) for r in rows]
         if self.inverse:  # COIN-M: volume counts contracts, index 7 is the base volume
             size = float(self.engine.markets[symbol].contract_size)

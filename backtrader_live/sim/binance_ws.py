@@ -149,10 +149,7 @@ class BinanceStreams:
         ws, pinger = await self._open(request)
         conn = StreamConn(ws, combined, venue)
         # ccxt.pro opens <base>/<number> and subscribes later: ignore unknown path names
-        try:
-            self.subscribe(conn, [n for n in names if self.parse_stream(n, venue)])
-        except ValueError:  # pragma: no cover - filtered above
-            pass
+        self.subscribe(conn, [n for n in names if self.parse_stream(n, venue)])
         self.conns.append(conn)
         try:
             async for msg in ws:
