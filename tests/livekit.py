@@ -23,11 +23,11 @@ class Recorder:
         return [o[0] for o in self.orders]
 
 
-class Scripted(backtrader.Strategy):
-    """An upstream backtrader strategy (not ours) that runs a script:
-    ``script = {bar_number: callable(strategy)}`` with 1-based bar numbers."""
+class Recording(backtrader.Strategy):
+    """An upstream backtrader strategy (not ours) that records what it is
+    told into ``rec`` (a Recorder)."""
 
-    params = (('rec', None), ('script', None))
+    params = (('rec', None),)
 
     def __init__(self):
         self.p.rec.strategy = self
@@ -46,6 +46,12 @@ class Scripted(backtrader.Strategy):
 
     def notify_data(self, data, status, *args, **kwargs):
         self.p.rec.data_status.append(data._getstatusname(status))
+
+
+class Scripted(Recording):
+    """Runs a script: ``script = {bar_number: callable(strategy)}``, 1-based."""
+
+    params = (('script', None),)
 
     def next(self):
         rec = self.p.rec

@@ -4,7 +4,7 @@ import backtrader
 import pytest
 
 from backtrader_live.sim import BinanceSimulator, BybitSimulator
-from livekit import LiveRun
+from livekit import LiveRun, Recording
 
 SIMS = {'binance': BinanceSimulator, 'bybit': BybitSimulator}
 TOPICS = {('binance', 'spot'): 'btcusdt@kline_1h', ('bybit', 'spot'): 'kline.60.BTCUSDT',
@@ -13,23 +13,14 @@ USER = {('binance', 'spot'): 'spot', ('bybit', 'spot'): 'spot',
         ('binance', 'futures'): 'futures', ('bybit', 'futures'): 'linear'}
 
 
-class SmaCross(backtrader.Strategy):
+class SmaCross(Recording):
     """A plain upstream strategy: no knowledge of exchanges at all."""
-    params = (('rec', None), ('script', None), ('size', 0.01))
+    params = (('size', 0.01),)
 
     def __init__(self):
-        self.p.rec.strategy = self
+        super().__init__()
         self.cross = backtrader.ind.CrossOver(backtrader.ind.SMA(period=3),
                                               backtrader.ind.SMA(period=6))
-
-    def notify_order(self, order):
-        self.p.rec.orders.append((order.getstatusname(), order.executed.size,
-                                  order.executed.price, order.executed.comm,
-                                  order.info.get('reject_reason')))
-
-    def notify_trade(self, trade):
-        if trade.isclosed:
-            self.p.rec.trades.append((trade.pnl, trade.pnlcomm))
 
     def next(self):
         self.p.rec.positions.append(self.position.size)
