@@ -91,7 +91,7 @@ class DerivativesAccount:
         self.leverage = {}          # symbol -> leverage in force
 
     def load(self, store):
-        self.wallet = {a: b['total'] for a, b in store.get_balance().items()}
+        self.wallet = {a: b['wallet'] for a, b in store.get_balance().items()}
         for p in store.position_updates():
             self.positions[p.symbol] = p
 

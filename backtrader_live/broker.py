@@ -74,6 +74,7 @@ class BrokerBase(BackBroker):
         self._owners = []        # strategies whose history _trim_history bounds
         self._notified = 0
         self._last_poll = 0.0
+        self._final_synced = False
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
@@ -178,6 +179,17 @@ class BrokerBase(BackBroker):
                        for r, p, price in self._priced(datas))
         self._value = self.account.value(currency, self._priced(self._datas))
         return self._value
+
+    def sync_before_stop(self):
+        """Once, as the run ends: ask the exchange about the open orders and
+        the balances. Fills and balance changes come on their own socket and
+        may land after the last bar's kline; asking here puts them in the
+        final notifications and in the final cash and value, not in limbo."""
+        if not self.live or self.store is None or self._final_synced:
+            return
+        self._final_synced = True
+        self._drain_events()
+        self.reconcile()
 
     def settled(self):
         """True when no order waits for fills the exchange has announced, and

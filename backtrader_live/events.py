@@ -66,11 +66,22 @@ def order_from_ccxt(o, source='rest'):
     fills = [fill_from_ccxt(t) for t in (o.get('trades') or []) if t.get('id')]
     return OrderUpdate(
         client_id=o.get('clientOrderId'), exchange_id=_str(o.get('id')),
-        symbol=o.get('symbol'), status=o.get('status') or OPEN,
+        symbol=o.get('symbol'), status=_ccxt_status(o),
         filled=float(o.get('filled') or 0.0),
         remaining=_float(o.get('remaining')), average=_float(o.get('average')),
         timestamp=o.get('lastTradeTimestamp') or o.get('timestamp'),
         fills=fills, source=source)
+
+
+def _ccxt_status(o):
+    """ccxt calls an order that ended partly filled (Bybit's
+    PartiallyFilledCanceled) 'closed', like a filled one; for us it was
+    cancelled with what it had filled, not completed."""
+    status = o.get('status') or OPEN
+    amount, filled = _float(o.get('amount')), float(o.get('filled') or 0.0)
+    if status == CLOSED and amount and filled < amount * (1 - 1e-9):
+        return CANCELED
+    return status
 
 
 def fill_from_ccxt(t):

@@ -174,14 +174,18 @@ class DataBase(bt.feed.DataBase):
         """None while the last orders settle (bounded), then False.
 
         At least one empty round, so Cerebro hands the broker's last
-        notifications (an order placed on the final bar) to the strategy;
-        more while the broker still waits for fills it was told about.
+        notifications (an order placed on the final bar, fills its final
+        sync with the exchange found) to the strategy; more while the broker
+        still waits for fills it was told about.
         """
         now = time.monotonic()
+        broker = getattr(self._store, 'broker', None)
         if self._final_deadline is None:
             self._final_deadline = now + self.p.settle_timeout
+            final_sync = getattr(broker, 'sync_before_stop', None)
+            if final_sync is not None:
+                final_sync()
             return None
-        broker = getattr(self._store, 'broker', None)
         settled = getattr(broker, 'settled', None)
         if settled is not None and not settled() and now < self._final_deadline:
             self._stop_requested.wait(0.005)    # set: a short pause, no spin

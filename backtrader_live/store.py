@@ -325,15 +325,27 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return MarketRules(market)
 
     def get_balance(self, currency=None):
-        """``{asset: {'free','used','total'}}``, or one asset's dict."""
+        """``{asset: {'free','used','total','wallet'}}``, or one asset's dict.
+
+        ``wallet`` is the balance without unrealised PnL (derivatives); ccxt's
+        ``total`` includes it on some exchanges and not on others.
+        """
         raw = self.call('fetch_balance')
+        wallets = self.wallet_balances(raw.get('info') or {})
         balances = {k: {'free': v.get('free') or 0.0, 'used': v.get('used') or 0.0,
-                        'total': v.get('total') or 0.0}
+                        'total': v.get('total') or 0.0,
+                        'wallet': wallets.get(k, v.get('total') or 0.0)}
                     for k, v in raw.items()
                     if isinstance(v, dict) and k not in ('free', 'used', 'total', 'info')}
         if currency is not None:
-            return balances.get(currency, {'free': 0.0, 'used': 0.0, 'total': 0.0})
+            return balances.get(currency, {'free': 0.0, 'used': 0.0, 'total': 0.0,
+                                           'wallet': 0.0})
         return balances
+
+    def wallet_balances(self, info):
+        """``{asset: wallet balance}`` from the raw balance answer, where ccxt's
+        ``total`` is not the wallet balance (exchanges override)."""
+        return {}
 
     def get_positions(self, symbols=None):
         """Open positions as dicts.

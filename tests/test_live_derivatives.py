@@ -4,6 +4,7 @@ closes, conditional stops and funding."""
 import pytest
 
 import backtrader_live as btl
+from backtrader_live.events import CANCELED, EXPIRED, order_from_ccxt
 from helpers import eventually
 from livekit import LiveRun
 
@@ -138,6 +139,13 @@ def test_reduce_only_never_flips(venue_sim, venue):
     assert _sim_size(sim, market) == 0          # flat, never short
     strategy = run.rec.strategy
     assert strategy.broker.getposition(strategy.data).size == 0
+    # What a reconcile reads over REST agrees (ccxt calls Bybit's
+    # PartiallyFilledCanceled 'closed', as if it had filled).
+    sell = [o for o in sim.orders(market=market) if o.side == 'SELL'][-1]
+    raw = strategy.broker.store.fetch_order_by_client_id(sell.client_id, strategy.data.p.dataname)
+    update = order_from_ccxt(raw)
+    assert update.status in (EXPIRED, CANCELED)
+    assert update.filled == pytest.approx(2 * u)
 
 
 @pytest.mark.parametrize('venue', sorted(VENUES))
@@ -188,6 +196,10 @@ def test_funding_reaches_cash_and_the_strategy(venue_sim, venue):
     assert len(funding) == len(events)
     assert sum(m[2] for m in funding) == pytest.approx(sum(float(e.amount) for e in events))
     assert run.rec.strategy.broker.account.wallet[settle] == pytest.approx(_wallet(sim, venue))
+    # The wallet over REST too (Binance's ccxt 'total' adds the unrealised PnL
+    # of the open position; the account is loaded from REST at start and end).
+    store = run.rec.strategy.broker.store
+    assert store.get_balance(settle)['wallet'] == pytest.approx(_wallet(sim, venue))
 
 
 @pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-linear'])

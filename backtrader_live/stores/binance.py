@@ -129,6 +129,13 @@ class BinanceStore(Store):
             return order
         return found
 
+    def wallet_balances(self, info):
+        # Futures accounts: ccxt's total is the margin balance (wallet +
+        # unrealised PnL); the wallet is its own field of each asset.
+        assets = info.get('assets') if isinstance(info, dict) else None
+        return {self.exchange.safe_currency_code(a['asset']): float(a['walletBalance'])
+                for a in assets or () if a.get('walletBalance') is not None}
+
     def open_order_queries(self):
         # Futures conditional orders live in the algo service, listed apart.
         return ({},) if self.kind == SPOT else ({}, {'trigger': True})
