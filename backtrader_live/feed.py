@@ -122,8 +122,14 @@ class DataBase(bt.feed.DataBase):
         self.wake()
 
     def wake(self):
-        """Make a waiting ``_load`` return None now (broker events)."""
-        if not self._q.full():      # full: the loop has plenty to do already
+        """Make a waiting ``_load`` return None now (broker events).
+
+        Only into an empty queue: anything already queued wakes the loop, and
+        the event that asked for the wake was posted before this check, so the
+        round the queued item starts sees it. (One fill used to queue ~8
+        wakes, each an empty round of Cerebro's loop.)
+        """
+        if self._q.empty():
             try:
                 self._q.put_nowait(None)
             except queue.Full:      # filled meanwhile by the stream thread: same
