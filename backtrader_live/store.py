@@ -21,7 +21,7 @@ from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNo
                      classify)
 from .events import position_from_ccxt
 from .markets import SPOT, kind_of, market_kind, symbol_hint
-from .ratelimit import SECONDS, RatePause, retry_after_from_headers
+from .ratelimit import SECONDS, RatePause, TokenBucket, bucketed, retry_after_from_headers
 from .secrets import Credentials, install_log_redaction, mask
 from .stream import LIVE, WsStream
 from .timeframes import parse_timeframe
@@ -92,6 +92,9 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         ('max_retry_wait', 60.0),   # longest Retry-After waited out; longer: error
         ('stream_heartbeat', 20.0),  # seconds of silence before a stream pings
         ('stream_timeout', 60.0),   # seconds of silence before it reconnects
+        # -- client-side rate limit (ratelimit.py, docs/benchmarks.md) --
+        ('rate_limit', True),       # False: no client throttle, only the exchange's answers
+        ('rate_limit_burst', 1.0),  # bucket size in ccxt cost units (Binance order: 0.2)
     )
 
     # -- exchange data, set by subclasses ---------------------------------
@@ -177,18 +180,28 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         options = dict(self.MARKET_TYPES[self.kind])
         config = {
             'apiKey': self._creds.apikey, 'secret': self._creds.secret,
-            'enableRateLimit': True, 'timeout': int(self.p.timeout * 1000),
+            'enableRateLimit': self._rate_limit_setting(), 'timeout': int(self.p.timeout * 1000),
             'options': options,
         }
         if self.p.recv_window:
             options['recvWindow'] = int(self.p.recv_window)
-        exchange = getattr(ccxt, self.ccxt_id)(config)
+        exchange = bucketed(getattr(ccxt, self.ccxt_id))(config)
+        exchange.rate_bucket = TokenBucket(exchange.rateLimit, self.p.rate_limit_burst)
         self._configure_urls(exchange)
         proxy = self._resolve_proxy()
         if proxy:
             exchange.httpsProxy = proxy if self._is_https() else None
             exchange.httpProxy = None if self._is_https() else proxy
         return exchange
+
+    def _rate_limit_setting(self):
+        burst = self.p.rate_limit_burst
+        if not isinstance(self.p.rate_limit, bool):
+            raise ConfigError('rate_limit must be True or False, got %r' % (self.p.rate_limit,))
+        if isinstance(burst, bool) or not isinstance(burst, (int, float)) or not burst > 0:
+            raise ConfigError('rate_limit_burst must be a number > 0 (ccxt cost units; '
+                              '1.0 is ccxt\'s asyncio default), got %r' % (burst,))
+        return self.p.rate_limit
 
     def _is_https(self):
         return not (self.p.endpoint or '').startswith('http://')
