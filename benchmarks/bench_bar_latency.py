@@ -21,7 +21,6 @@ minutes apart and the CPU idles in between).
     python benchmarks/bench_bar_latency.py [--quick] [--bars 2000] [--gap 0.02]
 """
 import argparse
-import gc
 import os
 import sys
 import threading
@@ -82,7 +81,7 @@ def instrument(store, rec):
 GC = C.GcPauses()
 
 
-def run(sim, bars, gap, backfill=40, gc_freeze=False):
+def run(sim, bars, gap, backfill=40):
     BinanceStore.forget_instances()
     store = BinanceStore.get_instance(apikey=None, secret=None, testnet=True,
                                       market_type='spot', endpoint=sim.base_url)
@@ -94,9 +93,6 @@ def run(sim, bars, gap, backfill=40, gc_freeze=False):
     sim.wait_subscribed('btcusdt@kline_1h', 1, 20)
     C.eventually(lambda: rec.count >= backfill or live.error, 20)
     sim.kline_stamps()
-    if gc_freeze:       # experiment: the proposed run_live change, emulated
-        gc.collect()
-        gc.freeze()
     GC.take()
     for _ in range(bars):
         rec.event.clear()
@@ -110,8 +106,6 @@ def run(sim, bars, gap, backfill=40, gc_freeze=False):
             rec.event.clear()
     stamps = sim.kline_stamps()
     gc_pauses = GC.summary()
-    if gc_freeze:
-        gc.unfreeze()
     sim.step()
     live.join(30)
     total, wire, parse, q2n = [], [], [], []
@@ -126,7 +120,6 @@ def run(sim, bars, gap, backfill=40, gc_freeze=False):
         q2n.append(t_next - arr[1])
     warm = min(20, len(total) // 10)
     return {'bars': len(total), 'gap_between_bars_ms': gap * 1000, 'gc_pauses': gc_pauses,
-            'gc_freeze': gc_freeze,
             'ms': {'emit_to_next': C.stats(total[warm:]), 'wire': C.stats(wire[warm:]),
                    'parse_queue': C.stats(parse[warm:]),
                    'queue_to_next': C.stats(q2n[warm:])}}
@@ -136,22 +129,20 @@ def main(argv=None):
     p = C.add_common_args(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
     p.add_argument('--bars', type=int, default=2000)
     p.add_argument('--gap', type=float, default=0.02, help='idle seconds between paced bars')
-    p.add_argument('--gc-freeze', action='store_true',
-                   help='experiment: gc.freeze() in this process once the run is live')
     args = p.parse_args(argv)
     bars = 150 if args.quick else args.bars
     C.quiet_logs()
     load, waited, _ = C.wait_for_quiet(args.max_load, 0 if args.quick else args.max_wait)
-    result = {'benchmark': 'bar_latency', 'quick': args.quick, 'gc_freeze': args.gc_freeze, 'machine': C.machine(),
+    result = {'benchmark': 'bar_latency', 'quick': args.quick, 'machine': C.machine(),
               'load_at_start': load, 'waited_for_quiet_s': waited,
               'setup': 'run_live (paper) SMA crossover vs BinanceSimulator(step mode) in a '
                        'separate process on 127.0.0.1, BTC/USDT 1h; stamps: simulator before '
                        'writing the x:true kline, strategy in next()',
               'target': {'emit_to_next_p99_ms': 1.0}}
     with C.SimProcess() as sim:
-        result['back_to_back'] = run(sim, bars, 0.0, gc_freeze=args.gc_freeze)
+        result['back_to_back'] = run(sim, bars, 0.0)
         C.note('back to back: %s', result['back_to_back']['ms']['emit_to_next'])
-        result['paced'] = run(sim, bars, args.gap, gc_freeze=args.gc_freeze)
+        result['paced'] = run(sim, bars, args.gap)
         C.note('paced %.0f ms: %s', args.gap * 1000, result['paced']['ms']['emit_to_next'])
     result['summary'] = {
         'p99_ms_back_to_back': result['back_to_back']['ms']['emit_to_next']['p99'],

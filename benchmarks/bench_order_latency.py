@@ -23,14 +23,14 @@ handler, so each order's time splits into:
   REST answer's fills, notifications, next() returns, Cerebro's next round).
 
 ``ack`` = buy() -> create_order() returned (the exchange's answer is in our hands);
-``completed`` = buy() -> notify_order(Completed). Runs with ccxt's client-side
-throttle on (``enableRateLimit=True``, the store's default) and off, with one
-order per bar and with bursts of several orders per bar.
+``completed`` = buy() -> notify_order(Completed). Runs with the store's
+client-side rate limit on (``rate_limit=True``, the default: ccxt's budget spent
+from a bucket, see ratelimit.py) and off, with one order per bar and with bursts
+of several orders per bar.
 
     python benchmarks/bench_order_latency.py [--quick] [--orders 600] [--burst 3]
 """
 import argparse
-import gc
 import os
 import sys
 import threading
@@ -136,11 +136,11 @@ def instrument(store, rec):
     store.exchange.fetch = timed_fetch
 
 
-def run_config(sim, label, orders, burst, rate_limit, warmup, gap=0.0, gc_freeze=False):
+def run_config(sim, label, orders, burst, rate_limit, warmup, gap=0.0):
     BinanceStore.forget_instances()
     store = BinanceStore.get_instance(apikey=DEFAULT_API_KEY, secret=DEFAULT_API_SECRET,
-                                      testnet=True, market_type='spot', endpoint=sim.base_url)
-    store.exchange.enableRateLimit = rate_limit
+                                      testnet=True, market_type='spot', endpoint=sim.base_url,
+                                      rate_limit=rate_limit)
     rec = Recorder()
     rec.burst = burst
     instrument(store, rec)
@@ -154,11 +154,6 @@ def run_config(sim, label, orders, burst, rate_limit, warmup, gap=0.0, gc_freeze
     sim.wait_user_subscribed(20)
     C.eventually(lambda: rec.bars >= 5 or run.error, 20)
     sim.order_stamps()       # forget anything before
-    if gc_freeze:
-        # The proposed run_live change, emulated: once set up (ccxt's markets
-        # and API tables loaded), move every object to the permanent generation.
-        gc.collect()
-        gc.freeze()
     sim.gc_pauses()
     GC.take()
     rec.live = True
@@ -175,9 +170,6 @@ def run_config(sim, label, orders, burst, rate_limit, warmup, gap=0.0, gc_freeze
     out = summarize(label, rec, server, warmup, burst, rate_limit)
     out['gap_between_bars_ms'] = gap * 1000
     out['gc_pauses'] = {'client': GC.summary(), 'simulator': sim.gc_pauses()}
-    out['gc_freeze'] = gc_freeze
-    if gc_freeze:
-        gc.unfreeze()
     return out
 
 
@@ -230,9 +222,9 @@ def ccxt_only(sim, n, rate_limit, gap):
     comparison: what the exchange + ccxt + HTTP cost on their own."""
     BinanceStore.forget_instances()
     store = BinanceStore.get_instance(apikey=DEFAULT_API_KEY, secret=DEFAULT_API_SECRET,
-                                      testnet=True, market_type='spot', endpoint=sim.base_url)
+                                      testnet=True, market_type='spot', endpoint=sim.base_url,
+                                      rate_limit=rate_limit)
     ex = store.exchange          # the store's configured client, used directly
-    ex.enableRateLimit = rate_limit
     ex.load_markets()
     times = []
     for i in range(n):
@@ -249,8 +241,6 @@ def main(argv=None):
     p = C.add_common_args(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
     p.add_argument('--orders', type=int, default=600, help='orders per configuration')
     p.add_argument('--burst', type=int, default=3, help='orders per bar in the burst runs')
-    p.add_argument('--gc-freeze', action='store_true',
-                   help='experiment: gc.freeze() in this process once the run is live')
     p.add_argument('--gap', type=float, default=0.02,
                    help='seconds between bars (idle) in the paced runs')
     args = p.parse_args(argv)
@@ -258,7 +248,7 @@ def main(argv=None):
     warmup = 10 if args.quick else 30
     C.quiet_logs()
     load, waited, quiet = C.wait_for_quiet(args.max_load, 0 if args.quick else args.max_wait)
-    result = {'benchmark': 'order_latency', 'quick': args.quick, 'gc_freeze': args.gc_freeze,
+    result = {'benchmark': 'order_latency', 'quick': args.quick,
               'machine': C.machine(), 'load_at_start': load, 'waited_for_quiet_s': waited,
               'setup': 'run_live(paper_trading=False) vs BinanceSimulator(step mode) in a '
                        'separate process on 127.0.0.1; market orders of 0.01 BTC/USDT',
@@ -274,8 +264,7 @@ def main(argv=None):
             ('rate_limit_off_burst', args.burst, False, args.gap)]
         result['runs'] = {}
         for label, burst, rl, gap in configs:
-            result['runs'][label] = run_config(sim, label, orders, burst, rl, warmup, gap,
-                                               args.gc_freeze)
+            result['runs'][label] = run_config(sim, label, orders, burst, rl, warmup, gap)
         result['ccxt_only_ms'] = {
             'paced': ccxt_only(sim, max(50, orders // 2), True, args.gap),
             'back_to_back_rate_limit_off': ccxt_only(sim, max(50, orders // 2), False, 0.0),

@@ -52,16 +52,6 @@ class Stamp(bt.Strategy):
                 seen[(d.p.dataname, ts)] = t
 
 
-class IdentityList(list):
-    """``in`` by identity. Workaround, benchmark only: ``BrokerBase.data_started``
-    (``data in self._datas``) and ``Store.start`` (``data not in self._feeds``) test
-    membership with ``==``, which backtrader's lines overload (it builds a
-    LinesOperation and fails): a second data crashes a multi-data run."""
-
-    def __contains__(self, item):
-        return any(x is item for x in self)
-
-
 def symbol_files(tmp, k, rows=3000):
     data = {}
     for i in range(k):
@@ -80,14 +70,12 @@ def run_rate(sim, symbols, rate, seconds, backfill=20):
     BinanceStore.forget_instances()
     store = BinanceStore.get_instance(apikey=None, secret=None, testnet=True,
                                       market_type='spot', endpoint=sim.base_url)
-    store._feeds = IdentityList(store._feeds)
     steps = n_steps(rate, seconds, len(symbols))
     cerebro = btl.Cerebro(stdstats=False)
     for sym in symbols:
         cerebro.adddata(store.DataCls.from_timeframe_string(
             '1m', store, sym, name=sym, backfill_bars=backfill, max_live_bars=steps))
     broker = store.getbroker(paper_trading=True, cash=10000.0)
-    broker._datas = IdentityList(broker._datas)
     cerebro.setbroker(broker)
     seen = {}
     cerebro.addstrategy(Stamp, seen=seen)
