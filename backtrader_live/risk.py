@@ -129,9 +129,21 @@ def notional(broker, data, size, price):
 
 
 def gross_exposure(broker, datas):
-    """Sum of the notional of every position at its last price."""
-    return sum(notional(broker, d, broker.getposition(d).size, d.close[0])
-               for d in datas if len(d) and broker.getposition(d).size)
+    """Sum of the notional of every position at its last price.
+
+    Runs every bar (RiskAnalyzer), so it asks in the cheapest order: the
+    position first (a dict lookup; most bars of most datas are flat), the
+    data's length (a chain of calls) only for a position that needs a price,
+    and the close as ``data.lines.close``, a plain attribute, where
+    ``data.close`` goes through LineSeries.__getattr__. A position on a data
+    without bars yet (adopted from the exchange at start) has no price: 0.
+    """
+    gross = 0
+    for data in datas:
+        size = broker.getposition(data).size
+        if size and len(data):
+            gross += notional(broker, data, size, data.lines.close[0])
+    return gross
 
 
 def bar_time(data):

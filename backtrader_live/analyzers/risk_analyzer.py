@@ -73,10 +73,15 @@ class RiskAnalyzer(bt.Analyzer):
         self._day_start = None
         self._last_value = None
         self._last_dt = None
-        self._metrics = dict(equity=None, peak_equity=None, drawdown=0.0, max_drawdown=0.0,
-                             exposure=0.0, max_exposure=0.0, daily_loss=0.0,
-                             max_daily_loss=0.0, day_start_equity=None, bars=0)
+        self._bars = 0
+        # The last bar's (equity, peak, day start, drawdown, exposure, daily loss)
+        # and the worst ratios so far; get_analysis() makes the dict of them.
+        self._now = (None, None, None, 0.0, 0.0, 0.0)
+        self._worst = dict.fromkeys((DRAWDOWN, EXPOSURE, DAILY_LOSS), 0.0)
         self.enforcing = self.p.enforce and self._can_enforce()
+        # Looked up once, used every bar (a running strategy keeps them).
+        self._datetime = self.strategy.lines.datetime
+        self._broker, self._datas = self.strategy.broker, tuple(self.strategy.datas)
 
     def _can_enforce(self):
         """Say once, clearly, when a breach can only be reported."""
@@ -97,21 +102,22 @@ class RiskAnalyzer(bt.Analyzer):
         return self.strategy.broker.kill_switch if self.enforcing else None
 
     # -- each bar -------------------------------------------------------------------------
+    # notify_fund runs every bar of every backtest, so it does the least that
+    # still decides breaches exactly: a float date number instead of a
+    # datetime (built only for an alert), max() spelt out as comparisons, and
+    # the limits gone through only on a bar where one breaches or clears.
     def notify_fund(self, cash, value, fundvalue, shares):
-        # Every bar: work on backtrader's float date number; a datetime is
-        # built only for an alert (num2date costs more than the rest).
-        dtnum = self.strategy.datetime[0]
-        if self._last_dt != dtnum:
-            self._metrics['bars'] += 1
-        self._roll_day(math.floor(dtnum))    # whole days: the UTC date
+        dtnum = self._datetime[0]
+        if dtnum != self._last_dt:
+            self._bars += 1
+            day = math.floor(dtnum)              # whole days: the UTC date
+            if day != self._day:
+                self._roll_day(day)
         self._last_dt, self._last_value = dtnum, value
-        self._measure(value)
-        m, dt = self._metrics, None
-        for kind in (DRAWDOWN, DAILY_LOSS, EXPOSURE):
-            limit = getattr(self.p, _LIMIT_PARAM[kind])
-            if limit is not None and (kind in self._breaches or m[kind] > limit):
-                dt = dt or bt.num2date(dtnum)
-                self._check(kind, dt)
+        drawdown, loss, exposure = self._measure(value)
+        if self._limits_act(drawdown, loss, exposure):
+            self._check_limits(dtnum, {DRAWDOWN: drawdown, DAILY_LOSS: loss,
+                                       EXPOSURE: exposure})
 
     def _roll_day(self, day):
         """At a new UTC day the loss is counted from the previous bar's equity."""
@@ -123,31 +129,61 @@ class RiskAnalyzer(bt.Analyzer):
             self._clear(DAILY_LOSS, 'a new UTC day began')
 
     def _measure(self, value):
-        m = self._metrics
-        if self._day_start is None:
-            self._day_start = value
-        self._peak = value if self._peak is None else max(self._peak, value)
-        m['equity'], m['peak_equity'], m['day_start_equity'] = value, self._peak, self._day_start
-        m['drawdown'] = (self._peak - value) / self._peak if self._peak > 0 else 0.0
-        gross = gross_exposure(self.strategy.broker, self.strategy.datas)
-        m['exposure'] = gross / value if value > 0 else (math.inf if gross else 0.0)
+        """Record this bar's metrics; returns (drawdown, daily loss, exposure)."""
         start = self._day_start
-        m['daily_loss'] = max(0.0, (start - value) / start) if start and start > 0 else 0.0
-        for key in ('drawdown', 'exposure', 'daily_loss'):
-            m['max_' + key] = max(m['max_' + key], m[key])
+        if start is None:
+            start = self._day_start = value
+        peak = self._peak
+        if peak is None or value > peak:         # max(peak, value)
+            peak = self._peak = value
+        drawdown = (peak - value) / peak if peak > 0 else 0.0
+        gross = gross_exposure(self._broker, self._datas)
+        exposure = gross / value if value > 0 else (math.inf if gross else 0.0)
+        loss = max(0.0, (start - value) / start) if start and start > 0 else 0.0
+        self._now = (value, peak, start, drawdown, exposure, loss)
+        worst = self._worst
+        if drawdown > worst[DRAWDOWN]:           # max(worst, now), as the others
+            worst[DRAWDOWN] = drawdown
+        if exposure > worst[EXPOSURE]:
+            worst[EXPOSURE] = exposure
+        if loss > worst[DAILY_LOSS]:
+            worst[DAILY_LOSS] = loss
+        return drawdown, loss, exposure
 
-    def _check(self, kind, dt):
+    def _limits_act(self, drawdown, loss, exposure):
+        """Whether :meth:`_check` does anything this bar: a breach of a limit
+        newly exceeded, or the clearing of an exposure breach back within its
+        limit (a drawdown breach waits for ``reset()``, a daily-loss one for
+        the next UTC day). A limit of None is off. Most bars: no."""
+        p, open_ = self.p, self._breaches
+        limit = p.max_drawdown_limit
+        if limit is not None and DRAWDOWN not in open_ and drawdown > limit:
+            return True
+        limit = p.daily_loss_limit
+        if limit is not None and DAILY_LOSS not in open_ and loss > limit:
+            return True
+        limit = p.max_position_risk
+        if limit is None:
+            return False
+        return exposure <= limit if EXPOSURE in open_ else exposure > limit
+
+    def _check_limits(self, dtnum, values):
+        for kind in (DRAWDOWN, DAILY_LOSS, EXPOSURE):
+            limit = getattr(self.p, _LIMIT_PARAM[kind])
+            if limit is not None and (kind in self._breaches or values[kind] > limit):
+                self._check(kind, values[kind], dtnum)
+
+    def _check(self, kind, value, dtnum):
         limit = getattr(self.p, _LIMIT_PARAM[kind])
         if limit is None:
             return
-        value = self._metrics[kind]
         if kind in self._breaches:
             if kind == EXPOSURE and value <= limit:
                 self._clear(kind, 'exposure %.1f%% is back within %.1f%%'
                             % (100 * value, 100 * limit))
             return
         if value > limit:
-            self._breach(kind, value, limit, dt)
+            self._breach(kind, value, limit, bt.num2date(dtnum))
 
     # -- breaches -------------------------------------------------------------------------
     def _breach(self, kind, value, limit, dt):
@@ -236,5 +272,13 @@ class RiskAnalyzer(bt.Analyzer):
             'enforcing': self.enforcing,
             'kill_switch': sorted(switch.active()) if isinstance(switch, KillSwitch) else [],
         }
-        return {'risk_metrics': dict(self._metrics), 'risk_alerts': list(self._alerts),
+        return {'risk_metrics': self._metrics(), 'risk_alerts': list(self._alerts),
                 'current_status': status}
+
+    def _metrics(self):
+        equity, peak, start, drawdown, exposure, loss = self._now
+        worst = self._worst
+        return dict(equity=equity, peak_equity=peak, drawdown=drawdown,
+                    max_drawdown=worst[DRAWDOWN], exposure=exposure,
+                    max_exposure=worst[EXPOSURE], daily_loss=loss,
+                    max_daily_loss=worst[DAILY_LOSS], day_start_equity=start, bars=self._bars)
