@@ -210,3 +210,34 @@ def test_wilder_dmi_is_backtraders_dmi_and_survives_a_flat_market(runonce):
     c.addanalyzer(MarketStateAnalyzer, _name='market')
     seen = c.run(runonce=runonce)[0].seen
     assert seen[-1][1].trend == 'range' and seen[-1][1].adx == 0.0
+
+
+@pytest.mark.parametrize('atr_period,which', [(14, 0), (10, 1)])
+def test_preloaded_and_bar_by_bar_give_identical_states_and_analysis(atr_period, which):
+    """A preloaded runonce backtest computes the regimes from the data's arrays,
+    other runs fold them in bar by bar: every state and the analysis must be
+    equal, value for value (an ATR period apart from ADX's exercises the
+    second series; ``which`` picks the first or second of two datas)."""
+    def run(runonce):
+        c = bt.Cerebro(stdstats=False)
+        c.adddata(feed(btc_slice((2018, 1, 1), (2018, 4, 1))))
+        c.adddata(feed(btc_slice((2018, 2, 1), (2018, 5, 1))))
+        c.addstrategy(Watch)
+        c.addanalyzer(MarketStateAnalyzer, _name='market', data=which, atr_period=atr_period,
+                      vol_window=60)
+        strat = c.run(runonce=runonce)[0]
+        kind = type(strat.analyzers.market._regimes).__name__
+        return strat.seen, strat.analyzers.market.get_analysis(), kind
+
+    fast, slow = run(True), run(False)
+    assert (fast[2], slow[2]) == ('_Preloaded', '_BarByBar')      # both paths taken
+    assert len(fast[0]) == len(slow[0]) > 500
+
+    def same(a, b):          # NaN == NaN here: both say "not ready"
+        return a == b or (a != a and b != b)
+    for (dt_f, s_f), (dt_s, s_s) in zip(fast[0], slow[0]):
+        assert dt_f == dt_s
+        assert all(same(x, y) for x, y in zip(s_f, s_s)), (dt_f, s_f, s_s)
+    current_f, current_s = fast[1].pop('current'), slow[1].pop('current')
+    assert fast[1] == slow[1] and fast[1]['bars'] > 500
+    assert all(same(current_f[k], current_s[k]) for k in current_f)

@@ -165,7 +165,11 @@ def test_atr_is_backtraders_wilder_atr_on_real_candles(runonce):
     c = cerebro(btc_slice((2017, 12, 1), (2017, 12, 8)), commission=0.001)
     c.addstrategy(AtrProbe)
     c.addsizer(RiskBasedSizer)
-    seen = c.run(runonce=runonce)[0].seen
+    strat = c.run(runonce=runonce)[0]
+    seen, atrs = strat.seen, strat.getsizer()._atrs
+    # runonce reads the preloaded arrays, otherwise an indicator runs: both are bt's ATR
+    assert {type(a).__name__ for a in atrs.values()} == \
+        {'PreloadedATR' if runonce else 'PatientATR'}
     assert len(seen) == 168
     for i, (atr, theirs, size, method, equity, cash, price) in enumerate(seen):
         if i < 20:               # ATR(20) needs 21 bars: 10% of cash until then

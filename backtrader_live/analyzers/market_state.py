@@ -27,7 +27,9 @@ a market that stops moving does not crash it (see :class:`WilderDMI`).
 """
 import bisect
 import collections
+import itertools
 import math
+import operator
 
 import backtrader as bt
 
@@ -168,6 +170,113 @@ class WilderDMI(bt.Indicator):
         self._done = self._now = s
 
 
+# -- runonce backtests: the same numbers from the preloaded arrays, in one pass -----------
+#
+# backtrader advances every indicator a strategy owns, bar by bar, even in a
+# runonce backtest whose values were all computed up front by once(): about
+# 3 us a bar per indicator, an empty one included, which is most of what the
+# risk kit cost a backtest. When the datas are preloaded the whole run's bars
+# are in their arrays before the first next(), so the kit reads its series
+# from there instead (computed once, at first use) and adds no indicator. The
+# functions below repeat WilderDMI's and bt.ind.ATR's float operations in the
+# same order, so every value is identical, not merely close.
+
+def arrays_in_advance(strategy):
+    """True when ``strategy`` runs a preloaded runonce backtest.
+
+    Then backtrader has loaded every bar of every data before the strategy's
+    first ``next()`` (exactbars, replay and live runs turn both off).
+    Cerebro decides this in ``run()`` before it creates the strategy's
+    analyzers and sizer, so they can ask while being set up.
+    """
+    cerebro = getattr(strategy, 'cerebro', None)
+    return bool(getattr(cerebro, '_dorunonce', False) and getattr(cerebro, '_dopreload', False))
+
+
+def wilder_average(values, period, first):
+    """backtrader's SmoothedMovingAverage of ``values[first:]``, as a list as
+    long as ``values``: NaN until index ``first + period - 1``, there the mean
+    of the first ``period`` values (``math.fsum``, as bt's Average), then
+    ``prev * (1 - 1/period) + x * (1/period)`` (see :func:`_smooth`)."""
+    ready = first + period - 1
+    if len(values) <= ready:
+        return [math.nan] * len(values)
+    alpha = 1.0 / period
+    keep = 1.0 - alpha
+    average = math.fsum(values[first:ready + 1]) / period
+    out = [math.nan] * ready
+    out.append(average)
+    for x in itertools.islice(values, ready + 1, None):
+        average = average * keep + x * alpha
+        out.append(average)
+    return out
+
+
+def true_ranges(high, low, close, n):
+    """bt.ind.TrueRange of bars ``0..n-1`` (NaN at bar 0: no previous close).
+
+    ``max(high, prev_close) - min(low, prev_close)`` with max and min spelt
+    out as the builtins evaluate them (the first argument unless the second
+    is strictly greater/smaller, NaN included), which spares two calls a bar.
+    """
+    first = [math.nan] if n else []
+    return first + [(pc if pc > h else h) - (pc if pc < lo else lo)
+                    for h, lo, pc in zip(high[1:n], low[1:n], close[:n - 1])]
+
+
+def _preloaded(data):
+    """(high, low, close, bars) of a preloaded data: its arrays and how many
+    bars they hold (without the lookahead extension)."""
+    return data.high.array, data.low.array, data.close.array, data.buflen()
+
+
+def wilder_atr(data, period):
+    """bt.ind.ATR (Wilder's) of every preloaded bar of ``data``; NaN until ready."""
+    high, low, close, n = _preloaded(data)
+    return wilder_average(true_ranges(high, low, close, n), period, 1)
+
+
+def wilder_dmi(data, period):
+    """(adx, plus_di, minus_di, atr) lists over every preloaded bar of
+    ``data``: what :class:`WilderDMI` computes bar by bar, value for value."""
+    high, low, close, n = _preloaded(data)
+    atr = wilder_average(true_ranges(high, low, close, n), period, 1)
+    plus_dm, minus_dm = [math.nan] * min(n, 1), [math.nan] * min(n, 1)
+    for h, lo, ph, pl in zip(high[1:n], low[1:n], high[:n - 1], low[:n - 1]):
+        up, down = h - ph, pl - lo
+        plus_dm.append(up if up > down and up > 0.0 else 0.0)
+        minus_dm.append(down if down > up and down > 0.0 else 0.0)
+    plus_av = wilder_average(plus_dm, period, 1)
+    minus_av = wilder_average(minus_dm, period, 1)
+    ready = min(period, n)               # the first bar with an ATR (and DIs, DX)
+    plus_di, minus_di, dx = [math.nan] * ready, [math.nan] * ready, [math.nan] * ready
+    for p_av, m_av, tr_av in zip(plus_av[ready:], minus_av[ready:], atr[ready:]):
+        pdi, mdi = _directional(p_av, m_av, tr_av)
+        plus_di.append(pdi)
+        minus_di.append(mdi)
+        dx.append(abs(pdi - mdi) / (pdi + mdi) if pdi + mdi else 0.0)
+    adx = [100.0 * v for v in wilder_average(dx, period, ready)]
+    return adx, plus_di, minus_di, atr
+
+
+class PreloadedATR:
+    """bt.ind.ATR of a preloaded data, read like an indicator (``len()``,
+    ``[0]``) but computed from the data's arrays at first use, so backtrader
+    has nothing to advance each bar. Only for :func:`arrays_in_advance` runs."""
+
+    def __init__(self, data, period):
+        self.data, self.period = data, period
+        self._values = None
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, ago):
+        if self._values is None:
+            self._values = wilder_atr(self.data, self.period)
+        return self._values[len(self.data) - 1 + ago]
+
+
 def classify_trend(adx, plus_di, minus_di, threshold):
     if adx != adx or plus_di != plus_di or minus_di != minus_di:   # NaN
         return UNKNOWN
@@ -218,12 +327,225 @@ class RollingRank:
         return (below + 0.5 * equal) / n
 
 
+def rolling_ranks(values, window, min_samples):
+    """What :class:`RollingRank` tells MarketStateAnalyzer bar by bar, for a
+    whole list at once: each value's mid-rank among the last ``window``
+    non-NaN values (NaN values are skipped, as the analyzer skips them); None
+    for NaN values and while fewer than ``min_samples`` are in the window.
+    The list of values fed so far stands in for RollingRank's deque."""
+    ranks, fed, window_sorted = [], [], []
+    for x in values:
+        if x != x:                                      # NaN
+            ranks.append(None)
+            continue
+        fed.append(x)
+        bisect.insort(window_sorted, x)
+        if len(fed) > window:
+            del window_sorted[bisect.bisect_left(window_sorted, fed[-window - 1])]
+        count = len(window_sorted)
+        if count < min_samples:
+            ranks.append(None)
+            continue
+        below = bisect.bisect_left(window_sorted, x)
+        ranks.append((below + 0.5 * (bisect.bisect_right(window_sorted, x) - below)) / count)
+    return ranks
+
+
+def _market_state(dtnum, trend, volatility, adx, pdi, mdi, atr_pct, rank):
+    return MarketState(bt.num2date(dtnum), trend, volatility, adx, pdi, mdi, atr_pct, rank)
+
+
+class _RegimeTally:
+    """How many bars each regime had, and how often the trend changed."""
+
+    def __init__(self):
+        self.counts = {'trend': dict.fromkeys(TRENDS, 0),
+                       'volatility': dict.fromkeys(VOLATILITIES, 0)}
+        self.bars = self.changes = 0
+        self.last_trend = None
+
+    def add(self, trend, volatility):
+        """One bar."""
+        self.bars += 1
+        self.counts['trend'][trend] += 1
+        self.counts['volatility'][volatility] += 1
+        if self.last_trend is not None and trend != self.last_trend:
+            self.changes += 1
+        self.last_trend = trend
+
+    def add_many(self, trends, volatilities):
+        """Consecutive bars (lists, oldest first): what :meth:`add` would
+        count one by one, with C loops (Counter, map)."""
+        if not trends:
+            return
+        for kind, regimes in (('trend', trends), ('volatility', volatilities)):
+            counts = self.counts[kind]
+            for regime, bars in collections.Counter(regimes).items():
+                counts[regime] += bars
+        previous = self.last_trend
+        self.changes += sum(map(operator.ne, trends[1:], trends[:-1]))
+        self.changes += previous is not None and trends[0] != previous
+        self.last_trend = trends[-1]
+        self.bars += len(trends)
+
+    def analysis(self):
+        def shares(counts):
+            return {k: {'bars': v, 'share': v / self.bars if self.bars else 0.0}
+                    for k, v in counts.items()}
+        return {'trend': shares(self.counts['trend']),
+                'volatility': shares(self.counts['volatility']),
+                'bars': self.bars, 'changes': self.changes}
+
+
+class _BarByBar:
+    """The regimes from indicators, folded in bar by bar: live runs,
+    ``runonce=False``, ``exactbars``, replay (no arrays in advance).
+
+    Created in the analyzer's ``__init__``, the indicators belong to the
+    strategy: Cerebro computes them before the strategy's ``next()``.
+    """
+
+    def __init__(self, data, p):
+        self.data, self.p = data, p
+        self._dmi = WilderDMI(data, period=p.adx_period)
+        self._atr = (self._dmi if p.atr_period == p.adx_period
+                     else WilderDMI(data, period=p.atr_period))
+        self._ranks = RollingRank(p.vol_window)
+        self._seen_len = self._counted_len = 0
+        self._state = self._raw = None
+        self._trend = self._vol = None
+        self.tally = _RegimeTally()
+
+    def state(self):
+        self._update()
+        return self.current()
+
+    def _update(self):
+        """Fold in the data's current bar once (by its length, so a resampled
+        data counts its own bars, not the strategy's)."""
+        n = len(self.data)
+        if n == self._seen_len or not n:
+            return
+        self._seen_len = n
+        atr, close = self._atr.atr[0], self.data.close[0]
+        atr_pct = atr / close if close and not math.isnan(atr) else math.nan
+        rank = None
+        if not math.isnan(atr_pct):
+            self._ranks.add(atr_pct)
+            if len(self._ranks) >= self.p.min_vol_samples:
+                rank = self._ranks.rank(atr_pct)
+        d = self._dmi
+        adx, pdi, mdi = d.adx[0], d.plusDI[0], d.minusDI[0]
+        # The regimes are counted every bar; the MarketState (and its datetime,
+        # the costly part) is built only when someone reads it.
+        self._raw = (self.data.datetime[0], adx, pdi, mdi, atr_pct, rank)
+        self._trend = classify_trend(adx, pdi, mdi, self.p.adx_threshold)
+        self._vol = classify_volatility(rank, self.p.low_percentile, self.p.high_percentile)
+        self._state = None
+
+    def current(self):
+        """The state of the last bar folded in (None before the first)."""
+        if self._state is None and self._raw is not None:
+            dtnum, adx, pdi, mdi, atr_pct, rank = self._raw
+            self._state = _market_state(dtnum, self._trend, self._vol,
+                                        adx, pdi, mdi, atr_pct, rank)
+        return self._state
+
+    def next(self):
+        # The strategy may have folded this bar in already (reading .state).
+        self._update()
+        if self._raw is None or self._counted_len == self._seen_len:
+            return
+        self._counted_len = self._seen_len
+        self.tally.add(self._trend, self._vol)
+
+    def counted(self):
+        return self.tally
+
+
+class _RegimeSeries:
+    """Every preloaded bar's numbers and regimes, as :class:`_BarByBar`
+    would fold them in one after the other."""
+
+    def __init__(self, data, p):
+        adx, pdi, mdi, atr = wilder_dmi(data, p.adx_period)
+        if p.atr_period != p.adx_period:
+            atr = wilder_atr(data, p.atr_period)
+        atr_pct = [a / c if c and not math.isnan(a) else math.nan
+                   for a, c in zip(atr, data.close.array)]
+        ranks = rolling_ranks(atr_pct, p.vol_window, p.min_vol_samples)
+        self.trend = list(map(classify_trend, adx, pdi, mdi, itertools.repeat(p.adx_threshold)))
+        self.volatility = [classify_volatility(r, p.low_percentile, p.high_percentile)
+                           for r in ranks]
+        self._datetime = data.datetime.array
+        self._numbers = (adx, pdi, mdi, atr_pct, ranks)
+
+    def state(self, i):
+        return _market_state(self._datetime[i], self.trend[i], self.volatility[i],
+                             *(column[i] for column in self._numbers))
+
+
+class _Preloaded:
+    """The regimes of a preloaded runonce backtest (:func:`arrays_in_advance`).
+
+    Each bar ``next()`` only notes how far the data got; the series are
+    computed for every bar at first use (a state read, ``get_analysis()``)
+    and the bars ``next()`` went through are counted when asked. By the data's
+    length, as :class:`_BarByBar` does: a runonce loop advances a data at
+    most one bar per step and calls ``next()`` every step, so the bars
+    counted are exactly the first ``counted_len``.
+    """
+
+    def __init__(self, data, p):
+        self.data, self.p = data, p
+        # len(data) is the length of its first line: one call instead of three, each bar
+        self._first_line = data.lines[0]
+        self._series = None
+        self._seen_len = self._counted_len = self._tallied_len = 0
+        self._cached = (0, None)             # (length, its MarketState)
+        self.tally = _RegimeTally()
+
+    def series(self):
+        if self._series is None:
+            self._series = _RegimeSeries(self.data, self.p)
+        return self._series
+
+    def state(self):
+        n = len(self.data)
+        if n:
+            self._seen_len = n
+        return self.current()
+
+    def current(self):
+        length = max(self._seen_len, self._counted_len)
+        if not length:
+            return None
+        if self._cached[0] != length:
+            self._cached = (length, self.series().state(length - 1))
+        return self._cached[1]
+
+    def next(self):
+        self._counted_len = len(self._first_line)
+
+    def counted(self):
+        start, end = self._tallied_len, self._counted_len
+        if end > start:
+            series = self.series()
+            self.tally.add_many(series.trend[start:end], series.volatility[start:end])
+            self._tallied_len = end
+        return self.tally
+
+
 class MarketStateAnalyzer(bt.Analyzer):
     """Trend and volatility regimes of ``data`` (default: the strategy's first).
 
     ``get_analysis()``: ``current`` (the state as a dict), ``trend`` and
     ``volatility`` (per regime: ``bars`` and ``share`` of the bars seen),
     ``bars`` and ``changes`` (how often the trend regime switched).
+
+    In a preloaded runonce backtest the regimes come from the data's arrays
+    (:class:`_Preloaded`), otherwise from indicators bar by bar
+    (:class:`_BarByBar`); both give the same states and analysis.
     """
 
     params = (
@@ -238,20 +560,9 @@ class MarketStateAnalyzer(bt.Analyzer):
     )
 
     def __init__(self):
-        self._data = self._resolve_data(self.p.data)
-        # Created here, the indicators belong to the strategy: Cerebro computes
-        # them before the strategy's next() (Patient: without delaying it).
-        self._dmi = WilderDMI(self._data, period=self.p.adx_period)
-        self._atr = (self._dmi if self.p.atr_period == self.p.adx_period
-                     else WilderDMI(self._data, period=self.p.atr_period))
-        self._ranks = RollingRank(self.p.vol_window)
-        self._seen_len = self._counted_len = 0
-        self._state = self._raw = None
-        self._trend = self._vol = None
-        self._counts = {'trend': dict.fromkeys(TRENDS, 0),
-                        'volatility': dict.fromkeys(VOLATILITIES, 0)}
-        self._bars = self._changes = 0
-        self._last_trend = None
+        data = self._resolve_data(self.p.data)
+        regimes = _Preloaded if arrays_in_advance(self.strategy) else _BarByBar
+        self._regimes = regimes(data, self.p)
 
     def _resolve_data(self, which):
         if which is None:
@@ -265,59 +576,12 @@ class MarketStateAnalyzer(bt.Analyzer):
     @property
     def state(self):
         """The :class:`MarketState` of the data's current bar."""
-        self._update()
-        return self._build_state()
-
-    def _update(self):
-        """Fold in the data's current bar once (by its length, so a resampled
-        data counts its own bars, not the strategy's)."""
-        n = len(self._data)
-        if n == self._seen_len or not n:
-            return
-        self._seen_len = n
-        atr, close = self._atr.atr[0], self._data.close[0]
-        atr_pct = atr / close if close and not math.isnan(atr) else math.nan
-        rank = None
-        if not math.isnan(atr_pct):
-            self._ranks.add(atr_pct)
-            if len(self._ranks) >= self.p.min_vol_samples:
-                rank = self._ranks.rank(atr_pct)
-        d = self._dmi
-        adx, pdi, mdi = d.adx[0], d.plusDI[0], d.minusDI[0]
-        # The regimes are counted every bar; the MarketState (and its datetime,
-        # the costly part) is built only when someone reads it.
-        self._raw = (self._data.datetime[0], adx, pdi, mdi, atr_pct, rank)
-        self._trend = classify_trend(adx, pdi, mdi, self.p.adx_threshold)
-        self._vol = classify_volatility(rank, self.p.low_percentile, self.p.high_percentile)
-        self._state = None
-
-    def _build_state(self):
-        if self._state is None and self._raw is not None:
-            dtnum, adx, pdi, mdi, atr_pct, rank = self._raw
-            self._state = MarketState(bt.num2date(dtnum), self._trend, self._vol,
-                                      adx, pdi, mdi, atr_pct, rank)
-        return self._state
+        return self._regimes.state()
 
     def next(self):
-        # The strategy may have folded this bar in already (reading .state).
-        self._update()
-        if self._raw is None or self._counted_len == self._seen_len:
-            return
-        self._counted_len = self._seen_len
-        trend = self._trend
-        self._bars += 1
-        self._counts['trend'][trend] += 1
-        self._counts['volatility'][self._vol] += 1
-        if self._last_trend is not None and trend != self._last_trend:
-            self._changes += 1
-        self._last_trend = trend
+        self._regimes.next()
 
     def get_analysis(self):
-        def shares(counts):
-            return {k: {'bars': v, 'share': v / self._bars if self._bars else 0.0}
-                    for k, v in counts.items()}
-        state = self._build_state()
-        return {'current': state._asdict() if state else None,
-                'trend': shares(self._counts['trend']),
-                'volatility': shares(self._counts['volatility']),
-                'bars': self._bars, 'changes': self._changes}
+        analysis = self._regimes.counted().analysis()
+        state = self._regimes.current()
+        return dict(current=state._asdict() if state else None, **analysis)

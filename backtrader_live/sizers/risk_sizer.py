@@ -23,7 +23,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 import backtrader as bt
 
-from ..analyzers.market_state import PatientATR
+from ..analyzers.market_state import PatientATR, PreloadedATR, arrays_in_advance
 from ..risk import market_rules, notional
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,10 @@ class RiskBasedSizer(bt.Sizer):
         Created while the strategy is being set up (``addsizer`` or
         ``setsizer`` in ``__init__``/``start``); added to a running strategy an
         indicator would miss its history, so then the fallback applies.
+
+        In a preloaded runonce backtest the same values come from the datas'
+        arrays at the first sizing (:class:`PreloadedATR`): the sizer runs
+        only when an order is placed, an indicator would cost every bar.
         """
         if not isinstance(strategy, bt.Strategy):
             return {}
@@ -124,7 +128,8 @@ class RiskBasedSizer(bt.Sizer):
             log.warning('RiskBasedSizer attached after the run started: no ATR, '
                         'sizes use fallback_pct of cash')
             return {}
-        return {d: PatientATR(d, period=self.p.volatility_period) for d in strategy.datas}
+        atr = PreloadedATR if arrays_in_advance(strategy) else PatientATR
+        return {d: atr(d, period=self.p.volatility_period) for d in strategy.datas}
 
     def atr(self, data):
         """The data's current ATR, or None while it is not ready (or not positive)."""
