@@ -14,9 +14,11 @@ them alike; ``--reps`` repetitions each, after one untimed warm-up round:
 - with ``--breakdown``: each of the three alone (``btl_sizer``,
   ``btl_riskanalyzer``, ``btl_marketstate``), to see which one costs what.
 
-Each run is timed with ``perf_counter`` around ``cerebro.run()`` (the data is an
-in-memory feed over the pre-loaded rows, built fresh each run). Ratios are
-median/median (with the ratio of p95s too); targets: ``btl/bt <= 1.02`` and
+Each run is timed with ``perf_counter`` around ``cerebro.run()`` and the
+analyzers' ``get_analysis()`` (the data is an in-memory feed over the
+pre-loaded rows, built fresh each run). The verdict is the median of the
+per-repetition ratios (``per_rep_median``; median/median, p95 and min ratios
+are reported beside it); targets: ``btl/bt <= 1.02`` and
 ``btl_risk/bt <= 1.10``. ``btl_risk/btl`` (what the risk kit costs by itself) is
 reported as well. Default mode: ``runonce`` (vectorised indicators, preload);
 ``--next-mode`` also times ``runonce=False`` (how a live run computes).
@@ -118,6 +120,8 @@ def one_run(variant, **run_kwargs):
     gc.collect()
     t0 = time.perf_counter()
     strat = cerebro.run(**run_kwargs)[0]
+    for analyzer in strat.analyzers:    # reading the results is part of a backtest (and
+        analyzer.get_analysis()         # where an analyzer's deferred work is paid)
     dt = time.perf_counter() - t0
     return dt, round(cerebro.broker.getvalue(), 6), len(strat)
 
@@ -176,11 +180,14 @@ def main(argv=None):
     if args.next_mode:
         C.note('runonce=False: %d reps x %d variants', reps, len(variants))
         result['next_mode'] = compare(reps, variants, runonce=False)
-    r = result['runonce']['ratios']
-    result['summary'] = {'btl/bt': r['btl/bt']['median'], 'btl_risk/bt': r['btl_risk/bt']['median'],
-                         'btl_risk/btl': r['btl_risk/btl']['median'],
-                         'pass_btl': r['btl/bt']['median'] <= 1.02,
-                         'pass_btl_risk': r['btl_risk/bt']['median'] <= 1.10}
+    # The verdict uses the median of per-repetition ratios: the variants of one
+    # repetition run back to back, so a slow spell of the machine (a VM's
+    # neighbours) cancels out, where it can swing median/median by 4 %.
+    r = {k: v['per_rep_median'] for k, v in result['runonce']['ratios'].items() if v}
+    result['summary'] = {'btl/bt': r['btl/bt'], 'btl_risk/bt': r['btl_risk/bt'],
+                         'btl_risk/btl': r['btl_risk/btl'],
+                         'pass_btl': r['btl/bt'] <= 1.02,
+                         'pass_btl_risk': r['btl_risk/bt'] <= 1.10}
     C.note('summary: %s', result['summary'])
     C.emit(result)
     return 0
