@@ -9,6 +9,7 @@ import types
 import backtrader_live as btl
 from backtrader_live import recovery
 from backtrader_live.orders import OrderBook
+from backtrader_live.sim import __main__ as sim_cli
 from backtrader_live.sim.__main__ import main
 
 
@@ -60,20 +61,25 @@ def test_stopping_while_queries_fail_leaves_the_order_submitted():
     assert rejected == []
 
 
-def test_cli_serves_with_faults_until_sigterm(capsys):
+def test_cli_serves_with_faults_until_sigterm(capsys, monkeypatch):
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    cancelled = threading.Event()
+    cancelled, all_applied = threading.Event(), threading.Event()
+    real_run_faults = sim_cli.run_faults
 
-    def stop_when_serving():
-        # SIGTERM only once the CLI has its handler in place (a loaded machine
-        # may take a while to start it), then leave time for the at=0.2 fault.
-        deadline = time.monotonic() + 20
-        while signal.getsignal(signal.SIGTERM) is previous[signal.SIGTERM]:
-            if cancelled.wait(0.01) or time.monotonic() > deadline:
-                return
-        if not cancelled.wait(0.8):
+    def spy(sim, planned, elapsed):
+        # The real run_faults; the spy only says when nothing is left waiting,
+        # so SIGTERM comes after the at=0.2 fault however slow the start was.
+        waiting = real_run_faults(sim, planned, elapsed)
+        if not waiting:
+            all_applied.set()
+        return waiting
+    monkeypatch.setattr(sim_cli, 'run_faults', spy)
+
+    def stop_when_all_faults_applied():
+        if all_applied.wait(30) and not cancelled.is_set():
             os.kill(os.getpid(), signal.SIGTERM)
-    timer = threading.Thread(target=stop_when_serving, name='test-cli-stopper', daemon=True)
+    timer = threading.Thread(target=stop_when_all_faults_applied, name='test-cli-stopper',
+                             daemon=True)
     timer.cancel = cancelled.set
     timer.start()
     try:
@@ -81,6 +87,8 @@ def test_cli_serves_with_faults_until_sigterm(capsys):
                      '--fault', 'expire_user_streams', '--fault', 'ws_drop_all,at=0.2'])
     finally:
         timer.cancel()
+        all_applied.set()                # let the stopper end if main failed early
+        timer.join(5)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     out = capsys.readouterr()
