@@ -12,7 +12,9 @@ them alike; ``--reps`` repetitions each, after one untimed warm-up round:
   ``RiskAnalyzer`` and ``MarketStateAnalyzer`` (the strategy then buys without a
   size: the sizer decides);
 - with ``--breakdown``: each of the three alone (``btl_sizer``,
-  ``btl_riskanalyzer``, ``btl_marketstate``), to see which one costs what.
+  ``btl_riskanalyzer``, ``btl_marketstate``), to see which one costs what, and
+  ``btl_2idle``: two analyzers that do nothing (backtrader's own charge for two
+  analyzers, part of every kit that has two).
 
 Each run is timed with ``perf_counter`` around ``cerebro.run()`` and the
 analyzers' ``get_analysis()`` (the data is an in-memory feed over the
@@ -95,6 +97,14 @@ class SmaCross(bt.Strategy):
             self.close()
 
 
+class IdleAnalyzer(bt.Analyzer):
+    """Does nothing: what backtrader charges for any analyzer (its per-bar
+    ``_next``/``_notify_cashvalue``/``_notify_fund`` dispatch)."""
+
+    def notify_fund(self, cash, value, fundvalue, shares):
+        pass
+
+
 def build(variant):
     if variant == 'bt':
         cerebro = bt.Cerebro()
@@ -112,6 +122,9 @@ def build(variant):
         cerebro.addanalyzer(btl.analyzers.RiskAnalyzer, _name='risk')
     if 'market' in parts:
         cerebro.addanalyzer(btl.analyzers.MarketStateAnalyzer, _name='market')
+    if variant == 'btl_2idle':
+        cerebro.addanalyzer(IdleAnalyzer, _name='idle1')
+        cerebro.addanalyzer(IdleAnalyzer, _name='idle2')
     return cerebro
 
 
@@ -152,7 +165,8 @@ def compare(reps, variants, **run_kwargs):
                        'btl_risk/btl': ratio('btl_risk', 'btl'),
                        'btl_sizer/btl': ratio('btl_sizer', 'btl'),
                        'btl_riskanalyzer/btl': ratio('btl_riskanalyzer', 'btl'),
-                       'btl_marketstate/btl': ratio('btl_marketstate', 'btl')}}
+                       'btl_marketstate/btl': ratio('btl_marketstate', 'btl'),
+                       'btl_2idle/btl': ratio('btl_2idle', 'btl')}}
 
 
 def main(argv=None):
@@ -174,7 +188,7 @@ def main(argv=None):
               'reps': reps, 'target': {'btl/bt': 1.02, 'btl_risk/bt': 1.10}}
     variants = ['bt', 'btl', 'btl_risk']
     if args.breakdown:
-        variants += ['btl_sizer', 'btl_riskanalyzer', 'btl_marketstate']
+        variants += ['btl_sizer', 'btl_riskanalyzer', 'btl_marketstate', 'btl_2idle']
     C.note('runonce (default): %d reps x %d variants', reps, len(variants))
     result['runonce'] = compare(reps, variants)
     if args.next_mode:
