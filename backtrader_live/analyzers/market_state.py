@@ -25,6 +25,7 @@ analyzer's own ``next()`` runs after the strategy's).
 Adding the analyzer never changes when the strategy's ``next()`` starts, and
 a market that stops moving does not crash it (see :class:`WilderDMI`).
 """
+import array
 import bisect
 import collections
 import itertools
@@ -152,22 +153,13 @@ class WilderDMI(bt.Indicator):
         self.lines.adx[0] = nan if s.dx_av is None else 100.0 * s.dx_av
 
     def once(self, start, end):
-        # runonce backtests: the same steps over the arrays. Without once()
+        # runonce backtests: the whole series from the arrays in one pass
+        # (wilder_dmi: the same float operations as next()); without once()
         # backtrader falls back to once_via_next, ~10x slower per bar.
-        d, lines, period, nan = self.data, self.lines, self.p.period, math.nan
-        high, low, close = d.high.array, d.low.array, d.close.array
-        adx, pdi_a, mdi_a, atr_a = (lines.adx.array, lines.plusDI.array,
-                                    lines.minusDI.array, lines.atr.array)
-        s = self._done
-        for i in range(start, end):
-            s = _dmi_step(s, high[i], low[i], close[i], period)
-            if s.atr is None:
-                pdi_a[i] = mdi_a[i] = atr_a[i] = nan
-            else:
-                pdi_a[i], mdi_a[i] = _directional(s.pdm_av, s.mdm_av, s.atr)
-                atr_a[i] = s.atr
-            adx[i] = nan if s.dx_av is None else 100.0 * s.dx_av
-        self._done = self._now = s
+        series = wilder_dmi(self.data, self.p.period)
+        for line, values in zip((self.lines.adx, self.lines.plusDI, self.lines.minusDI,
+                                 self.lines.atr), series):
+            line.array[start:end] = array.array('d', values[start:end])
 
 
 # -- runonce backtests: the same numbers from the preloaded arrays, in one pass -----------
