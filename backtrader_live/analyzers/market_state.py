@@ -318,29 +318,19 @@ class RollingRank:
         equal = bisect.bisect_right(self._sorted, value) - below
         return (below + 0.5 * equal) / n
 
+    def add_and_rank(self, value, min_samples):
+        """Add ``value``; its rank, or None while fewer than ``min_samples``
+        values are in the window."""
+        self.add(value)
+        return self.rank(value) if len(self._sorted) >= min_samples else None
+
 
 def rolling_ranks(values, window, min_samples):
     """What :class:`RollingRank` tells MarketStateAnalyzer bar by bar, for a
-    whole list at once: each value's mid-rank among the last ``window``
-    non-NaN values (NaN values are skipped, as the analyzer skips them); None
-    for NaN values and while fewer than ``min_samples`` are in the window.
-    The list of values fed so far stands in for RollingRank's deque."""
-    ranks, fed, window_sorted = [], [], []
-    for x in values:
-        if x != x:                                      # NaN
-            ranks.append(None)
-            continue
-        fed.append(x)
-        bisect.insort(window_sorted, x)
-        if len(fed) > window:
-            del window_sorted[bisect.bisect_left(window_sorted, fed[-window - 1])]
-        count = len(window_sorted)
-        if count < min_samples:
-            ranks.append(None)
-            continue
-        below = bisect.bisect_left(window_sorted, x)
-        ranks.append((below + 0.5 * (bisect.bisect_right(window_sorted, x) - below)) / count)
-    return ranks
+    whole list at once: each value's rank among the last ``window`` non-NaN
+    values (NaN values are skipped, as the analyzer skips them, and rank None)."""
+    ranker = RollingRank(window)
+    return [None if x != x else ranker.add_and_rank(x, min_samples) for x in values]
 
 
 def _market_state(dtnum, trend, volatility, adx, pdi, mdi, atr_pct, rank):
@@ -423,9 +413,7 @@ class _BarByBar:
         atr_pct = atr / close if close and not math.isnan(atr) else math.nan
         rank = None
         if not math.isnan(atr_pct):
-            self._ranks.add(atr_pct)
-            if len(self._ranks) >= self.p.min_vol_samples:
-                rank = self._ranks.rank(atr_pct)
+            rank = self._ranks.add_and_rank(atr_pct, self.p.min_vol_samples)
         d = self._dmi
         adx, pdi, mdi = d.adx[0], d.plusDI[0], d.minusDI[0]
         # The regimes are counted every bar; the MarketState (and its datetime,
