@@ -93,6 +93,38 @@ def test_setup_builds_channels_from_settings():
     assert cerebro.stop_notifications(2) and bt_live_threads() == []
 
 
+
+def test_setup_with_no_methods_uses_what_the_settings_and_environment_configure(monkeypatch):
+    monkeypatch.delenv('BTL_APPRISE_URLS', raising=False)
+    monkeypatch.setenv('BTL_WEBHOOK_URL', 'https://example.com/hook')
+    got = Collector()
+    for call in (lambda c: btl.setup_external_notifications(c, callback=got),
+                 lambda c: btl.setup_external_notifications(c, None, callback=got),
+                 lambda c: btl.setup_external_notifications(c, notification_methods=None,
+                                                            callback=got)):
+        cerebro = btl.Cerebro()
+        added = call(cerebro)
+        assert [type(c) for c in added] == [CallbackChannel, WebhookChannel, LogChannel]
+        assert cerebro.stop_notifications(2)
+    monkeypatch.delenv('BTL_WEBHOOK_URL')
+    cerebro = btl.Cerebro()
+    assert [type(c) for c in btl.setup_external_notifications(cerebro)] == [LogChannel]
+    assert cerebro.stop_notifications(2) and bt_live_threads() == []
+
+
+def test_setup_takes_the_methods_by_either_name():
+    cerebro = btl.Cerebro()
+    got = Collector()
+    (by_new,) = btl.setup_external_notifications(cerebro, notification_methods=['callback'],
+                                                 callback=got)
+    (by_old,) = btl.setup_external_notifications(cerebro, methods='callback', callback=got)
+    assert type(by_new) is type(by_old) is CallbackChannel
+    with pytest.raises(ConfigError, match='notification_methods or methods'):
+        btl.setup_external_notifications(cerebro, ['log'], methods=['log'])
+    with pytest.raises(ConfigError, match='must be a method name, a list of them or None'):
+        btl.setup_external_notifications(cerebro, 42)
+    assert cerebro.stop_notifications(2) and bt_live_threads() == []
+
 def test_a_new_notifier_keeps_the_channels_already_added():
     cerebro = btl.Cerebro()
     got = Collector()

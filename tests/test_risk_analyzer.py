@@ -44,9 +44,44 @@ def test_a_drawdown_breach_is_an_alert_logged_and_sent(caplog):
     assert metrics['peak_equity'] == 10900
     assert metrics['max_drawdown'] == pytest.approx(0.1651, 1e-3)
     assert metrics['bars'] == len(DIP) and metrics['exposure'] == pytest.approx(8100 / 9100)
-    assert analysis['current_status'] == {'status': 'BREACH', 'breaches': ['drawdown'],
-                                          'enforcing': True, 'kill_switch': ['drawdown']}
+    assert analysis['current_status'] == 'warning'
+    assert analysis['status_details'] == {'breaches': ['drawdown'], 'enforcing': True,
+                                          'kill_switch': ['drawdown']}
 
+
+
+class _LoggingScript(Script):
+    """backtrader's samples' ``log(txt, dt=None)``: a plain strategy, no mixin."""
+
+    def __init__(self):
+        super().__init__()
+        self.logged = []
+
+    def log(self, txt, dt=None):
+        self.logged.append((txt, dt))
+
+
+def test_an_alert_reaches_a_plain_strategys_log():
+    c = cerebro(DIP, commission=0.0)
+    c.addstrategy(_LoggingScript, script={2: buy(90)})
+    c.addanalyzer(RiskAnalyzer, **DD_ONLY)
+    strat = c.run()[0]
+    assert strat.logged == [('RISK ALERT: risk limit breached: drawdown 16.51% > '
+                             'max_drawdown_limit 15.00%', None)]
+
+
+class _BrokenLog(Script):
+    def log(self, txt, dt=None):
+        raise RuntimeError('log broke')
+
+
+def test_a_failing_strategy_log_never_breaks_the_run(caplog):
+    c = cerebro(DIP, commission=0.0)
+    c.addstrategy(_BrokenLog, script={2: buy(90)})
+    c.addanalyzer(RiskAnalyzer, **DD_ONLY)
+    strat = c.run()[0]
+    assert strat.analyzers.risk.get_analysis()['current_status'] == 'warning'
+    assert "the strategy's log() failed for drawdown" in caplog.text
 
 def test_alerts_reach_the_notification_channels_of_backtrader_live():
     got = []
@@ -99,8 +134,9 @@ def test_drawdown_blocks_additions_not_exits_until_reset():
     assert (bar, size) == (14, 1)          # the switch is on before the breach bar's next()
     assert reason.startswith(KILL + ' (drawdown: risk limit breached: drawdown 16.51%')
     assert [e[2] for e in strat.statuses('Completed')] == [90, -10, 1]
-    status = strat.analyzers.risk.get_analysis()['current_status']
-    assert status['status'] == 'OK' and status['kill_switch'] == []
+    analysis = strat.analyzers.risk.get_analysis()
+    assert analysis['current_status'] == 'normal'
+    assert analysis['status_details']['kill_switch'] == []
     assert strat.analyzers.risk.get_analysis()['risk_metrics']['peak_equity'] == 9100
 
 
@@ -134,7 +170,7 @@ def test_exposure_breach_clears_as_soon_as_exposure_is_back_under():
     assert [e[2] for e in strat.statuses('Completed')] == [40, -25, 1]
     analysis = strat.analyzers.risk.get_analysis()
     assert [a['type'] for a in analysis['risk_alerts']] == ['exposure']
-    assert analysis['current_status']['status'] == 'OK'
+    assert analysis['current_status'] == 'normal'
 
 
 def test_daily_loss_on_the_2020_03_12_crash_clears_the_next_utc_day():
@@ -227,7 +263,7 @@ def test_with_upstream_broker_it_reports_and_says_it_cannot_enforce(caplog):
     assert "needs backtrader_live's broker" in caplog.text
     analysis = strat.analyzers.risk.get_analysis()
     assert [a['type'] for a in analysis['risk_alerts']] == ['drawdown']
-    assert analysis['current_status']['enforcing'] is False
+    assert analysis['status_details']['enforcing'] is False
     assert [e[2] for e in strat.statuses('Completed')] == [90, 1]     # not blocked
 
 
@@ -272,4 +308,4 @@ def test_live_breach_blocks_the_increase_and_lets_the_close_through(sim):
                                                           ('BUY', 'FILLED')]
     analysis = run.rec.strategy.analyzers.risk.get_analysis()
     assert [a['type'] for a in analysis['risk_alerts']] == ['exposure']
-    assert analysis['current_status']['status'] == 'OK'
+    assert analysis['current_status'] == 'normal'

@@ -28,6 +28,7 @@ from ..risk import KillSwitch, gross_exposure, increases_exposure, open_orders
 log = logging.getLogger(__name__)
 
 DRAWDOWN, EXPOSURE, DAILY_LOSS = 'drawdown', 'exposure', 'daily_loss'
+NORMAL, WARNING = 'normal', 'warning'      # current_status of get_analysis()
 _LIMIT_PARAM = {DRAWDOWN: 'max_drawdown_limit', EXPOSURE: 'max_position_risk',
                 DAILY_LOSS: 'daily_loss_limit'}
 _LABEL = {DRAWDOWN: 'drawdown', EXPOSURE: 'gross exposure', DAILY_LOSS: 'loss today'}
@@ -49,7 +50,13 @@ class RiskAnalyzer(bt.Analyzer):
 
     ``get_analysis()``: ``risk_metrics`` (current and worst values),
     ``risk_alerts`` (``{type, value, limit, timestamp, message}``, oldest
-    first) and ``current_status``.
+    first), ``current_status`` ('normal', or 'warning' while a limit is in
+    breach) and ``status_details`` (the breaches, whether they are enforced,
+    the kill switch's active reasons).
+
+    Each alert is logged, sent to Cerebro's notification channels and, if the
+    strategy has a ``log(txt, ...)`` method (backtrader's samples all do),
+    handed to it as well.
 
     Enforcement needs backtrader_live's broker (``BrokerBase`` or an exchange
     broker, paper or live); with another broker the analyzer only reports.
@@ -226,13 +233,20 @@ class RiskAnalyzer(bt.Analyzer):
             self.kill_switch.clear(kind)
 
     def _emit_alert(self, alert):
-        """Log the alert and hand it to Cerebro's notification channel if any.
+        """Log the alert, hand it to Cerebro's notification channel if any,
+        and to the strategy's own ``log()`` if it has one.
 
-        ``cerebro.trigger_notifications`` belongs to the notification
-        machinery; a broken channel must never break trading, so it is
-        guarded and only logged.
+        Neither a broken channel nor a failing ``log()`` may break trading,
+        so both are guarded and only logged.
         """
         log.warning('RiskAnalyzer: %s', alert['message'])
+        strategy_log = getattr(self.strategy, 'log', None)
+        if callable(strategy_log):
+            try:
+                strategy_log('RISK ALERT: %s' % alert['message'])
+            except Exception:
+                log.exception('RiskAnalyzer: the strategy\'s log() failed for %s',
+                              alert['type'])
         cerebro = getattr(self.strategy, 'cerebro', None)
         trigger = getattr(cerebro, 'trigger_notifications', None)
         if not callable(trigger):
@@ -266,14 +280,14 @@ class RiskAnalyzer(bt.Analyzer):
 
     def get_analysis(self):
         switch = getattr(self.strategy.broker, 'kill_switch', None)
-        status = {
-            'status': 'BREACH' if self._breaches else 'OK',
+        details = {
             'breaches': list(self._breaches),
             'enforcing': self.enforcing,
             'kill_switch': sorted(switch.active()) if isinstance(switch, KillSwitch) else [],
         }
         return {'risk_metrics': self._metrics(), 'risk_alerts': list(self._alerts),
-                'current_status': status}
+                'current_status': WARNING if self._breaches else NORMAL,
+                'status_details': details}
 
     def _metrics(self):
         equity, peak, start, drawdown, exposure, loss = self._now

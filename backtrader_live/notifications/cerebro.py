@@ -189,11 +189,16 @@ _PER_METHOD = {
 }
 
 
-def setup_external_notifications(cerebro, methods, **settings):
+def setup_external_notifications(cerebro, notification_methods=None, **settings):
     """Configure external notifications the way the original design did.
 
-    ``methods``: 'callback', 'email', 'webhook', 'apprise', 'log' (a name or
-    a list). ``settings`` (all optional unless the method needs them):
+    ``notification_methods``: 'callback', 'email', 'webhook', 'apprise', 'log'
+    (a name or a list). None (or omitted): every method whose settings are
+    given here or in the environment (``callback(s)``, ``email_host``,
+    ``webhook_url(s)``/``BTL_WEBHOOK_URL``, ``apprise_urls``/
+    ``BTL_APPRISE_URLS``), plus 'log', so a bot is never silent.
+    ``methods=`` is accepted as an older spelling of the same argument.
+    ``settings`` (all optional unless the method needs them):
 
     - general: ``level`` (default 'INFO'), ``dedupe_interval`` (60 s),
       ``drain_timeout`` (5 s), ``timeout`` (10 s), ``retries`` (3), ``queue_size``
@@ -211,7 +216,7 @@ def setup_external_notifications(cerebro, methods, **settings):
     Returns the list of channels added. Orders, trades, data status changes,
     risk alerts and run errors are then sent without any strategy change.
     """
-    methods = [methods] if isinstance(methods, str) else list(methods)
+    methods = _chosen_methods(notification_methods, settings)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError('unknown notification method(s) %s; available: %s'
@@ -233,6 +238,39 @@ def setup_external_notifications(cerebro, methods, **settings):
         for channel in _BUILDERS[method](settings, _common(settings, method)):
             added.append(notifier.add_channel(channel))
     return added
+
+
+def _chosen_methods(notification_methods, settings):
+    """The methods asked for: named, or (None) those the settings and the
+    environment configure, plus 'log'."""
+    if 'methods' in settings:
+        older = settings.pop('methods')
+        if notification_methods is not None:
+            raise ConfigError('pass notification_methods or methods (its older name), '
+                              'not both')
+        notification_methods = older
+    if notification_methods is None:
+        found = [m for m, keys in _CONFIGURED_BY.items()
+                 if any(k in settings for k in keys) or any(os.environ.get(e)
+                                                            for e in _ENV_OF.get(m, ()))]
+        chosen = found + ['log']
+        log.info('notifications: methods configured by the settings/environment: %s',
+                 ', '.join(chosen))
+        return chosen
+    if isinstance(notification_methods, str):
+        return [notification_methods]
+    try:
+        return list(notification_methods)
+    except TypeError:
+        raise ConfigError('notification_methods must be a method name, a list of them or '
+                          'None; available: %s; got %r'
+                          % (', '.join(METHODS), notification_methods)) from None
+
+
+# What makes a method "configured" when no method is named.
+_CONFIGURED_BY = {'callback': ('callback', 'callbacks'), 'email': ('email_host',),
+                  'webhook': ('webhook_url', 'webhook_urls'), 'apprise': ('apprise_urls',)}
+_ENV_OF = {'webhook': ('BTL_WEBHOOK_URL',), 'apprise': ('BTL_APPRISE_URLS',)}
 
 
 def _common(settings, method):
