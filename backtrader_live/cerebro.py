@@ -82,7 +82,19 @@ class _StopControl:
 
 
 class Cerebro(NotificationsMixin, bt.Cerebro):
-    """backtrader's Cerebro plus :meth:`run_live`; backtests are unchanged."""
+    """backtrader's Cerebro plus :meth:`run_live`; backtests are unchanged.
+
+    Its default broker is backtrader_live's (BackBroker underneath, so fills,
+    cash and value are backtrader's own) with the risk gate on top: risk
+    limits and RiskAnalyzer's kill switch are enforced in a backtest exactly
+    as in a live run. ``setbroker()`` replaces it as usual.
+    """
+
+    def __init__(self):
+        super().__init__()
+        from .broker import BrokerBase       # broker imports nothing of Cerebro's
+        # history_kept=None: a backtest keeps every order and trade, as upstream does.
+        self._broker = BrokerBase(history_kept=None)
 
     def run_live(self, exchange, symbol, timeframe, strategy_cls, *,
                  apikey=None, secret=None, testnet=True, market_type='spot',

@@ -52,3 +52,32 @@ def test_identical_trades_and_value(rows):
     ours = _run(backtrader_live, rows)
     assert len(theirs[0]) > 300            # a real strategy with many trades
     assert ours == theirs
+
+
+def test_the_default_broker_carries_the_risk_gate():
+    """backtrader_live.Cerebro() enforces risk limits in a backtest with no
+    broker set by hand: RiskAnalyzer(enforce=True) trips a real kill switch."""
+    from test_risk_analyzer import DD_ONLY, DIP
+    from test_risk_kit import Script, buy, feed
+
+    cerebro = backtrader_live.Cerebro()
+    assert isinstance(cerebro.broker, backtrader_live.BrokerBase)
+    assert cerebro.broker.p.history_kept is None     # backtests keep upstream's history
+    cerebro.adddata(feed(DIP))
+    cerebro.broker.setcash(10000.0)
+    cerebro.addstrategy(Script, script={2: buy(90), 16: buy(1)})
+    cerebro.addanalyzer(backtrader_live.analyzers.RiskAnalyzer, **DD_ONLY)
+    strat = cerebro.run()[0]
+    assert strat.analyzers.risk.get_analysis()['status_details']['enforcing'] is True
+    rejected = [e for e in strat.events if e[1] == 'Rejected']
+    assert [(bar, size) for bar, _, size, _ in rejected] == [(16, 1)]
+    assert rejected[0][3].startswith('kill switch active (drawdown')
+
+
+def test_upstream_cerebro_keeps_its_broker_in_broker_attribute():
+    """Guard: backtrader_live.Cerebro sets its default broker by replacing
+    upstream's ``_broker`` after ``Cerebro.__init__`` (backtrader 1.9.78.123)."""
+    assert backtrader.__version__ == '1.9.78.123'
+    upstream = backtrader.Cerebro()
+    assert isinstance(upstream._broker, backtrader.brokers.BackBroker)
+    assert upstream.getbroker() is upstream._broker
