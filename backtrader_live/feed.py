@@ -18,7 +18,7 @@ import backtrader as bt
 from .errors import ConfigError, LiveError
 from .events import Bar
 from .stream import LIVE, RECONNECTING
-from .timeframes import TIMEFRAME_MAP, parse_timeframe
+from .timeframes import TIMEFRAME_MAP, TIMEFRAME_SPECS, parse_timeframe
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class DataBase(bt.feed.DataBase):
     open time, in UTC.
     """
 
-    TIMEFRAME_MAP = TIMEFRAME_MAP
+    TIMEFRAME_MAP = TIMEFRAME_MAP        # '1m' -> '1min' ... '1w' -> '1week'
+    TIMEFRAME_SPECS = TIMEFRAME_SPECS    # '1m' -> (backtrader timeframe, compression, ms)
 
     params = (
         ('store', None),
@@ -61,11 +62,12 @@ class DataBase(bt.feed.DataBase):
     )
 
     @classmethod
-    def from_timeframe_string(cls, tf, store, symbol, **kwargs):
-        """A feed for ``symbol`` at ``tf`` ('1m' ... '1M') on ``store``."""
+    def from_timeframe_string(cls, timeframe_str, store, symbol, **kwargs):
+        """A feed for ``symbol`` at ``timeframe_str`` ('1m' ... '1M', the keys
+        of ``TIMEFRAME_MAP``) on ``store``."""
         supported = store.TIMEFRAMES if store is not None else None
-        parse_timeframe(tf, supported)
-        return cls(dataname=symbol, store=store, tf=tf, **kwargs)
+        parse_timeframe(timeframe_str, supported)
+        return cls(dataname=symbol, store=store, tf=timeframe_str, **kwargs)
 
     def __init__(self):
         super().__init__()

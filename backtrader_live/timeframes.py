@@ -5,7 +5,7 @@ from .errors import ConfigError
 
 _MIN = 60_000
 # name -> (backtrader timeframe, compression, nominal length in ms)
-TIMEFRAME_MAP = {
+TIMEFRAME_SPECS = {
     '1m': (TimeFrame.Minutes, 1, _MIN),
     '3m': (TimeFrame.Minutes, 3, 3 * _MIN),
     '5m': (TimeFrame.Minutes, 5, 5 * _MIN),
@@ -24,14 +24,18 @@ TIMEFRAME_MAP = {
     '1M': (TimeFrame.Months, 1, 31 * 1440 * _MIN),
 }
 
+# The roadmap's map: exchange name -> a spelled-out name ('1m' -> '1min').
+_UNITS = {'m': 'min', 'h': 'hour', 'd': 'day', 'w': 'week', 'M': 'month'}
+TIMEFRAME_MAP = {name: name[:-1] + _UNITS[name[-1]] for name in TIMEFRAME_SPECS}
+
 
 def parse_timeframe(tf, supported=None):
     """Validate ``tf`` and return (timeframe, compression, ms).
 
     ``supported`` narrows the accepted names to what one exchange serves.
     """
-    valid = [k for k in TIMEFRAME_MAP if supported is None or k in supported]
+    valid = [k for k in TIMEFRAME_SPECS if supported is None or k in supported]
     if not isinstance(tf, str) or tf not in valid:
         raise ConfigError('unknown timeframe %r; valid timeframes: %s'
                           % (tf, ', '.join(valid)))
-    return TIMEFRAME_MAP[tf]
+    return TIMEFRAME_SPECS[tf]

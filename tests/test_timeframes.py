@@ -3,14 +3,19 @@ import pytest
 
 from backtrader_live import ConfigError
 from backtrader_live.feeds import BinanceData
-from backtrader_live.timeframes import TIMEFRAME_MAP, parse_timeframe
+from backtrader_live.timeframes import TIMEFRAME_MAP, TIMEFRAME_SPECS, parse_timeframe
 
 ALL = ['1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M']
 
 
 def test_the_map_has_exactly_the_documented_timeframes():
-    assert list(TIMEFRAME_MAP) == ALL
+    assert list(TIMEFRAME_MAP) == list(TIMEFRAME_SPECS) == ALL
     assert BinanceData.TIMEFRAME_MAP is TIMEFRAME_MAP
+    assert BinanceData.TIMEFRAME_SPECS is TIMEFRAME_SPECS
+    assert TIMEFRAME_MAP == {
+        '1m': '1min', '3m': '3min', '5m': '5min', '15m': '15min', '30m': '30min',
+        '1h': '1hour', '2h': '2hour', '4h': '4hour', '6h': '6hour', '8h': '8hour',
+        '12h': '12hour', '1d': '1day', '3d': '3day', '1w': '1week', '1M': '1month'}
 
 
 @pytest.mark.parametrize('tf,expected', [
