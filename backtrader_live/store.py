@@ -88,7 +88,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         ('timeout', 10.0),      # seconds for each REST call
         ('rest_retries', 3),    # for idempotent reads only, never for creates
         # -- fault tolerance (docs/faults.md) --
-        ('recv_window', None),      # ms a signed request stays valid (None: ccxt's)
+        ('recv_window', 5000),      # ms a signed request stays valid (None: ccxt's)
         ('max_retry_wait', 60.0),   # longest Retry-After waited out; longer: error
         ('stream_heartbeat', 20.0),  # seconds of silence before a stream pings
         ('stream_timeout', 60.0),   # seconds of silence before it reconnects
@@ -117,14 +117,15 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     @classmethod
     def get_instance(cls, apikey=None, secret=None, testnet=True,
                      market_type='spot', **kwargs):
-        """The store for these credentials/testnet/market type/endpoint.
+        """The store for these credentials, testnet, market type and options.
 
         Thread-safe: concurrent callers with the same arguments get the same
-        object; different arguments get different objects.
+        object; any different argument (an option such as ``timeout`` or
+        ``recv_window`` too) gets a different object, never the old one.
         """
         creds = Credentials.resolve(apikey, secret, cls.env_prefix or '')
         kind = market_kind(market_type, cls.MARKET_TYPES, cls.exchange_name)
-        key = (cls, creds.key(), bool(testnet), kind, kwargs.get('endpoint'))
+        key = (cls, creds.key(), bool(testnet), kind, _options_key(kwargs))
         with cls._instances_lock:
             store = cls._instances.get(key)
             if store is None:
@@ -148,6 +149,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         self._backoff = Backoff(base=0.25, cap=10.0)
         self._lock = threading.RLock()
         self._connected = False
+        self.connection_error = None     # why test_connection() last said False
         self._markets = None
         self._stop_event = threading.Event()
         self._market_stream = None
@@ -314,10 +316,18 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return self._connected and all(s.is_live for s in streams)
 
     def test_connection(self):
-        """Check reachability and, with keys, authentication. Returns True."""
-        self.call('fetch_time')
-        if self.has_credentials:
-            self.call('fetch_balance')
+        """True if the exchange answers (and, with keys, accepts them), else
+        False; the reason is logged and kept in ``connection_error``."""
+        try:
+            self.call('fetch_time')
+            if self.has_credentials:
+                self.call('fetch_balance')
+        except LiveError as exc:
+            self.connection_error = str(exc)
+            self._connected = False
+            log.warning('%s: connection test failed: %s', self.exchange_name, exc)
+            return False
+        self.connection_error = None
         self._connected = True
         return True
 
@@ -338,22 +348,32 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return MarketRules(market)
 
     def get_balance(self, currency=None):
-        """``{asset: {'free','used','total','wallet'}}``, or one asset's dict.
+        """The free balance of ``currency`` as a float (0.0 if none), or with
+        no currency every asset's ``{'free','used','total','wallet'}``.
+
+        ``get_balance_details`` gives one asset's whole dict.
+        """
+        if currency is not None:
+            return float(self.get_balance_details(currency)['free'])
+        return self._balances()
+
+    def get_balance_details(self, currency):
+        """``{'free','used','total','wallet'}`` of one asset (zeros if none).
 
         ``wallet`` is the balance without unrealised PnL (derivatives); ccxt's
         ``total`` includes it on some exchanges and not on others.
         """
+        return self._balances().get(currency, {'free': 0.0, 'used': 0.0, 'total': 0.0,
+                                               'wallet': 0.0})
+
+    def _balances(self):
         raw = self.call('fetch_balance')
         wallets = self.wallet_balances(raw.get('info') or {})
-        balances = {k: {'free': v.get('free') or 0.0, 'used': v.get('used') or 0.0,
-                        'total': v.get('total') or 0.0,
-                        'wallet': wallets.get(k, v.get('total') or 0.0)}
-                    for k, v in raw.items()
-                    if isinstance(v, dict) and k not in ('free', 'used', 'total', 'info')}
-        if currency is not None:
-            return balances.get(currency, {'free': 0.0, 'used': 0.0, 'total': 0.0,
-                                           'wallet': 0.0})
-        return balances
+        return {k: {'free': v.get('free') or 0.0, 'used': v.get('used') or 0.0,
+                    'total': v.get('total') or 0.0,
+                    'wallet': wallets.get(k, v.get('total') or 0.0)}
+                for k, v in raw.items()
+                if isinstance(v, dict) and k not in ('free', 'used', 'total', 'info')}
 
     def wallet_balances(self, info):
         """``{asset: wallet balance}`` from the raw balance answer, where ccxt's
@@ -644,6 +664,17 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         with self._lock:
             self._cid_seq = getattr(self, '_cid_seq', 0) + 1
             return '%s%x%04x' % (prefix, int(time.time() * 1000), self._cid_seq % 0xFFFF)
+
+
+def _options_key(kwargs):
+    """A hashable key of a store's options (unhashable values by repr)."""
+    def hashable(value):
+        try:
+            hash(value)
+            return value
+        except TypeError:
+            return repr(value)
+    return tuple(sorted((k, hashable(v)) for k, v in kwargs.items()))
 
 
 def _unanswered(method, err):

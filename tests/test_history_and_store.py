@@ -75,15 +75,26 @@ def test_singleton_per_arguments_under_threads(sim):
         BinanceStore.get_instance(apikey=KEY, secret=SECRET, testnet=False, endpoint=sim.base_url),
         BinanceStore.get_instance(apikey=KEY, secret=SECRET),
         BinanceStore.get_instance(apikey='k2', secret=SECRET, endpoint=sim.base_url),
+        # another option is another configuration: never the old store
+        BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url, timeout=3),
+        BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                  recv_window=2000),
+        BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                  rate_limit=False),
     }
-    assert len(others) == 4 and got[0] not in others
+    assert len(others) == 7 and got[0] not in others
+    same = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                     timeout=3)
+    assert same in others and same.p.timeout == 3
     # The plain constructor is not backtrader's one-per-class singleton.
     assert BinanceStore(endpoint=sim.base_url) is not BinanceStore(endpoint=sim.base_url)
 
 
 def test_store_queries(sim):
     store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
-    assert store.test_connection() and store.is_connected
+    assert store.test_connection() is True and store.is_connected
+    assert store.connection_error is None and store.p.recv_window == 5000
+    assert store.exchange.options['recvWindow'] == 5000
     markets = store.get_markets()
     assert {'BTC/USDT', 'ETH/BTC'} <= set(markets)
     rules = store.market_rules('BTC/USDT')
@@ -116,7 +127,7 @@ def test_clock_skew_is_corrected_once(sim, monkeypatch):
     # the store syncs with the server time and the retry succeeds.
     real_ms = store.exchange.milliseconds
     monkeypatch.setattr(store.exchange, 'milliseconds', lambda: real_ms() - 30_000)
-    assert store.get_balance('USDT')['free'] == 10000.0
+    assert store.get_balance('USDT') == 10000.0
     assert store.exchange.options['timeDifference'] == pytest.approx(-30_000, abs=2_000)
 
 
@@ -188,3 +199,25 @@ def test_user_stream_refusal_is_reported(sim):
     error = [e for e in events if e[0] == 'error'][0][1]
     assert 'refused' in error and '-1022' in error and 'bad-secret' not in error
     store.stop()
+
+
+def test_test_connection_is_false_with_the_reason_when_unreachable_or_refused(sim):
+    from notifykit import refused_port
+    gone = BinanceStore.get_instance(apikey=KEY, secret=SECRET, rest_retries=0,
+                                     endpoint='http://127.0.0.1:%d' % refused_port())
+    assert gone.test_connection() is False and not gone.is_connected
+    assert gone.connection_error
+    refused = BinanceStore.get_instance(apikey=KEY, secret='bad-secret', endpoint=sim.base_url)
+    assert refused.test_connection() is False
+    assert '-1022' in refused.connection_error and 'bad-secret' not in refused.connection_error
+    assert BinanceStore.get_instance(apikey=KEY, secret=SECRET,
+                                     endpoint=sim.base_url).test_connection() is True
+
+
+def test_get_balance_of_a_currency_is_its_free_balance(sim):
+    store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+    assert store.get_balance('USDT') == 10000.0 and isinstance(store.get_balance('USDT'), float)
+    assert store.get_balance('DOGE') == 0.0
+    assert store.get_balance_details('USDT') == {'free': 10000.0, 'used': 0.0,
+                                                 'total': 10000.0, 'wallet': 10000.0}
+    assert store.get_balance()['USDT'] == store.get_balance_details('USDT')

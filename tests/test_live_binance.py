@@ -208,7 +208,7 @@ def test_keys_from_the_environment(sim, monkeypatch):
     monkeypatch.setenv('BINANCE_API_SECRET', SECRET)
     store = btl.stores.BinanceStore.get_instance(endpoint=sim.base_url)
     assert store.has_credentials and store.test_connection() is True
-    assert store.get_balance('USDT')['free'] == 10000.0
+    assert store.get_balance('USDT') == 10000.0
     assert store.get_open_orders('BTC/USDT') == []
     assert store.get_positions() == []
 

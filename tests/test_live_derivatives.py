@@ -199,7 +199,7 @@ def test_funding_reaches_cash_and_the_strategy(venue_sim, venue):
     # The wallet over REST too (Binance's ccxt 'total' adds the unrealised PnL
     # of the open position; the account is loaded from REST at start and end).
     store = run.rec.strategy.broker.store
-    assert store.get_balance(settle)['wallet'] == pytest.approx(_wallet(sim, venue))
+    assert store.get_balance_details(settle)['wallet'] == pytest.approx(_wallet(sim, venue))
 
 
 @pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-linear'])
