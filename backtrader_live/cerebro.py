@@ -9,6 +9,7 @@ import threading
 import backtrader as bt
 
 from .errors import ConfigError
+from .linewindow import LineWindow
 from .notifications import NotificationsMixin
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,21 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         from .broker import BrokerBase       # broker imports nothing of Cerebro's
         # history_kept=None: a backtest keeps every order and trade, as upstream does.
         self._broker = BrokerBase(history_kept=None)
+        self._line_window = None     # a live run's LineWindow (keep_bars)
+
+    def _next_writers(self, runstrats):
+        # Upstream calls this once per bar, after every strategy's next() (both
+        # loops): the one point where no line is half-way through a bar.
+        super()._next_writers(runstrats)
+        if self._line_window is not None:
+            self._line_window.tick(runstrats)
 
     def run_live(self, exchange, symbol, timeframe, strategy_cls, *,
                  apikey=None, secret=None, testnet=True, market_type='spot',
                  paper_trading=True, endpoint=None, strategy_params=None,
                  cash=10000.0, backfill_bars=200, max_bars=None, duration=None,
-                 cancel_on_exit=False, store_kwargs=None, data_kwargs=None,
-                 broker_kwargs=None, **run_kwargs):
+                 cancel_on_exit=False, keep_bars=20000, store_kwargs=None,
+                 data_kwargs=None, broker_kwargs=None, **run_kwargs):
         """Trade ``strategy_cls`` live on ``exchange`` and return ``run()``'s result.
 
         - exchange: 'binance' (see ``available_exchanges()``); symbol in ccxt
@@ -114,6 +123,9 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         - backfill_bars: closed bars of history before going live.
         - max_bars / duration: stop after that many live bars / seconds.
         - cancel_on_exit: cancel our open orders when the run ends.
+        - keep_bars: bars of every line (data, indicators, observers) kept in
+          memory, enough for indicators and a plot of the recent past; memory
+          stays flat over months (linewindow.py). None keeps every bar.
         - anything else goes to ``Cerebro.run`` (e.g. ``exactbars``).
         """
         store_cls = find_store(exchange)
@@ -122,6 +134,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         if duration is not None and not duration > 0:
             raise ConfigError('duration must be a positive number of seconds, got %r'
                               % (duration,))
+        window = LineWindow(keep_bars) if keep_bars is not None else None
         store = store_cls.get_instance(apikey=apikey, secret=secret, testnet=testnet,
                                        market_type=market_type, endpoint=endpoint,
                                        **(store_kwargs or {}))
@@ -140,6 +153,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         # Live: hand order notifications to the strategy as they happen, not
         # at the next bar (an hour later on 1h bars).
         run_kwargs.setdefault('quicknotify', True)
+        self._line_window = window
         # ccxt's client (API tables, markets) is several hundred thousand
         # objects: a full collection scanning them stalls the loop ~75 ms.
         # They live as long as the run: take them out of the collector's way.
@@ -153,6 +167,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             _stop_after_failure(self, strategy_cls, broker, exc)
             raise
         finally:
+            self._line_window = None     # a later run() is a backtest: every bar kept
             store.stop()
             gc.unfreeze()    # what the run left behind may be collected again
         if getattr(broker, 'halted', None) is not None:

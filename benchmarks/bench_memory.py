@@ -16,10 +16,12 @@ to ``next()``. Bars are generated on the fly (the producer holds nothing).
 RSS (VmRSS) is sampled every 5,000 bars. Growth = RSS at the end vs RSS after the
 warm-up (the first 50,000 bars, ~35 days); the target is < 1 %.
 
-Configurations: ``exactbars1_indicators`` (exactbars=1, stdstats=False, an SMA
-crossover computed but not trading: the feed + Cerebro path), ``exactbars1_trading``
-(the same strategy trading in the paper broker: shows what upstream backtrader
-keeps per order), and ``defaults`` (no memory option: every line kept).
+Configurations: ``defaults`` (run_live and Cerebro at their defaults: stdstats
+observers on, ``keep_bars`` = 20,000 bars of every line kept, an SMA crossover
+computed but not trading), ``defaults_trading`` (the same strategy trading in the
+paper broker), ``exactbars1_indicators`` / ``exactbars1_trading`` (exactbars=1,
+stdstats=False: backtrader's own minimum, no plotting), and ``keep_all``
+(``keep_bars=None``: every line kept, as before issue 12).
 
     python benchmarks/bench_memory.py [--quick] [--bars 525600] [--configs a,b]
 """
@@ -111,14 +113,16 @@ def produce(store, data, n, done, price):
     done.set()
 
 
-def run(sim, bars, label, exactbars, trade):
+def run(sim, bars, label, exactbars, trade, stdstats=False, keep_bars=20000):
     BinanceStore.forget_instances()
     gc.collect()
     store = BinanceStore.get_instance(apikey=None, secret=None, testnet=True,
                                       market_type='spot', endpoint=sim.base_url)
     sampler = Sampler()
-    cerebro = btl.Cerebro(stdstats=False)
+    cerebro = btl.Cerebro(stdstats=stdstats)
     kwargs = {'exactbars': exactbars} if exactbars is not None else {}
+    if keep_bars != 20000:
+        kwargs['keep_bars'] = keep_bars     # otherwise run_live's default
     live = C.LiveThread(cerebro, 'binance', 'BTC/USDT', '1m', SmaCross, endpoint=sim.base_url,
                         backfill_bars=200, max_bars=bars,
                         strategy_params={'sampler': sampler, 'trade': trade},
@@ -152,7 +156,8 @@ def run(sim, bars, label, exactbars, trade):
         mk = sum(k for _, k in pts) / len(pts)
         den = sum((b - mb) ** 2 for b, _ in pts)
         slope = round(1e5 * sum((b - mb) * (k - mk) for b, k in pts) / den, 1) if den else None
-    out = {'label': label, 'exactbars': exactbars, 'stdstats': False, 'trading': trade,
+    out = {'label': label, 'exactbars': exactbars, 'stdstats': stdstats, 'trading': trade,
+           'keep_bars': keep_bars,
            'bars': sampler.count, 'wall_s': round(wall, 1),
            'bars_per_s': round(bars / wall) if wall else None,
            'rss_mb_before_stream': round(rss0 / 1024, 1),
@@ -170,10 +175,12 @@ def run(sim, bars, label, exactbars, trade):
     return out
 
 
-CONFIGS = {
-    'exactbars1_indicators': (1, False),
-    'exactbars1_trading': (1, True),
-    'defaults': (None, False),
+CONFIGS = {      # label -> run() keyword arguments
+    'defaults': dict(exactbars=None, trade=False, stdstats=True),
+    'defaults_trading': dict(exactbars=None, trade=True, stdstats=True),
+    'exactbars1_indicators': dict(exactbars=1, trade=False),
+    'exactbars1_trading': dict(exactbars=1, trade=True),
+    'keep_all': dict(exactbars=None, trade=False, stdstats=True, keep_bars=None),
 }
 
 
@@ -197,9 +204,8 @@ def main(argv=None):
                                os.path.join(tmp, 'binance_BTCUSDT_1m.json'))
         with C.SimProcess(data={'BTC/USDT': hist}, start_index=2500) as sim:
             for label in args.configs.split(','):
-                exactbars, trade = CONFIGS[label]
-                result['runs'][label] = run(sim, bars, label, exactbars, trade)
-    main_run = result['runs'].get('exactbars1_indicators') or {}
+                result['runs'][label] = run(sim, bars, label, **CONFIGS[label])
+    main_run = result['runs'].get('defaults') or {}
     result['summary'] = {
         'growth_after_warmup_pct': main_run.get('growth_after_warmup_pct'),
         'pass': (main_run.get('growth_after_warmup_pct') or 99) < 1.0,
