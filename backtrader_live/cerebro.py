@@ -1,6 +1,7 @@
 """Cerebro with ``run_live``: one call from a strategy class to a live run."""
 import gc
 import importlib
+import inspect
 import logging
 import pkgutil
 import signal
@@ -10,6 +11,8 @@ import backtrader as bt
 
 from .errors import ConfigError
 from .linewindow import LineWindow
+from .options import (DICT_OF, check_keys, init_names, merge, param_names, route,
+                      takes_any_keyword)
 from .notifications import NotificationsMixin
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
                  paper_trading=True, endpoint=None, strategy_params=None,
                  cash=10000.0, backfill_bars=200, max_bars=None, duration=None,
                  cancel_on_exit=False, keep_bars=20000, store_kwargs=None,
-                 data_kwargs=None, broker_kwargs=None, **run_kwargs):
+                 data_kwargs=None, broker_kwargs=None, run_kwargs=None, **options):
         """Trade ``strategy_cls`` live on ``exchange`` and return ``run()``'s result.
 
         - exchange: 'binance' (see ``available_exchanges()``); symbol in ccxt
@@ -126,9 +129,20 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         - keep_bars: bars of every line (data, indicators, observers) kept in
           memory, enough for indicators and a plot of the recent past; memory
           stays flat over months (linewindow.py). None keeps every bar.
-        - anything else goes to ``Cerebro.run`` (e.g. ``exactbars``).
+        - any other keyword goes to the component that has a parameter of
+          that name: the store (``recv_window=5000``, ``rate_limit=False``),
+          the broker (``leverage=3``), the data feed, the strategy
+          (``fast=5``) or ``Cerebro.run`` (``exactbars``); an unknown or
+          misspelt one is a ConfigError naming the closest valid option.
+          ``store_kwargs``/``broker_kwargs``/``data_kwargs``/
+          ``strategy_params``/``run_kwargs`` say it explicitly (options.py).
         """
         store_cls = find_store(exchange)
+        parts = self._route_options(store_cls, strategy_cls, options, dict(
+            store=store_kwargs, broker=broker_kwargs, data=data_kwargs,
+            strategy=strategy_params, run=run_kwargs))
+        store_kwargs, broker_kwargs, data_kwargs = parts['store'], parts['broker'], parts['data']
+        strategy_params, run_kwargs = parts['strategy'], parts['run']
         if max_bars is not None and (not isinstance(max_bars, int) or max_bars < 1):
             raise ConfigError('max_bars must be a positive integer, got %r' % (max_bars,))
         if duration is not None and not duration > 0:
@@ -140,8 +154,8 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
                                        **(store_kwargs or {}))
         store.market_rules(symbol)     # unknown symbol: a clear error before starting
         data = store_cls.DataCls.from_timeframe_string(
-            timeframe, store, symbol, name=symbol, backfill_bars=backfill_bars,
-            max_live_bars=max_bars, **(data_kwargs or {}))
+            timeframe, store, symbol, backfill_bars=backfill_bars, max_live_bars=max_bars,
+            **dict({'name': symbol}, **data_kwargs))
         broker = store.getbroker(paper_trading=paper_trading, testnet=testnet,
                                  cancel_on_exit=cancel_on_exit, cash=cash,
                                  **(broker_kwargs or {}))
@@ -173,6 +187,33 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         if getattr(broker, 'halted', None) is not None:
             raise broker.halted      # keys or permissions refused mid-run (logged)
         return result
+
+    # What run_live sets itself, per component (passed as its own arguments).
+    _RESERVED = {'store': ('testnet', 'market_type', 'endpoint'),
+                 'broker': ('paper_trading', 'testnet', 'cancel_on_exit', 'cash'),
+                 'data': ('dataname', 'store', 'tf', 'backfill_bars', 'max_live_bars'),
+                 'strategy': (), 'run': ()}
+
+    def _route_options(self, store_cls, strategy_cls, flat, explicit):
+        """{component: its keyword arguments}: flat options routed by name,
+        merged with the explicit dictionaries; every key checked."""
+        owners = {'store': param_names(store_cls), 'broker': param_names(store_cls.BrokerCls),
+                  'data': param_names(store_cls.DataCls),
+                  'strategy': param_names(strategy_cls) + init_names(strategy_cls),
+                  'run': param_names(type(self))}
+        valid = {kind: set(names) - set(self._RESERVED[kind]) for kind, names in owners.items()}
+        own = inspect.signature(self.run_live).parameters
+        routed = route(flat, valid, own)
+        parts = {}
+        for kind, given in explicit.items():
+            what = DICT_OF[kind]
+            if kind == 'strategy' and takes_any_keyword(strategy_cls):
+                parts[kind] = merge(what, routed[kind], given)
+                continue
+            check_keys(what, given, valid[kind] | set(self._RESERVED[kind]),
+                       reserved=self._RESERVED[kind])
+            parts[kind] = merge(what, routed[kind], given)
+        return parts
 
     @staticmethod
     def _warn_if_real_money(paper_trading, testnet, endpoint):
