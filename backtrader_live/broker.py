@@ -26,7 +26,7 @@ from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .orders import OrderBook, round_order
-from .recovery import resolve_unknown, window_left
+from .recovery import resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy
 from .risk import KillSwitch, gate_rules
 
@@ -352,22 +352,33 @@ class BrokerBase(BackBroker):
         if not self.live:
             return super().cancel(order, bracket)
         if order.alive() and self._book.client_id(order):
-            self._cancel_live(order)
+            if self._book.cancel_pending(order):
+                log.info('cancel of %s already sent; waiting for the exchange to end it',
+                         self._book.client_id(order))
+            else:
+                self._cancel_live(order)
         return order
 
     def _cancel_live(self, order):
+        """Send one cancel; never raises. A cancel whose outcome is not known
+        leaves the order alive with its cancel pending (recovery.py)."""
         cid = self._book.client_id(order)
         symbol = order.data.p.dataname
+        self._book.cancel_sent(order)
         try:
             raw = self.store.cancel_order(self._book.exchange_id(order), symbol,
                                           self.store.client_id_query(cid, _conditional(order)))
         except OrderNotFound:
-            # Filled (or never placed) meanwhile: ask instead of guessing.
-            raw = self.store.fetch_order_by_client_id(cid, symbol, _conditional(order))
-            if raw is None:
-                return
+            # Not open on the exchange: filled or ended meanwhile, or a cancel
+            # whose answer was lost landed. Ask instead of guessing.
+            self.reconcile([order], balances=False)
+            return
         except LiveError as exc:
-            log.error('cancel of %s failed: %s', cid, exc)
+            log.warning('cancel of %s: %s; the order stays open until the exchange says '
+                        'how it ended', cid, exc)
+            self.halt_if_fatal(exc)
+            if isinstance(exc, UnknownOutcome):
+                self.reconcile([order], balances=False)
             return
         self.apply_update(order_from_ccxt(raw, 'rest'), order)
 
@@ -421,6 +432,10 @@ class BrokerBase(BackBroker):
         overdue = self._book.overdue(self.p.fill_wait)
         if overdue:
             self.reconcile(overdue)     # the stream did not deliver those fills
+        cancelling = self._book.cancels_due(self.p.fill_wait)
+        if cancelling:
+            # cancels not settled yet (no answer, or no event since): ask
+            self.reconcile(cancelling, balances=False)
         if not self.store.user_stream_live and self._book.alive():
             now = time.monotonic()
             if now - self._last_poll >= self.p.rest_poll_interval:
@@ -461,8 +476,8 @@ class BrokerBase(BackBroker):
             log.error('user stream: %s', event[1])
             self.store.put_notification('user stream error: %s' % event[1])
 
-    def reconcile(self, orders=None):
-        """Ask the exchange about these (default: all alive) orders."""
+    def reconcile(self, orders=None, balances=True):
+        """Ask the exchange about these (default: all alive) orders; never raises."""
         for order in (self._book.alive() if orders is None else orders):
             cid = self._book.client_id(order)
             try:
@@ -474,9 +489,12 @@ class BrokerBase(BackBroker):
                 continue
             if raw is not None:
                 self.apply_update(order_from_ccxt(raw, 'reconcile'), order)
+                settle_cancel(self, order, raw)
             elif order.status == Order.Submitted and not window_left(self, order):
                 # Absent after its receive window: never placed (recovery.py).
                 self._finish_rejected(order, 'the exchange has no order %s' % cid)
+        if not balances:
+            return
         try:
             self.account.load(self.store)
         except LiveError as exc:

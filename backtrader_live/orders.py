@@ -9,7 +9,8 @@ from .events import TERMINAL
 
 class _Record:
     __slots__ = ('order', 'client_id', 'exchange_id', 'gross', 'trade_ids',
-                 'awaiting_since', 'final_status', 'filled', 'sent_at')
+                 'awaiting_since', 'final_status', 'filled', 'sent_at',
+                 'cancel_sent_at', 'cancel_checked_at', 'cancels_sent')
 
     def __init__(self, order, client_id):
         self.order = order
@@ -21,6 +22,9 @@ class _Record:
         self.final_status = None    # a terminal status announced by the exchange
         self.filled = 0.0           # the most the exchange said was filled
         self.sent_at = time.monotonic()   # when the create left (recvWindow rule)
+        self.cancel_sent_at = None  # when our last cancel left; None: no cancel pending
+        self.cancel_checked_at = None   # when we last asked how a pending cancel ended
+        self.cancels_sent = 0
 
 
 class OrderBook:
@@ -84,6 +88,42 @@ class OrderBook:
 
     def alive(self):
         return [r.order for r in self._by_ref.values() if r.order.alive()]
+
+    # -- cancels: pending until the exchange says how the order ended ------------
+    def cancel_sent(self, order):
+        rec = self._by_ref.get(order.ref)
+        if rec is not None:
+            rec.cancel_sent_at = rec.cancel_checked_at = time.monotonic()
+            rec.cancels_sent += 1
+
+    def cancel_pending(self, order):
+        """True while a cancel we sent has not ended the order."""
+        rec = self._by_ref.get(order.ref)
+        return rec is not None and rec.cancel_sent_at is not None
+
+    def cancel_sent_at(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.cancel_sent_at if rec else None
+
+    def cancels_sent(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.cancels_sent if rec else 0
+
+    def cancel_dropped(self, order):
+        """Give up on a cancel (refused for good): the order is plain open again."""
+        rec = self._by_ref.get(order.ref)
+        if rec is not None:
+            rec.cancel_sent_at = rec.cancel_checked_at = None
+
+    def cancels_due(self, wait):
+        """Alive orders whose cancel has not ended them for ``wait`` s since
+        we last asked (each is returned at most once per ``wait``)."""
+        now = time.monotonic()
+        due = [r for r in self._by_ref.values() if r.cancel_sent_at is not None
+               and r.order.alive() and now - r.cancel_checked_at >= wait]
+        for rec in due:
+            rec.cancel_checked_at = now
+        return [r.order for r in due]
 
     def await_fills(self, order):
         rec = self._by_ref.get(order.ref)

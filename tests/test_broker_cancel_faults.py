@@ -1,0 +1,86 @@
+"""A cancel whose answer is lost never ends the run and is never sent again
+blindly: the order stays alive with its cancel pending until the stream or a
+REST look-up by client order id says how it ended (issue 11, defect 1)."""
+import pytest
+
+import backtrader_live as btl
+from helpers import eventually
+from venues import ALL, live_run, sim_orders, unit, venue_sim
+
+# Short timeouts so a lost answer is given up on quickly (see faultkit.FAST).
+FAST = {'recv_window': 600, 'timeout': 1.0, 'stream_heartbeat': 0.3, 'stream_timeout': 1.0}
+
+
+def _rest_limit(venue):
+    def place(s):
+        s.order = s.buy(size=unit(venue), price=round(s.data.close[0] * 0.8, 1),
+                        exectype=btl.Order.Limit)
+    return place
+
+
+@pytest.mark.parametrize('action', ['accept_then_reset', 'accept_then_timeout'])
+@pytest.mark.parametrize('venue', ALL)
+def test_cancel_answer_lost_and_lookup_failing(venue, action):
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: _rest_limit(venue), 7: lambda s: s.cancel(s.order)},
+                       max_bars=4, store_kwargs=FAST).start()
+        run.step(1)                                       # bar 6: the limit rests
+        lost = sim.faults.rest('cancel_order', action, seconds=2.0)
+        lookups = sim.faults.rest('fetch_order', 'reset', times=None)
+        resent = sim.faults.rest('cancel_order', 'delay', seconds=0.0, times=None)
+        run.step(1)                                       # bar 7: the cancel
+        assert lost.hits == 1, 'the fault did not fire'
+        sim.faults.clear()
+        run.step(2)
+        run.join()
+        (order,) = sim_orders(sim, venue)
+    assert resent.hits == 0, 'the cancel was sent again blindly'
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
+    assert order.status.upper().startswith('CANCEL')
+    assert len(run.rec.bars) == 5 + 4                     # the run went on to its end
+    assert lookups.hits >= 1, 'the look-up fault did not fire'
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_cancel_answer_lost_while_the_user_stream_is_down(venue):
+    """No stream event to settle it: the REST look-up by client id does."""
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: _rest_limit(venue), 7: lambda s: s.cancel(s.order)},
+                       max_bars=4, store_kwargs=FAST, broker_kwargs={'rest_poll_interval': 0.0}
+                       ).start()
+        run.step(1)
+        sim.faults.drop_ws('private', seconds=None)
+        lost = sim.faults.rest('cancel_order', 'accept_then_reset')
+        resent = sim.faults.rest('cancel_order', 'delay', seconds=0.0, times=None)
+        run.step(1)
+        assert lost.hits == 1
+        eventually(lambda: run.rec.statuses()[-1] == 'Canceled' or run.error, 15)
+        sim.faults.restore_ws('private')
+        run.step(2)
+        run.join()
+        (order,) = sim_orders(sim, venue)
+    assert resent.hits == 0
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
+    assert order.status.upper().startswith('CANCEL')
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_cancel_that_never_arrived_is_sent_again_once_it_cannot_land(venue):
+    """The connection dropped before the exchange saw the cancel: the look-up
+    finds the order open; once the cancel's receive window has passed it can
+    no longer land, and only then is one new cancel sent."""
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: _rest_limit(venue), 7: lambda s: s.cancel(s.order)},
+                       max_bars=4, store_kwargs=FAST, broker_kwargs={'fill_wait': 0.2}).start()
+        run.step(1)
+        lost = sim.faults.rest('cancel_order', 'reset')
+        resent = sim.faults.rest('cancel_order', 'delay', seconds=0.0, times=None)
+        run.step(1)
+        assert lost.hits == 1
+        eventually(lambda: run.rec.statuses()[-1] == 'Canceled' or run.error, 15)
+        run.step(2)
+        run.join()
+        (order,) = sim_orders(sim, venue)
+    assert resent.hits == 1
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
+    assert order.status.upper().startswith('CANCEL')
