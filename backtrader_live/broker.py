@@ -25,7 +25,8 @@ from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
                      PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
-from .orders import OrderBook, round_order
+from .fills import TradeSizes, update_position
+from .orders import OrderBook, exact_sum, round_order
 from .recovery import resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy
 from .risk import KillSwitch, gate_rules
@@ -75,6 +76,7 @@ class BrokerBase(BackBroker):
         self._notified = 0
         self._last_poll = 0.0
         self._final_synced = False
+        self._trade_sizes = TradeSizes()     # upstream Trade's float sums (fills.py)
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
@@ -600,9 +602,13 @@ class BrokerBase(BackBroker):
     def _execute_fill(self, order, size, price, comm, ts):
         position = self.positions[order.data]
         psize_orig, pprice_orig = position.size, position.price
-        psize, pprice, opened, closed = position.update(size, price)
+        rules = self._rules(order.data)
+        psize, pprice, opened, closed = update_position(
+            position, size, price, rules.amount_step if rules.contract else None)
         pprice = position.price = self.account.entry_price(
-            self._rules(order.data), psize_orig, pprice_orig, position)
+            rules, psize_orig, pprice_orig, position)
+        closed = self._trade_sizes.closing_part(order, closed)
+        self._trade_sizes.opening_part(order, opened)
         ci = order.comminfo
         share = abs(closed) / abs(size) if size else 0.0
         closedcomm, openedcomm = comm * share, comm * (1.0 - share)
@@ -611,8 +617,13 @@ class BrokerBase(BackBroker):
         pnl = ci.profitandloss(-closed, pprice_orig, price)
         margin = ci.getvaluesize(size, price)
         dt = order.data.date2num(_utc(ts)) if ts else order.data.datetime[0]
+        executed = exact_sum(order.executed.size, size)
         order.execute(dt, size, price, closed, closedvalue, closedcomm, opened,
                       openedvalue, openedcomm, margin, pnl, psize, pprice)
+        # upstream sums these as floats too: keep them the exchange's decimals
+        order.executed.size = executed
+        order.executed.remsize = exact_sum(order.created.size, -executed)
+        order.status = Order.Partial if order.executed.remsize else Order.Completed
 
     def _finish(self, order, status):
         if status == CLOSED:

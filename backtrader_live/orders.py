@@ -1,10 +1,37 @@
 """Bookkeeping of live orders, and rounding orders to a market's rules."""
+import math
+import numbers
 import time
+from decimal import Decimal
 
 import ccxt
 from backtrader import Order
 
 from .events import TERMINAL
+
+
+# -- exact quantities ----------------------------------------------------------------
+# Exchanges count in decimals (0.009 - 0.002 = 0.007); binary floats do not
+# (0.006999999999999999), and a position that is off by 1e-18 is not flat and
+# cannot be closed in the market's step. Every quantity here is the shortest
+# decimal of a float (what the exchange sent), so sums are done on those.
+
+def dec(x):
+    """The decimal a float stands for (its shortest repr), exactly."""
+    return x if isinstance(x, Decimal) else Decimal(repr(float(x)))
+
+
+def exact_sum(*values):
+    """The decimal sum of ``values`` as a float: 0.009 - 0.002 == 0.007."""
+    return float(sum((dec(v) for v in values), Decimal(0)))
+
+
+def snap(value, step):
+    """``value`` on the nearest multiple of ``step`` (contracts are whole steps)."""
+    if not step:
+        return value
+    step = dec(step)
+    return float((dec(value) / step).to_integral_value() * step)
 
 
 class _Record:
@@ -165,7 +192,8 @@ class OrderBook:
         return True
 
     def add_gross(self, order, amount):
-        self._by_ref[order.ref].gross += amount
+        rec = self._by_ref[order.ref]
+        rec.gross = exact_sum(rec.gross, amount)
 
     def gross_filled(self, order):
         rec = self._by_ref.get(order.ref)
