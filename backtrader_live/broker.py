@@ -12,6 +12,7 @@ are never touched concurrently.
 """
 import collections
 import datetime
+import inspect
 import logging
 import queue
 import time
@@ -26,7 +27,8 @@ from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .fills import TradeSizes, update_position
-from .orders import OrderBook, exact_sum, round_order
+from .orders import (OrderBook, exact_sum, input_problem, order_problem, placeholder,
+                     round_order)
 from .recovery import resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy
 from .risk import KillSwitch, gate_rules
@@ -34,6 +36,7 @@ from .risk import KillSwitch, gate_rules
 log = logging.getLogger(__name__)
 
 _EPS = 1e-12
+_PLACE = inspect.signature(BackBroker.buy)     # upstream's buy()/sell() arguments
 
 
 class BrokerBase(BackBroker):
@@ -268,8 +271,36 @@ class BrokerBase(BackBroker):
         reason = round_order(order, self.store.exchange, rules)
         return reason
 
+    # -- orders in: arguments checked before anything is built or sent ---------------
+    def buy(self, owner, data, *args, **kwargs):
+        return self._checked(super().buy, owner, data, args, kwargs)
+
+    def sell(self, owner, data, *args, **kwargs):
+        return self._checked(super().sell, owner, data, args, kwargs)
+
+    def _checked(self, place, owner, data, args, kwargs):
+        """Build the order through upstream's ``buy``/``sell``, or, if an
+        argument is no valid number (NaN, inf, a string, a missing price),
+        build it with NaN in that place and reject it with the reason."""
+        bound = _PLACE.bind(self, owner, data, *args, **kwargs)
+        given = bound.arguments
+        problem = input_problem(given.get('exectype'), given.get('size'), given.get('price'),
+                                given.get('plimit'), given.get('trailamount'),
+                                given.get('trailpercent'), given.get('kwargs'))
+        for name in ('size', 'price', 'plimit', 'trailamount', 'trailpercent'):
+            if given.get(name) is not None or (problem and name == 'size'):
+                # Decimal -> float (exact: its repr); a non-number -> NaN
+                given[name] = placeholder(given.get(name))
+        self._input_problem = problem
+        try:
+            return place(*bound.args[1:], **bound.kwargs)
+        finally:
+            self._input_problem = None
+
     def submit(self, order, check=True):
-        reason = self.check_risk_limits(order)
+        # Bad numbers first and always (paper too, risk_management or not).
+        reason = (getattr(self, '_input_problem', None) or order_problem(order)
+                  or self.check_risk_limits(order))
         if reason:
             return self._reject_locally(order, reason)
         if not self.live:

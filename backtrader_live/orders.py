@@ -235,3 +235,65 @@ def round_order(order, exchange, rules):
         return ('notional %.8g (amount %s x price %s) is below the minimum %s for %s'
                 % (amount * ref_price, amount, ref_price, rules.min_notional, symbol))
     return None
+
+
+# -- what a strategy may pass -------------------------------------------------------------
+# A NaN from an indicator, an inf, a string or a missing price must reject that
+# one order with a reason, never crash the run (decimal.InvalidOperation,
+# TypeError deep in the rounding). Checked for paper and live orders alike,
+# whether or not risk_management is on.
+
+NUMBER = 'a finite number > 0 (int, float or Decimal)'
+_PRICED = (Order.Limit, Order.Stop, Order.StopLimit)
+NUMERIC_OPTIONS = ('takeProfitPrice',)       # order keyword arguments that are prices
+FLAG_OPTIONS = ('reduceOnly', 'postOnly')    # ... that are True/False
+
+
+def _is_number(value, signed=False):
+    """A finite number > 0 (``signed``: of any sign but zero: a sell's size)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        return False
+    try:
+        return math.isfinite(value) and (abs(value) if signed else value) > 0
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+
+
+def _bad(name, value, why):
+    return '%s %r is not valid%s: %s must be %s' % (name, value, why, name, NUMBER)
+
+
+def input_problem(exectype, size, price=None, plimit=None, trailamount=None,
+                  trailpercent=None, options=None):
+    """Why these order arguments cannot make an order (a clear sentence), or None."""
+    kind = Order.ExecTypes[exectype] if isinstance(exectype, int) and \
+        0 <= exectype < len(Order.ExecTypes) else 'Market'
+    if not _is_number(size, signed=True):
+        return _bad('size', size, '')
+    if price is None and exectype in _PRICED:
+        return 'a %s order needs a price: price must be %s' % (kind, NUMBER)
+    for name, value in (('price', price), ('plimit', plimit), ('trailamount', trailamount),
+                        ('trailpercent', trailpercent)):
+        if value is not None and not _is_number(value):
+            return _bad(name, value, ' for a %s order' % kind)
+    for name, value in (options or {}).items():
+        if name in NUMERIC_OPTIONS and value is not None and not _is_number(value):
+            return _bad(name, value, '')
+        if name in FLAG_OPTIONS and not isinstance(value, bool):
+            return '%s %r is not valid: %s must be True or False' % (name, value, name)
+    return None
+
+
+def placeholder(value):
+    """What an order object can hold in place of a non-number (NaN)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return float('nan')
+    return value
+
+
+def order_problem(order):
+    """:func:`input_problem` for an order already built."""
+    return input_problem(order.exectype, order.size, order.price, order.pricelimit,
+                         order.trailamount, order.trailpercent, dict(order.info))
