@@ -346,7 +346,7 @@ class BrokerBase(BackBroker):
             self._finish_rejected(order, str(exc))
             self.halt_if_fatal(exc)
             return order
-        self.apply_update(order_from_ccxt(raw, 'rest'), order)
+        self.apply_update(self._update_from(raw, 'rest'), order)
         return order
 
     def order_request(self, order):
@@ -413,7 +413,7 @@ class BrokerBase(BackBroker):
             if isinstance(exc, UnknownOutcome):
                 self.reconcile([order], balances=False)
             return
-        self.apply_update(order_from_ccxt(raw, 'rest'), order)
+        self.apply_update(self._update_from(raw, 'rest'), order)
 
     def notify(self, order):
         super().notify(order)
@@ -521,7 +521,7 @@ class BrokerBase(BackBroker):
                 self.halt_if_fatal(exc)
                 continue
             if raw is not None:
-                self.apply_update(order_from_ccxt(raw, 'reconcile'), order)
+                self.apply_update(self._update_from(raw, 'reconcile'), order)
                 settle_cancel(self, order, raw)
             elif order.status == Order.Submitted and not window_left(self, order):
                 # Absent after its receive window: never placed (recovery.py).
@@ -596,6 +596,10 @@ class BrokerBase(BackBroker):
         self._book.fills_arrived(order)
         if status in TERMINAL:
             self._finish(order, status)
+
+    def _update_from(self, raw, source):
+        """An OrderUpdate from a ccxt order, with the exchange's expiry words."""
+        return order_from_ccxt(raw, source, getattr(self.store, 'EXPIRED_WHEN', None))
 
     def _fetch_missing_fills(self, order, complete_at):
         """The exchange says more was filled than we saw: fetch the trades."""

@@ -61,16 +61,29 @@ class BalanceUpdate:
     source: str = 'stream'
 
 
-def order_from_ccxt(o, source='rest'):
-    """An OrderUpdate from a ccxt unified order dict (fills included)."""
+def order_from_ccxt(o, source='rest', expired_when=None):
+    """An OrderUpdate from a ccxt unified order dict (fills included).
+
+    ``expired_when``: ``{raw field: words}`` (the store's ``EXPIRED_WHEN``)
+    by which an exchange without an "expired" status (Bybit) says that an
+    order ccxt calls canceled was ended by its time in force.
+    """
     fills = [fill_from_ccxt(t) for t in (o.get('trades') or []) if t.get('id')]
+    status = _ccxt_status(o)
+    if status == CANCELED and expired(o.get('info') or {}, expired_when):
+        status = EXPIRED
     return OrderUpdate(
         client_id=o.get('clientOrderId'), exchange_id=_str(o.get('id')),
-        symbol=o.get('symbol'), status=_ccxt_status(o),
+        symbol=o.get('symbol'), status=status,
         filled=float(o.get('filled') or 0.0),
         remaining=_float(o.get('remaining')), average=_float(o.get('average')),
         timestamp=o.get('lastTradeTimestamp') or o.get('timestamp'),
         fills=fills, source=source)
+
+
+def expired(raw, expired_when):
+    """True if the exchange's raw order says its time in force ended it."""
+    return any(raw.get(field) in words for field, words in (expired_when or {}).items())
 
 
 def _ccxt_status(o):
