@@ -14,15 +14,14 @@ import collections
 import datetime
 import inspect
 import logging
-import queue
 import time
 
 from backtrader import Order
 from backtrader.brokers import BackBroker
 
-from .errors import (AuthenticationFailed, FatalError, LiveError, OrderNotFound, OrderRejected,
+from .errors import (AuthenticationFailed, ConfigError, FatalError, LiveError, OrderNotFound, OrderRejected,
                      UnknownOutcome)
-from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
+from .events import (CANCELED, CLOSED, EXPIRED, EventQueue, FundingPayment, OrderUpdate,
                      PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
@@ -53,6 +52,9 @@ class BrokerBase(BackBroker):
         ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
         ('resolve_attempts', 5),    # queries to settle an unknown create
         ('fill_wait', 2.0),         # seconds to wait for streamed fills before REST
+        # Stream events waiting for Cerebro's thread; when full the stream
+        # thread waits (never drops an event): see events.EventQueue.
+        ('event_queue_size', 10000),
         # Finished orders/closed trades backtrader keeps per strategy and in the
         # paper broker (upstream never forgets them: ~4 KB per order over a
         # long run). Keep this many; None keeps all (backtrader's behaviour).
@@ -67,7 +69,13 @@ class BrokerBase(BackBroker):
     def __init__(self, store=None):
         super().__init__()
         self.store = store
-        self._events = queue.SimpleQueue()      # from stream threads
+        size = self.p.event_queue_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError('event_queue_size must be a whole number >= 1 (events waiting '
+                              'for the strategy thread), got %r' % (size,))
+        # From stream threads; bounded, blocks the stream rather than drop (events.py)
+        self._events = EventQueue(self.p.event_queue_size, wake=self._wake_loop,
+                                  stopping=self._stopping)
         self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
@@ -84,6 +92,13 @@ class BrokerBase(BackBroker):
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
         self.risk_rules += gate_rules(self)
+
+    def _wake_loop(self):
+        if self.store is not None:
+            self.store.wake_feeds()
+
+    def _stopping(self):
+        return self.store is None or self.store._stop_event.is_set()
 
     def __repr__(self):
         return '%s(paper_trading=%s, testnet=%s, store=%r)' % (
@@ -479,7 +494,7 @@ class BrokerBase(BackBroker):
         while True:
             try:
                 event = self._events.get_nowait()
-            except queue.Empty:
+            except self._events.empty_error:
                 return
             self._handle_event(event)
 
