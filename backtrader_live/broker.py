@@ -688,6 +688,9 @@ class BrokerBase(BackBroker):
         self._book.remove(order)
 
     def _finish_rejected(self, order, reason):
+        if order.info.get('sent_reduce_only'):
+            reason = '%s (sent reduce-only: %s; pass reduceOnly=False to send it as a plain ' \
+                     'order)' % (reason, order.info['sent_reduce_only'])
         order.addinfo(reject_reason=reason)
         log.warning('order %s (%s) rejected: %s', order.ref, self._book.client_id(order), reason)
         order.reject(self)
