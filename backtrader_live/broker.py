@@ -8,7 +8,13 @@ Live mode sends orders through the store (ccxt) with our own client order id
 and learns their fate from the user-data stream (REST when the stream is
 down). Stream threads only *queue* events; every change to an order or a
 position happens in Cerebro's thread, in ``next()``, so backtrader's objects
-are never touched concurrently.
+are never touched concurrently. The queue is bounded (``event_queue_size``):
+when full, the stream thread waits for Cerebro's thread instead of dropping
+an event (events.EventQueue).
+
+Nothing a network can do raises out of ``cancel()`` or ``reconcile()``: a
+create or a cancel whose answer is lost is settled by client order id
+(recovery.py), never sent again blindly.
 """
 import collections
 import inspect

@@ -5,7 +5,7 @@ import pytest
 
 import backtrader_live as btl
 from helpers import eventually
-from venues import ALL, live_run, sim_orders, unit, venue_sim
+from venues import ALL, DERIVATIVES, live_run, sim_orders, unit, venue_sim
 
 # Short timeouts so a lost answer is given up on quickly (see faultkit.FAST).
 FAST = {'recv_window': 600, 'timeout': 1.0, 'stream_heartbeat': 0.3, 'stream_timeout': 1.0}
@@ -84,3 +84,23 @@ def test_cancel_that_never_arrived_is_sent_again_once_it_cannot_land(venue):
     assert resent.hits == 1
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
     assert order.status.upper().startswith('CANCEL')
+
+
+@pytest.mark.parametrize('venue', DERIVATIVES + ['binance-spot'])
+def test_cancel_of_a_stop_answer_lost(venue):
+    """Conditional orders are cancelled elsewhere (Binance futures: the algo
+    service); a lost answer is settled the same way."""
+    def place(s):
+        s.order = s.buy(size=unit(venue), price=round(s.data.close[0] * 1.5, 1),
+                        exectype=btl.Order.Stop)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: place, 7: lambda s: s.cancel(s.order)},
+                       max_bars=3, store_kwargs=FAST).start()
+        run.step(1)
+        lost = sim.faults.rest('cancel_order', 'accept_then_reset')
+        lookups = sim.faults.rest('fetch_order', 'reset', times=2)
+        resent = sim.faults.rest('cancel_order', 'delay', seconds=0.0, times=None)
+        run.step(2)
+        run.join()
+    assert lost.hits == 1 and lookups.hits >= 1 and resent.hits == 0
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
