@@ -54,3 +54,30 @@ def test_close_after_partial_reduce_leaves_nothing_open(venue):
 def _dec(x):
     from decimal import Decimal
     return Decimal(repr(x))
+
+
+def test_update_position_is_exact_through_a_reversal():
+    from backtrader import Position
+    from backtrader_live.fills import update_position
+    pos = Position()
+    assert update_position(pos, 0.009, 100.0, 0.001)[2:] == (0.009, 0.0)
+    assert update_position(pos, -0.002, 101.0, 0.001) == (0.007, 100.0, 0.0, -0.002)
+    size, price, opened, closed = update_position(pos, -0.01, 102.0, 0.001)
+    assert (size, price, opened, closed) == (-0.003, 102.0, -0.003, -0.007)
+    assert update_position(pos, 0.003, 99.0, 0.001) == (0.0, 0.0, 0.0, 0.003)
+    assert pos.size == 0.0 and not pos
+
+
+def test_trade_sizes_close_upstreams_float_trade_at_zero():
+    from types import SimpleNamespace
+    from backtrader_live.fills import TradeSizes
+    order = SimpleNamespace(owner=None, data=None, tradeid=0)
+    sizes = TradeSizes()
+    sizes.opening_part(order, 0.009)
+    trade = 0.009
+    closed = sizes.closing_part(order, -0.002)
+    trade += closed
+    assert trade == 0.006999999999999999            # upstream Trade's float sum
+    closed = sizes.closing_part(order, -0.007)
+    assert closed == -0.006999999999999999 and trade + closed == 0.0
+    assert sizes.closing_part(order, -0.5) == -0.5   # not float noise: left alone
