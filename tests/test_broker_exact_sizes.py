@@ -81,3 +81,21 @@ def test_trade_sizes_close_upstreams_float_trade_at_zero():
     closed = sizes.closing_part(order, -0.007)
     assert closed == -0.006999999999999999 and trade + closed == 0.0
     assert sizes.closing_part(order, -0.5) == -0.5   # not float noise: left alone
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=-50, max_value=50).filter(bool), min_size=1, max_size=30))
+def test_any_sequence_of_fills_sums_exactly_on_the_step(steps):
+    """Fills of whole 0.001 steps: the position is always the decimal sum, and
+    flat whenever the steps cancel out."""
+    from backtrader import Position
+    from backtrader_live.fills import update_position
+    pos, total = Position(), 0
+    for n in steps:
+        update_position(pos, n / 1000, 100.0, 0.001)
+        total += n
+        assert pos.size == float(_dec(total) / 1000)
+        assert bool(pos) == bool(total)
