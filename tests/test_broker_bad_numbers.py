@@ -89,3 +89,14 @@ def test_nan_trailing_stop_in_paper_mode():
     assert input_problem(Order.Market, True).startswith('size True is not valid')
     assert input_problem(Order.Market, -2.0) is None and input_problem(Order.Market, 0) \
         .startswith('size 0 is not valid')
+
+
+def test_upstream_buy_and_sell_take_the_arguments_we_check():
+    """The check binds upstream BackBroker.buy's signature for buy() and sell()."""
+    import inspect
+    from backtrader.brokers import BackBroker
+    buy, sell = inspect.signature(BackBroker.buy), inspect.signature(BackBroker.sell)
+    assert buy == sell
+    for name in ('size', 'price', 'plimit', 'exectype', 'trailamount', 'trailpercent',
+                 'kwargs'):
+        assert name in buy.parameters

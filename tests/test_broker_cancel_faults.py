@@ -104,3 +104,29 @@ def test_cancel_of_a_stop_answer_lost(venue):
         run.join()
     assert lost.hits == 1 and lookups.hits >= 1 and resent.hits == 0
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
+
+
+@pytest.mark.parametrize('venue', ['binance-spot', 'bybit-linear'])
+def test_cancel_refused_again_and_again_is_given_up_then_cancelled_again(venue):
+    """A cancel the exchange keeps refusing (here: rate limited, so surely not
+    done) is sent again only after each look-up finds the order open past the
+    receive window, ``resolve_attempts`` times in all; then the broker says so
+    and the order stays open, for the strategy to cancel again."""
+    with venue_sim(venue) as sim:
+        script = {6: _rest_limit(venue), 7: lambda s: s.cancel(s.order),
+                  9: lambda s: s.cancel(s.order)}
+        run = live_run(sim, venue, script=script, max_bars=4, store_kwargs=FAST,
+                       broker_kwargs={'fill_wait': 0.2, 'resolve_attempts': 2}).start()
+        run.step(1)
+        refused = sim.faults.rest('cancel_order', 'rate_limit', retry_after=0, times=None)
+        run.step(1)
+        eventually(lambda: ('cancel failed',) in [m[:1] for m in run.rec.store_msgs]
+                   or run.error, 15)
+        sim.faults.clear()
+        assert refused.hits == 2
+        assert run.rec.statuses() == ['Submitted', 'Accepted']     # still open
+        run.step(2)                                               # bar 9 cancels again
+        run.join()
+        (order,) = sim_orders(sim, venue)
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Canceled']
+    assert order.status.upper().startswith('CANCEL')
