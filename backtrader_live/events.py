@@ -93,7 +93,8 @@ def _ccxt_status(o):
     """ccxt calls an order that ended partly filled (Bybit's
     PartiallyFilledCanceled) 'closed', like a filled one; for us it was
     cancelled with what it had filled, not completed."""
-    status = o.get('status') or OPEN
+    # ccxt passes statuses it has no word for through as sent ('Expired')
+    status = (o.get('status') or OPEN).lower()
     amount, filled = _float(o.get('amount')), float(o.get('filled') or 0.0)
     if status == CLOSED and amount and filled < amount * (1 - 1e-9):
         return CANCELED

@@ -35,3 +35,5 @@ def test_bybit_rest_answer_of_an_expired_order():
     raw['info']['rejectReason'] = 'EC_NoError'            # cancelled by us
     assert order_from_ccxt(raw, expired_when=table).status == CANCELED
     assert order_from_ccxt(dict(raw, status='expired')).status == EXPIRED   # Binance
+    # a status ccxt has no word for comes through as the exchange spelled it
+    assert order_from_ccxt(dict(raw, status='Expired')).status == EXPIRED
