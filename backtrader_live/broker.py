@@ -90,6 +90,7 @@ class BrokerBase(LiveFills, BackBroker):
         self._last_poll = 0.0
         self._final_synced = False
         self._trade_sizes = TradeSizes()     # upstream Trade's float sums (fills.py)
+        self._input_problem = None   # a bad buy()/sell() argument, for submit() (_checked)
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
@@ -316,7 +317,7 @@ class BrokerBase(LiveFills, BackBroker):
 
     def submit(self, order, check=True):
         # Bad numbers first and always (paper too, risk_management or not).
-        reason = (getattr(self, '_input_problem', None) or order_problem(order)
+        reason = (self._input_problem or order_problem(order)
                   or self.check_risk_limits(order))
         if reason:
             return self._reject_locally(order, reason)
