@@ -11,6 +11,7 @@ import logging
 from backtrader.comminfo import CommInfoBase
 
 from .events import BalanceUpdate, PositionUpdate
+from .orders import exact_sum
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class SpotAccount:
         """(position size change magnitude, commission in cash units)."""
         if fill.fee_asset == rules.base:
             # Fee taken from the coin received: the position is what we hold.
-            return fill.amount - fill.fee, fill.fee * fill.price
+            return exact_sum(fill.amount, -fill.fee), fill.fee * fill.price
         if fill.fee_asset not in (None, rules.quote):
             log.info('fee of %s %s is not in %s; not counted as commission',
                      fill.fee, fill.fee_asset, rules.quote)
@@ -66,7 +67,7 @@ class SpotAccount:
         traded: the reducing fill closes it (the coin stays in the balance,
         which the account value counts), and backtrader's trade closes.
         """
-        rest = position_size + signed
+        rest = exact_sum(position_size, signed)
         step = rules.amount_step or 0.0
         if (position_size and rest and abs(rest) < step and abs(rest) < abs(position_size)
                 and (rest > 0) == (position_size > 0)):

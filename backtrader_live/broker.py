@@ -8,34 +8,39 @@ Live mode sends orders through the store (ccxt) with our own client order id
 and learns their fate from the user-data stream (REST when the stream is
 down). Stream threads only *queue* events; every change to an order or a
 position happens in Cerebro's thread, in ``next()``, so backtrader's objects
-are never touched concurrently.
+are never touched concurrently. The queue is bounded (``event_queue_size``):
+when full, the stream thread waits for Cerebro's thread instead of dropping
+an event (events.EventQueue).
+
+Nothing a network can do raises out of ``cancel()`` or ``reconcile()``: a
+create or a cancel whose answer is lost is settled by client order id
+(recovery.py), never sent again blindly.
 """
 import collections
-import datetime
+import inspect
 import logging
-import queue
 import time
 
 from backtrader import Order
 from backtrader.brokers import BackBroker
 
-from .errors import (AuthenticationFailed, FatalError, LiveError, OrderNotFound, OrderRejected,
-                     UnknownOutcome)
-from .events import (CANCELED, CLOSED, EXPIRED, FundingPayment, OrderUpdate,
-                     PositionUpdate, REJECTED, TERMINAL, fill_from_ccxt, order_from_ccxt)
+from .errors import (AuthenticationFailed, ConfigError, FatalError, LiveError, OrderNotFound,
+                     OrderRejected, UnknownOutcome)
+from .events import EventQueue, FundingPayment, OrderUpdate, PositionUpdate
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
-from .orders import OrderBook, round_order
-from .recovery import resolve_unknown, window_left
+from .fills import LiveFills, TradeSizes
+from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
+from .recovery import resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy
 from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
 
-_EPS = 1e-12
+_PLACE = inspect.signature(BackBroker.buy)     # upstream's buy()/sell() arguments
 
 
-class BrokerBase(BackBroker):
+class BrokerBase(LiveFills, BackBroker):
     """Base of the exchange brokers; BackBroker underneath for paper mode."""
 
     params = (
@@ -49,6 +54,9 @@ class BrokerBase(BackBroker):
         ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
         ('resolve_attempts', 5),    # queries to settle an unknown create
         ('fill_wait', 2.0),         # seconds to wait for streamed fills before REST
+        # Stream events waiting for Cerebro's thread; when full the stream
+        # thread waits (never drops an event): see events.EventQueue.
+        ('event_queue_size', 10000),
         # Finished orders/closed trades backtrader keeps per strategy and in the
         # paper broker (upstream never forgets them: ~4 KB per order over a
         # long run). Keep this many; None keeps all (backtrader's behaviour).
@@ -63,7 +71,13 @@ class BrokerBase(BackBroker):
     def __init__(self, store=None):
         super().__init__()
         self.store = store
-        self._events = queue.SimpleQueue()      # from stream threads
+        size = self.p.event_queue_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError('event_queue_size must be a whole number >= 1 (events waiting '
+                              'for the strategy thread), got %r' % (size,))
+        # From stream threads; bounded, blocks the stream rather than drop (events.py)
+        self._events = EventQueue(self.p.event_queue_size, wake=self._wake_loop,
+                                  stopping=self._stopping)
         self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
@@ -75,10 +89,19 @@ class BrokerBase(BackBroker):
         self._notified = 0
         self._last_poll = 0.0
         self._final_synced = False
+        self._trade_sizes = TradeSizes()     # upstream Trade's float sums (fills.py)
+        self._input_problem = None   # a bad buy()/sell() argument, for submit() (_checked)
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
         self.risk_rules += gate_rules(self)
+
+    def _wake_loop(self):
+        if self.store is not None:
+            self.store.wake_feeds()
+
+    def _stopping(self):
+        return self.store is None or self.store._stop_event.is_set()
 
     def __repr__(self):
         return '%s(paper_trading=%s, testnet=%s, store=%r)' % (
@@ -266,8 +289,36 @@ class BrokerBase(BackBroker):
         reason = round_order(order, self.store.exchange, rules)
         return reason
 
+    # -- orders in: arguments checked before anything is built or sent ---------------
+    def buy(self, owner, data, *args, **kwargs):
+        return self._checked(super().buy, owner, data, args, kwargs)
+
+    def sell(self, owner, data, *args, **kwargs):
+        return self._checked(super().sell, owner, data, args, kwargs)
+
+    def _checked(self, place, owner, data, args, kwargs):
+        """Build the order through upstream's ``buy``/``sell``, or, if an
+        argument is no valid number (NaN, inf, a string, a missing price),
+        build it with NaN in that place and reject it with the reason."""
+        bound = _PLACE.bind(self, owner, data, *args, **kwargs)
+        given = bound.arguments
+        problem = input_problem(given.get('exectype'), given.get('size'), given.get('price'),
+                                given.get('plimit'), given.get('trailamount'),
+                                given.get('trailpercent'), given.get('kwargs'))
+        for name in ('size', 'price', 'plimit', 'trailamount', 'trailpercent'):
+            if given.get(name) is not None or (problem and name == 'size'):
+                # Decimal -> float (exact: its repr); a non-number -> NaN
+                given[name] = placeholder(given.get(name))
+        self._input_problem = problem
+        try:
+            return place(*bound.args[1:], **bound.kwargs)
+        finally:
+            self._input_problem = None
+
     def submit(self, order, check=True):
-        reason = self.check_risk_limits(order)
+        # Bad numbers first and always (paper too, risk_management or not).
+        reason = (self._input_problem or order_problem(order)
+                  or self.check_risk_limits(order))
         if reason:
             return self._reject_locally(order, reason)
         if not self.live:
@@ -313,7 +364,7 @@ class BrokerBase(BackBroker):
             self._finish_rejected(order, str(exc))
             self.halt_if_fatal(exc)
             return order
-        self.apply_update(order_from_ccxt(raw, 'rest'), order)
+        self.apply_update(self._update_from(raw, 'rest'), order)
         return order
 
     def order_request(self, order):
@@ -352,24 +403,35 @@ class BrokerBase(BackBroker):
         if not self.live:
             return super().cancel(order, bracket)
         if order.alive() and self._book.client_id(order):
-            self._cancel_live(order)
+            if self._book.cancel_pending(order):
+                log.info('cancel of %s already sent; waiting for the exchange to end it',
+                         self._book.client_id(order))
+            else:
+                self._cancel_live(order)
         return order
 
     def _cancel_live(self, order):
+        """Send one cancel; never raises. A cancel whose outcome is not known
+        leaves the order alive with its cancel pending (recovery.py)."""
         cid = self._book.client_id(order)
         symbol = order.data.p.dataname
+        self._book.cancel_sent(order)
         try:
             raw = self.store.cancel_order(self._book.exchange_id(order), symbol,
                                           self.store.client_id_query(cid, _conditional(order)))
         except OrderNotFound:
-            # Filled (or never placed) meanwhile: ask instead of guessing.
-            raw = self.store.fetch_order_by_client_id(cid, symbol, _conditional(order))
-            if raw is None:
-                return
-        except LiveError as exc:
-            log.error('cancel of %s failed: %s', cid, exc)
+            # Not open on the exchange: filled or ended meanwhile, or a cancel
+            # whose answer was lost landed. Ask instead of guessing.
+            self.reconcile([order], balances=False)
             return
-        self.apply_update(order_from_ccxt(raw, 'rest'), order)
+        except LiveError as exc:
+            log.warning('cancel of %s: %s; the order stays open until the exchange says '
+                        'how it ended', cid, exc)
+            self.halt_if_fatal(exc)
+            if isinstance(exc, UnknownOutcome):
+                self.reconcile([order], balances=False)
+            return
+        self.apply_update(self._update_from(raw, 'rest'), order)
 
     def notify(self, order):
         super().notify(order)
@@ -421,6 +483,10 @@ class BrokerBase(BackBroker):
         overdue = self._book.overdue(self.p.fill_wait)
         if overdue:
             self.reconcile(overdue)     # the stream did not deliver those fills
+        cancelling = self._book.cancels_due(self.p.fill_wait)
+        if cancelling:
+            # cancels not settled yet (no answer, or no event since): ask
+            self.reconcile(cancelling, balances=False)
         if not self.store.user_stream_live and self._book.alive():
             now = time.monotonic()
             if now - self._last_poll >= self.p.rest_poll_interval:
@@ -431,7 +497,7 @@ class BrokerBase(BackBroker):
         while True:
             try:
                 event = self._events.get_nowait()
-            except queue.Empty:
+            except self._events.empty_error:
                 return
             self._handle_event(event)
 
@@ -461,8 +527,8 @@ class BrokerBase(BackBroker):
             log.error('user stream: %s', event[1])
             self.store.put_notification('user stream error: %s' % event[1])
 
-    def reconcile(self, orders=None):
-        """Ask the exchange about these (default: all alive) orders."""
+    def reconcile(self, orders=None, balances=True):
+        """Ask the exchange about these (default: all alive) orders; never raises."""
         for order in (self._book.alive() if orders is None else orders):
             cid = self._book.client_id(order)
             try:
@@ -473,10 +539,13 @@ class BrokerBase(BackBroker):
                 self.halt_if_fatal(exc)
                 continue
             if raw is not None:
-                self.apply_update(order_from_ccxt(raw, 'reconcile'), order)
+                self.apply_update(self._update_from(raw, 'reconcile'), order)
+                settle_cancel(self, order, raw)
             elif order.status == Order.Submitted and not window_left(self, order):
                 # Absent after its receive window: never placed (recovery.py).
                 self._finish_rejected(order, 'the exchange has no order %s' % cid)
+        if not balances:
+            return
         try:
             self.account.load(self.store)
         except LiveError as exc:
@@ -504,121 +573,6 @@ class BrokerBase(BackBroker):
     def _on_funding(self, event):
         log.info('funding %s %s on %s', event.amount, event.asset, event.symbol)
         self.store.put_notification('funding', event.symbol, event.amount, event.asset)
-
-    def apply_update(self, update, order):
-        """Bring a backtrader order to the exchange's state; idempotent."""
-        if not order.alive():
-            return
-        if update.exchange_id:
-            self._book.set_exchange_id(order, update.exchange_id)
-        for alias in update.aliases:
-            self._book.add_alias(order, alias)
-            self._adopt_orphans(alias, order)
-        if update.status == REJECTED:
-            self._finish_rejected(order, update.reason or 'rejected by the exchange')
-            return
-        if order.status == Order.Submitted:
-            order.accept(self)
-            self.notify(order)
-        # The exchange may announce the end (FILLED) before the fills that
-        # make it up arrive (a REST answer, Bybit's order topic before its
-        # execution topic): remember the announcement until they are in.
-        status, filled = self._book.announce(order, update.status, update.filled)
-        # A fill may also outrun its order's status (Bybit's execution topic
-        # before its order topic, reordered messages): once every unit asked
-        # for is filled the order is done, and its last fill is no "Partial".
-        total = abs(order.created.size) + order.info.get('filled_before', 0.0)
-        complete_at = filled if status == CLOSED else total
-        self._apply_fills(order, update.fills, complete_at)
-        if status not in TERMINAL and self._book.gross_filled(order) + _EPS >= total:
-            status = CLOSED
-        if self._book.gross_filled(order) + _EPS < filled:
-            if update.source != 'reconcile' and self.store.user_stream_live:
-                # The stream brings these fills in moments; asking REST for
-                # them on every order would only spend rate limit.
-                self._book.await_fills(order)
-                return
-            self._fetch_missing_fills(order, complete_at)
-            if self._book.gross_filled(order) + _EPS < filled:
-                self._book.await_fills(order)     # try again later, never guess
-                return
-        self._book.fills_arrived(order)
-        if status in TERMINAL:
-            self._finish(order, status)
-
-    def _fetch_missing_fills(self, order, complete_at):
-        """The exchange says more was filled than we saw: fetch the trades."""
-        try:
-            trades = self.store.fetch_order_trades(self._book.exchange_id(order),
-                                                   order.data.p.dataname)
-        except LiveError as exc:
-            log.warning('could not fetch fills of %s: %s', self._book.client_id(order), exc)
-            return
-        trades = sorted(trades, key=lambda t: t.get('timestamp') or 0)
-        self._apply_fills(order, [fill_from_ccxt(t) for t in trades], complete_at)
-
-    def _apply_fills(self, order, fills, complete_at):
-        """Execute new fills, each notified as Partial unless it completes
-        the order (``complete_at``: the filled amount that means done), whose
-        Completed notification follows."""
-        for fill in fills:
-            if not self._apply_fill(order, fill):
-                continue
-            if complete_at is None or self._book.gross_filled(order) + _EPS < complete_at:
-                order.partial()
-                self.notify(order)
-
-    def _apply_fill(self, order, fill):
-        if not self._book.new_fill(order, fill.trade_id):
-            return False   # the same trade from the REST answer and the stream
-        rules = self._rules(order.data)
-        size, comm = self.account.fill_terms(fill, rules)
-        signed = self.account.settle_dust(rules, self.positions[order.data].size,
-                                          size if order.isbuy() else -size)
-        self._execute_fill(order, signed, fill.price, comm, fill.timestamp)
-        self._book.add_gross(order, fill.amount)
-        return True
-
-    def _execute_fill(self, order, size, price, comm, ts):
-        position = self.positions[order.data]
-        psize_orig, pprice_orig = position.size, position.price
-        psize, pprice, opened, closed = position.update(size, price)
-        pprice = position.price = self.account.entry_price(
-            self._rules(order.data), psize_orig, pprice_orig, position)
-        ci = order.comminfo
-        share = abs(closed) / abs(size) if size else 0.0
-        closedcomm, openedcomm = comm * share, comm * (1.0 - share)
-        closedvalue = ci.getoperationcost(closed, pprice_orig)
-        openedvalue = ci.getoperationcost(opened, price)
-        pnl = ci.profitandloss(-closed, pprice_orig, price)
-        margin = ci.getvaluesize(size, price)
-        dt = order.data.date2num(_utc(ts)) if ts else order.data.datetime[0]
-        order.execute(dt, size, price, closed, closedvalue, closedcomm, opened,
-                      openedvalue, openedcomm, margin, pnl, psize, pprice)
-
-    def _finish(self, order, status):
-        if status == CLOSED:
-            order.completed()
-        elif status == CANCELED:
-            order.cancel()
-        elif status == EXPIRED:
-            # Upstream's Order.expire() only expires by its own validity date
-            # (and never a market order); the exchange's word is final here.
-            order.status = Order.Expired
-        self.notify(order)
-        self._book.remove(order)
-
-    def _finish_rejected(self, order, reason):
-        order.addinfo(reject_reason=reason)
-        log.warning('order %s (%s) rejected: %s', order.ref, self._book.client_id(order), reason)
-        order.reject(self)
-        self.notify(order)
-        self._book.remove(order)
-
-
-def _utc(ts_ms):
-    return datetime.datetime.fromtimestamp(ts_ms / 1000.0, datetime.timezone.utc).replace(tzinfo=None)
-
 
 
 def _conditional(order):

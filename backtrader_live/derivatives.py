@@ -2,14 +2,27 @@
 
 One-way positions only (hedge mode is refused: backtrader has one position
 per data). Leverage and margin mode are applied once per market at start.
-An order that reduces a position without flipping it is sent reduce-only,
-so ``close()`` can never open the other side by accident.
+
+Reduce-only, decided so an order does what the strategy asked, as in a
+backtest, and never opens the other side when it meant "flat":
+
+- an order of exactly the whole position the other way (what ``close()`` and
+  ``order_target_size(0)`` send) is sent reduce-only: if the position shrank
+  or vanished meanwhile (a stop filled) the exchange fills only what is left,
+  or refuses it (Binance -2022, Bybit 110017) and the strategy sees Rejected
+  with that reason, instead of a new position the other way;
+- while the kill switch is tripped, the orders it lets through (they reduce)
+  are sent reduce-only too, so they cannot add exposure if the position moved;
+- any other buy()/sell() is sent as asked: a partial reduction that the
+  exchange would refuse when the position moved is not turned into one;
+- ``reduceOnly=True``/``False`` given by the strategy always wins.
 """
 import logging
 
 from .broker import BrokerBase
 from .errors import ConfigError, LiveError
 from .markets import SPOT
+from .risk import bar_time
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +68,29 @@ class DerivativesBroker(BrokerBase):
 
     def order_options(self, order):
         params = super().order_options(order)
-        if self._derivatives and 'reduceOnly' not in params and self._reduces(order):
+        if not self._derivatives or 'reduceOnly' in params:
+            return params
+        why = self._why_reduce_only(order)
+        if why:
             params['reduceOnly'] = True
+            order.addinfo(sent_reduce_only=why)     # said again if the exchange refuses it
         return params
+
+    def _why_reduce_only(self, order):
+        pos = self.positions[order.data].size
+        if not pos or (pos > 0) == (order.size > 0):
+            return None
+        if abs(order.size) == abs(pos):     # exact sizes (fills.py): close() sends this
+            return 'it closes the whole position'
+        if self._reduces(order) and self.kill_switch.active(bar_time(order.data)):
+            return 'the kill switch lets through only orders that reduce'
+        return None
 
     def _reduces(self, order):
         """True if the order moves the position toward zero without flipping."""
         pos = self.positions[order.data].size
         size = order.size
-        return bool(pos) and (pos > 0) != (size > 0) and abs(size) <= abs(pos) + 1e-12
+        return bool(pos) and (pos > 0) != (size > 0) and abs(size) <= abs(pos)
 
 
 def is_unchanged_error(exc, codes):

@@ -3,8 +3,11 @@
 Exchange modules parse their own payloads into these; generic code never
 looks at an exchange's raw JSON.
 """
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
+
+log = logging.getLogger(__name__)
 
 # Order statuses, the same words ccxt uses for unified orders.
 OPEN, CLOSED, CANCELED, REJECTED, EXPIRED = ('open', 'closed', 'canceled',
@@ -61,23 +64,37 @@ class BalanceUpdate:
     source: str = 'stream'
 
 
-def order_from_ccxt(o, source='rest'):
-    """An OrderUpdate from a ccxt unified order dict (fills included)."""
+def order_from_ccxt(o, source='rest', expired_when=None):
+    """An OrderUpdate from a ccxt unified order dict (fills included).
+
+    ``expired_when``: ``{raw field: words}`` (the store's ``EXPIRED_WHEN``)
+    by which an exchange without an "expired" status (Bybit) says that an
+    order ccxt calls canceled was ended by its time in force.
+    """
     fills = [fill_from_ccxt(t) for t in (o.get('trades') or []) if t.get('id')]
+    status = _ccxt_status(o)
+    if status == CANCELED and expired(o.get('info') or {}, expired_when):
+        status = EXPIRED
     return OrderUpdate(
         client_id=o.get('clientOrderId'), exchange_id=_str(o.get('id')),
-        symbol=o.get('symbol'), status=_ccxt_status(o),
+        symbol=o.get('symbol'), status=status,
         filled=float(o.get('filled') or 0.0),
         remaining=_float(o.get('remaining')), average=_float(o.get('average')),
         timestamp=o.get('lastTradeTimestamp') or o.get('timestamp'),
         fills=fills, source=source)
 
 
+def expired(raw, expired_when):
+    """True if the exchange's raw order says its time in force ended it."""
+    return any(raw.get(field) in words for field, words in (expired_when or {}).items())
+
+
 def _ccxt_status(o):
     """ccxt calls an order that ended partly filled (Bybit's
     PartiallyFilledCanceled) 'closed', like a filled one; for us it was
     cancelled with what it had filled, not completed."""
-    status = o.get('status') or OPEN
+    # ccxt passes statuses it has no word for through as sent ('Expired')
+    status = (o.get('status') or OPEN).lower()
     amount, filled = _float(o.get('amount')), float(o.get('filled') or 0.0)
     if status == CLOSED and amount and filled < amount * (1 - 1e-9):
         return CANCELED
@@ -135,3 +152,54 @@ def position_from_ccxt(p):
         unrealized_pnl=_float(p.get('unrealizedPnl')), mark_price=_float(p.get('markPrice')),
         liquidation_price=_float(p.get('liquidationPrice')), leverage=_float(p.get('leverage')),
         margin_mode=p.get('marginMode'), timestamp=p.get('timestamp'), source='rest')
+
+
+class EventQueue:
+    """Events from the stream threads to Cerebro's thread: bounded, never lossy.
+
+    A queue that only grows would hide a strategy thread that cannot keep up
+    (and eat memory); dropping would lose fills. So ``put`` blocks the stream
+    thread while the queue is full: it first wakes Cerebro's loop (which
+    drains the queue in ``broker.next()``), logs once per episode, and waits
+    in short slices. The socket is simply read later. Only when the run is
+    stopping (``stopping()`` true, nothing will drain any more) is an event
+    given up, with an error log; the final reconcile asks the exchange.
+    """
+
+    SLICE = 0.25    # seconds between checks of stopping() while full
+
+    def __init__(self, maxsize, wake=None, stopping=None):
+        import queue
+        self._queue = queue.Queue(maxsize=maxsize)
+        self._full = queue.Full
+        self.empty_error = queue.Empty
+        self._wake = wake or (lambda: None)
+        self._stopping = stopping or (lambda: False)
+        self.maxsize = maxsize
+        self.waits = 0          # times a stream thread had to wait (tests, metrics)
+
+    def put(self, event):
+        try:
+            self._queue.put_nowait(event)
+            return
+        except self._full:
+            pass
+        self.waits += 1
+        log.warning('broker event queue full (%d events): the stream waits until the '
+                    'strategy thread catches up', self.maxsize)
+        while True:
+            self._wake()
+            try:
+                self._queue.put(event, timeout=self.SLICE)
+                return
+            except self._full:
+                if self._stopping():
+                    log.error('run stopping with the event queue full: %r not applied (the '
+                              'final reconcile asks the exchange)', event)
+                    return
+
+    def get_nowait(self):
+        return self._queue.get_nowait()
+
+    def qsize(self):
+        return self._queue.qsize()

@@ -1,5 +1,8 @@
 """Bookkeeping of live orders, and rounding orders to a market's rules."""
+import math
+import numbers
 import time
+from decimal import Decimal
 
 import ccxt
 from backtrader import Order
@@ -7,9 +10,34 @@ from backtrader import Order
 from .events import TERMINAL
 
 
+# -- exact quantities ----------------------------------------------------------------
+# Exchanges count in decimals (0.009 - 0.002 = 0.007); binary floats do not
+# (0.006999999999999999), and a position that is off by 1e-18 is not flat and
+# cannot be closed in the market's step. Every quantity here is the shortest
+# decimal of a float (what the exchange sent), so sums are done on those.
+
+def dec(x):
+    """The decimal a float stands for (its shortest repr), exactly."""
+    return x if isinstance(x, Decimal) else Decimal(repr(float(x)))
+
+
+def exact_sum(*values):
+    """The decimal sum of ``values`` as a float: 0.009 - 0.002 == 0.007."""
+    return float(sum((dec(v) for v in values), Decimal(0)))
+
+
+def snap(value, step):
+    """``value`` on the nearest multiple of ``step`` (contracts are whole steps)."""
+    if not step:
+        return value
+    step = dec(step)
+    return float((dec(value) / step).to_integral_value() * step)
+
+
 class _Record:
     __slots__ = ('order', 'client_id', 'exchange_id', 'gross', 'trade_ids',
-                 'awaiting_since', 'final_status', 'filled', 'sent_at')
+                 'awaiting_since', 'final_status', 'filled', 'sent_at',
+                 'cancel_sent_at', 'cancel_checked_at', 'cancels_sent')
 
     def __init__(self, order, client_id):
         self.order = order
@@ -21,6 +49,9 @@ class _Record:
         self.final_status = None    # a terminal status announced by the exchange
         self.filled = 0.0           # the most the exchange said was filled
         self.sent_at = time.monotonic()   # when the create left (recvWindow rule)
+        self.cancel_sent_at = None  # when our last cancel left; None: no cancel pending
+        self.cancel_checked_at = None   # when we last asked how a pending cancel ended
+        self.cancels_sent = 0
 
 
 class OrderBook:
@@ -85,6 +116,42 @@ class OrderBook:
     def alive(self):
         return [r.order for r in self._by_ref.values() if r.order.alive()]
 
+    # -- cancels: pending until the exchange says how the order ended ------------
+    def cancel_sent(self, order):
+        rec = self._by_ref.get(order.ref)
+        if rec is not None:
+            rec.cancel_sent_at = rec.cancel_checked_at = time.monotonic()
+            rec.cancels_sent += 1
+
+    def cancel_pending(self, order):
+        """True while a cancel we sent has not ended the order."""
+        rec = self._by_ref.get(order.ref)
+        return rec is not None and rec.cancel_sent_at is not None
+
+    def cancel_sent_at(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.cancel_sent_at if rec else None
+
+    def cancels_sent(self, order):
+        rec = self._by_ref.get(order.ref)
+        return rec.cancels_sent if rec else 0
+
+    def cancel_dropped(self, order):
+        """Give up on a cancel (refused for good): the order is plain open again."""
+        rec = self._by_ref.get(order.ref)
+        if rec is not None:
+            rec.cancel_sent_at = rec.cancel_checked_at = None
+
+    def cancels_due(self, wait):
+        """Alive orders whose cancel has not ended them for ``wait`` s since
+        we last asked (each is returned at most once per ``wait``)."""
+        now = time.monotonic()
+        due = [r for r in self._by_ref.values() if r.cancel_sent_at is not None
+               and r.order.alive() and now - r.cancel_checked_at >= wait]
+        for rec in due:
+            rec.cancel_checked_at = now
+        return [r.order for r in due]
+
     def await_fills(self, order):
         rec = self._by_ref.get(order.ref)
         if rec is not None and rec.awaiting_since is None:
@@ -125,7 +192,8 @@ class OrderBook:
         return True
 
     def add_gross(self, order, amount):
-        self._by_ref[order.ref].gross += amount
+        rec = self._by_ref[order.ref]
+        rec.gross = exact_sum(rec.gross, amount)
 
     def gross_filled(self, order):
         rec = self._by_ref.get(order.ref)
@@ -167,3 +235,65 @@ def round_order(order, exchange, rules):
         return ('notional %.8g (amount %s x price %s) is below the minimum %s for %s'
                 % (amount * ref_price, amount, ref_price, rules.min_notional, symbol))
     return None
+
+
+# -- what a strategy may pass -------------------------------------------------------------
+# A NaN from an indicator, an inf, a string or a missing price must reject that
+# one order with a reason, never crash the run (decimal.InvalidOperation,
+# TypeError deep in the rounding). Checked for paper and live orders alike,
+# whether or not risk_management is on.
+
+NUMBER = 'a finite number > 0 (int, float or Decimal)'
+_PRICED = (Order.Limit, Order.Stop, Order.StopLimit)
+NUMERIC_OPTIONS = ('takeProfitPrice',)       # order keyword arguments that are prices
+FLAG_OPTIONS = ('reduceOnly', 'postOnly')    # ... that are True/False
+
+
+def _is_number(value, signed=False):
+    """A finite number > 0 (``signed``: of any sign but zero: a sell's size)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        return False
+    try:
+        return math.isfinite(value) and (abs(value) if signed else value) > 0
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+
+
+def _bad(name, value, why):
+    return '%s %r is not valid%s: %s must be %s' % (name, value, why, name, NUMBER)
+
+
+def input_problem(exectype, size, price=None, plimit=None, trailamount=None,
+                  trailpercent=None, options=None):
+    """Why these order arguments cannot make an order (a clear sentence), or None."""
+    kind = Order.ExecTypes[exectype] if isinstance(exectype, int) and \
+        0 <= exectype < len(Order.ExecTypes) else 'Market'
+    if not _is_number(size, signed=True):
+        return _bad('size', size, '')
+    if price is None and exectype in _PRICED:
+        return 'a %s order needs a price: price must be %s' % (kind, NUMBER)
+    for name, value in (('price', price), ('plimit', plimit), ('trailamount', trailamount),
+                        ('trailpercent', trailpercent)):
+        if value is not None and not _is_number(value):
+            return _bad(name, value, ' for a %s order' % kind)
+    for name, value in (options or {}).items():
+        if name in NUMERIC_OPTIONS and value is not None and not _is_number(value):
+            return _bad(name, value, '')
+        if name in FLAG_OPTIONS and not isinstance(value, bool):
+            return '%s %r is not valid: %s must be True or False' % (name, value, name)
+    return None
+
+
+def placeholder(value):
+    """What an order object can hold in place of a non-number (NaN)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return float('nan')
+    return value
+
+
+def order_problem(order):
+    """:func:`input_problem` for an order already built."""
+    return input_problem(order.exectype, order.size, order.price, order.pricelimit,
+                         order.trailamount, order.trailpercent, dict(order.info))

@@ -67,3 +67,51 @@ def resolve_unknown(broker, order, cid, symbol, conditional):
             break
     log.error('order %s outcome still unknown; reconcile will settle it', cid)
     return None
+
+
+# -- cancels -------------------------------------------------------------------------
+# A cancel is settled the same way. Its answer may be lost (a reset, a timeout, a
+# 5xx) after the exchange cancelled the order, or the cancel may never have
+# arrived. Sending it again blindly would answer "order not found" at best; so
+# the order stays alive with its cancel pending, and the broker asks for the
+# client order id (now, and again every ``fill_wait`` seconds until it knows):
+#
+# - the order ended (cancelled, filled, expired): apply what the exchange says;
+# - the order is still open once the cancel's receive window has passed: that
+#   cancel can no longer land, so it never arrived; only then is a new cancel
+#   sent (at most ``resolve_attempts`` in all, then the broker gives up and
+#   says so: the order stays open and the strategy may cancel again);
+# - the look-up fails too: nothing changes; the stream's event or the next
+#   look-up settles it. No error reaches the strategy.
+
+GAVE_UP = ('cancel of %s refused %d times; giving up: the order stays open on the exchange '
+           '(cancel it again to retry)')
+
+
+def cancel_window_left(broker, order):
+    """Seconds until the last cancel sent for ``order`` can no longer land."""
+    sent = broker._book.cancel_sent_at(order)
+    if sent is None:
+        return 0.0
+    deadline = sent + broker.store.recv_window_ms / 1000.0 + SETTLE_MARGIN
+    return max(0.0, deadline - time.monotonic())
+
+
+def settle_cancel(broker, order, raw):
+    """After looking the order up (``raw``, a ccxt dict or None): resend the
+    cancel if it surely never arrived. Returns True if a new cancel was sent."""
+    book = broker._book
+    if not order.alive() or not book.cancel_pending(order) or raw is None:
+        return False
+    if (raw.get('status') or 'open') != 'open' or cancel_window_left(broker, order):
+        return False     # ending (the stream will say how), or our cancel may still land
+    cid = book.client_id(order)
+    if book.cancels_sent(order) >= broker.p.resolve_attempts:
+        log.error(GAVE_UP, cid, book.cancels_sent(order))
+        broker.store.put_notification('cancel failed', cid)
+        book.cancel_dropped(order)
+        return False
+    log.warning('the cancel of %s never reached the exchange (still open after its receive '
+                'window); sending it again', cid)
+    broker._cancel_live(order)
+    return True

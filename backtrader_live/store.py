@@ -429,7 +429,9 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                          params or {}, idempotent=False)
 
     def cancel_order(self, order_id, symbol, params=None):
-        return self.call('cancel_order', order_id, symbol, params or {})
+        # Not retried: a cancel without an answer may have landed (UnknownOutcome);
+        # the broker settles it by client order id (recovery.py).
+        return self.call('cancel_order', order_id, symbol, params or {}, idempotent=False)
 
     def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
         """The order with our client id, or None if the exchange has none."""

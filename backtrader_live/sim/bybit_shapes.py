@@ -10,6 +10,10 @@ INTERVAL_CODES = {v: k for k, v in BYBIT_INTERVALS.items()}
 CONTRACT_TYPES = {'linear': 'LinearPerpetual', 'inverse': 'InversePerpetual'}
 STATUS = {'NEW': 'New', 'PARTIALLY_FILLED': 'PartiallyFilled', 'FILLED': 'Filled',
           'CANCELED': 'Cancelled', 'EXPIRED': 'Cancelled', 'REJECTED': 'Rejected'}
+# Bybit has no "expired" status: an order its time in force ends is Cancelled
+# with this rejectReason (v5 enums: no maker to fill an IOC, FOK not fully fillable).
+EXPIRY_REASON = {'FOK': 'EC_CancelForNoFullFill'}
+NO_IMMEDIATE_FILL = 'EC_NoImmediateQtyToFill'
 
 # engine refusal -> (retCode, retMsg); (reason, is_spot) entries win over reason ones
 ENGINE_ERRORS = {
@@ -117,6 +121,12 @@ def order_status(o):
     return STATUS[o.status]
 
 
+def reject_reason(o):
+    if o.status != 'EXPIRED':
+        return 'EC_NoError'
+    return EXPIRY_REASON.get(o.extra.get('tif', o.tif), NO_IMMEDIATE_FILL)
+
+
 def order_info(o, rules):
     """order/realtime and order/history item; also the private ``order`` topic's data."""
     return {
@@ -125,7 +135,7 @@ def order_info(o, rules):
         'qty': fmt(o.qty if o.qty else o.quote_qty), 'side': o.side.capitalize(),
         'isLeverage': '', 'positionIdx': 0, 'orderStatus': order_status(o),
         'cancelType': 'CancelByUser' if o.status == 'CANCELED' else 'UNKNOWN',
-        'rejectReason': 'EC_NoError', 'avgPrice': fmt(avg_price(o, rules)) if o.executed else '',
+        'rejectReason': reject_reason(o), 'avgPrice': fmt(avg_price(o, rules)) if o.executed else '',
         'leavesQty': fmt(o.remaining if o.is_open else 0),
         'leavesValue': '0', 'cumExecQty': fmt(o.executed), 'cumExecValue': fmt(o.cum_quote),
         'cumExecFee': '0', 'timeInForce': o.extra.get('tif', o.tif),

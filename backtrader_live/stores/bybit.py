@@ -12,7 +12,7 @@ import itertools
 from ..brokers.bybit import BybitBroker
 from ..errors import RetryableError, UnknownOutcome
 from ..events import (Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
-                      OPEN, OrderUpdate, PositionUpdate, REJECTED)
+                      OPEN, OrderUpdate, PositionUpdate, REJECTED, expired)
 from ..feeds.bybit import BybitData
 from ..markets import INVERSE, LINEAR, SPOT, kind_of
 from ..ratelimit import EPOCH_MS, SECONDS
@@ -27,6 +27,12 @@ _STATUS = {'New': OPEN, 'PartiallyFilled': OPEN, 'Untriggered': OPEN, 'Triggered
            'Active': OPEN, 'Created': OPEN, 'Filled': CLOSED, 'Cancelled': CANCELED,
            'PartiallyFilledCanceled': CANCELED, 'Deactivated': CANCELED,
            'Rejected': REJECTED, 'Expired': EXPIRED}
+
+# Bybit has no "expired" status: an order ended by its time in force is
+# Cancelled with one of these rejectReason values (v5 enums): no maker for an
+# IOC, an FOK not fully fillable, a PostOnly that would take.
+EXPIRED_WHEN = {'rejectReason': frozenset(('EC_NoImmediateQtyToFill', 'EC_CancelForNoFullFill',
+                                           'EC_PostOnlyWillTakeLiquidity'))}
 
 _CATEGORY = {SPOT: 'spot', LINEAR: 'linear', INVERSE: 'inverse'}
 
@@ -70,6 +76,7 @@ class BybitStore(Store):
     # Bybit says when the rate-limit window resets (epoch ms), not how long.
     RETRY_AFTER_HEADERS = {'Retry-After': SECONDS, 'X-Bapi-Limit-Reset-Timestamp': EPOCH_MS}
 
+    EXPIRED_WHEN = EXPIRED_WHEN       # see events.order_from_ccxt
     BrokerCls = BybitBroker
     DataCls = BybitData
 
@@ -172,9 +179,12 @@ class BybitStore(Store):
         cum = float(o.get('cumExecQty') or 0.0)
         avg = o.get('avgPrice')
         reason = o.get('rejectReason')
+        status = _STATUS.get(o.get('orderStatus'), OPEN)
+        if status == CANCELED and expired(o, EXPIRED_WHEN):
+            status = EXPIRED
         return (OrderUpdate(
             client_id=o.get('orderLinkId') or None, exchange_id=o.get('orderId'),
-            symbol=self._symbol(o['symbol']), status=_STATUS.get(o.get('orderStatus'), OPEN),
+            symbol=self._symbol(o['symbol']), status=status,
             filled=cum, remaining=float(o.get('leavesQty') or 0.0),
             average=float(avg) if avg not in (None, '', '0') else None,
             reason=None if reason in (None, '', 'EC_NoError') else reason,
