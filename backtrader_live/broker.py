@@ -75,6 +75,7 @@ class BrokerBase(BackBroker):
         self._notified = 0
         self._last_poll = 0.0
         self._final_synced = False
+        self._live_started = False   # _start_live finished: there is an account to sync
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
@@ -91,6 +92,7 @@ class BrokerBase(BackBroker):
     # -- lifecycle -------------------------------------------------------------
     def start(self):
         super().start()
+        self._live_started = self._final_synced = False
         if self.store is None:
             if self.live:
                 raise FatalError('live trading needs a store (use store.getbroker())')
@@ -110,7 +112,10 @@ class BrokerBase(BackBroker):
         self.account.load(self.store)   # also proves the keys work, once, no retry storm
         self.store.subscribe_user(self._events.put)
         self.startingcash = self.cash = self.getcash()
+        self._live_started = True
+        endpoint = self.store.p.endpoint
         log.info('%s live on %s (%s)', type(self).__name__,
+                 'endpoint %s' % endpoint if endpoint else
                  'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
 
     def data_started(self, data):
@@ -128,17 +133,39 @@ class BrokerBase(BackBroker):
         """Exchange settings a market needs before trading (derivatives)."""
 
     def stop(self):
-        if self.live and self.store is not None:
+        if self.live and self._live_started:
+            # However the run ended (an exception, an interrupt): the
+            # exchange's last word first, so the policy acts on what is open.
+            self.sync_before_stop()
             self._drain_events()
-            if self.p.cancel_on_exit:
-                for order in self._book.alive():
-                    self._cancel_live(order)
-            else:
-                alive = self._book.alive()
-                if alive:
-                    log.info('leaving %d open order(s) on the exchange: %s', len(alive),
-                             ', '.join(self._book.client_id(o) for o in alive))
+            self._exit_policy()
         super().stop()
+
+    def _exit_policy(self):
+        """``cancel_on_exit``: cancel our open orders; else leave them. Logs
+        what was done, order by order."""
+        alive = self._book.alive()
+        if not alive:
+            return
+        names = ', '.join(self._book.client_id(o) for o in alive)
+        if not self.p.cancel_on_exit:
+            log.info('leaving %d open order(s) on the exchange: %s', len(alive), names)
+            return
+        log.info('cancel_on_exit: cancelling %d open order(s): %s', len(alive), names)
+        for order in alive:
+            self._cancel_live(order)
+        # Some exchanges (Bybit) answer a cancel with the order id only: the
+        # final status is asked for, not waited for on a stream.
+        self._drain_events()
+        if self._book.alive():
+            self.reconcile(self._book.alive())
+        for order in alive:
+            log.info('cancel_on_exit: %s is %s', order.info.get('client_id'),
+                     order.getstatusname())
+        left = self._book.alive()
+        if left:
+            log.error('cancel_on_exit: %d order(s) may still be open on the exchange: %s',
+                      len(left), ', '.join(self._book.client_id(o) for o in left))
 
     # -- cash, value, positions ---------------------------------------------------
     def _adopt_positions(self):
@@ -185,7 +212,7 @@ class BrokerBase(BackBroker):
         the balances. Fills and balance changes come on their own socket and
         may land after the last bar's kline; asking here puts them in the
         final notifications and in the final cash and value, not in limbo."""
-        if not self.live or self.store is None or self._final_synced:
+        if not self.live or not self._live_started or self._final_synced:
             return
         self._final_synced = True
         self._drain_events()

@@ -8,10 +8,22 @@ import threading
 
 import backtrader as bt
 
-from .errors import ConfigError
+from .errors import ConfigError, LiveError
 from .notifications import NotificationsMixin
+from .runconfig import check_count, check_endpoint, check_options
 
 log = logging.getLogger(__name__)
+
+# Seconds the exit policy (cancel_on_exit) may take after a second Ctrl-C.
+EXIT_TIMEOUT = 30.0
+
+# Options run_live sets itself: {key in *_kwargs: run_live's argument to use}
+_STORE_TAKEN = {'apikey': 'apikey', 'secret': 'secret', 'testnet': 'testnet',
+                'market_type': 'market_type', 'endpoint': 'endpoint'}
+_BROKER_TAKEN = {'paper_trading': 'paper_trading', 'testnet': 'testnet',
+                 'cancel_on_exit': 'cancel_on_exit', 'cash': 'cash', 'store': 'exchange'}
+_DATA_TAKEN = {'dataname': 'symbol', 'name': 'symbol', 'store': 'exchange',
+               'tf': 'timeframe', 'backfill_bars': 'backfill_bars', 'max_live_bars': 'max_bars'}
 
 
 def available_exchanges():
@@ -35,7 +47,8 @@ class _StopControl:
     """Ends a live run cleanly on SIGINT/SIGTERM or after ``duration``.
 
     The first signal asks the feeds to finish (strategy.stop(), analyzers and
-    the broker's exit policy all run); a second one interrupts at once.
+    the broker's exit policy all run); a second one interrupts at once, and
+    run_live still applies the broker's exit policy (bounded, logged).
     """
 
     def __init__(self, cerebro, duration):
@@ -57,6 +70,8 @@ class _StopControl:
     def _on_signal(self, signum, frame):
         self._signals += 1
         if self._signals > 1:
+            log.warning('second %s: interrupting the run now; the exit policy still runs '
+                        '(at most %.0fs)', signal.Signals(signum).name, EXIT_TIMEOUT)
             raise KeyboardInterrupt
         self.stop('signal %s' % signal.Signals(signum).name)
 
@@ -105,11 +120,8 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         - anything else goes to ``Cerebro.run`` (e.g. ``exactbars``).
         """
         store_cls = find_store(exchange)
-        if max_bars is not None and (not isinstance(max_bars, int) or max_bars < 1):
-            raise ConfigError('max_bars must be a positive integer, got %r' % (max_bars,))
-        if duration is not None and not duration > 0:
-            raise ConfigError('duration must be a positive number of seconds, got %r'
-                              % (duration,))
+        _check_arguments(store_cls, endpoint, backfill_bars, max_bars, duration,
+                         store_kwargs, data_kwargs, broker_kwargs)
         store = store_cls.get_instance(apikey=apikey, secret=secret, testnet=testnet,
                                        market_type=market_type, endpoint=endpoint,
                                        **(store_kwargs or {}))
@@ -134,11 +146,15 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         gc.collect()
         gc.freeze()
         control = _StopControl(self, duration)
+        self._live_loop_started = False
         try:
             with control:
                 result = self.run(**run_kwargs)
         except Exception as exc:
             _stop_after_failure(self, strategy_cls, broker, exc)
+            raise
+        except KeyboardInterrupt:
+            _exit_after_interrupt(broker, EXIT_TIMEOUT)
             raise
         finally:
             store.stop()
@@ -146,6 +162,33 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         if getattr(broker, 'halted', None) is not None:
             raise broker.halted      # keys or permissions refused mid-run (logged)
         return result
+
+    # -- the end of a run: one final sync with the exchange, however it ends --
+    def _runnext(self, runstrats):
+        self._live_loop_started = True
+        super()._runnext(runstrats)
+        self._final_sync(runstrats)
+
+    def _runnext_old(self, runstrats):
+        self._live_loop_started = True
+        super()._runnext_old(runstrats)
+        self._final_sync(runstrats)
+
+    def _final_sync(self, runstrats):
+        """Whatever ended the loop (max_bars, duration, a signal, runstop(),
+        the data's end), ask the exchange about our orders and balances once
+        and hand what that found to the strategies before upstream calls
+        their stop() and the analyzers' (runstop() skips the feeds'
+        finishing round, where this happens otherwise; a second call is a
+        no-op). Backtests are untouched: their broker is not live."""
+        broker = self._broker
+        if not getattr(broker, 'live', False) or not hasattr(broker, 'sync_before_stop'):
+            return
+        broker.sync_before_stop()
+        self._brokernotify()     # quicknotify: notify_order/notify_trade now
+        if not self.p.quicknotify:
+            for strat in runstrats:
+                strat._notify()
 
     @staticmethod
     def _warn_if_real_money(paper_trading, testnet, endpoint):
@@ -155,21 +198,74 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             log.info('paper trading: no order is sent to the exchange')
 
 
+def _check_arguments(store_cls, endpoint, backfill_bars, max_bars, duration,
+                     store_kwargs, data_kwargs, broker_kwargs):
+    """Refuse bad arguments before anything is built or connected."""
+    check_endpoint(endpoint)
+    check_count('backfill_bars', backfill_bars, 0)
+    if max_bars is not None and (isinstance(max_bars, bool) or not isinstance(max_bars, int)
+                                 or max_bars < 1):
+        raise ConfigError('max_bars must be a positive integer, got %r' % (max_bars,))
+    if duration is not None and (isinstance(duration, bool) or
+                                 not isinstance(duration, (int, float)) or not duration > 0):
+        raise ConfigError('duration must be a positive number of seconds, got %r'
+                          % (duration,))
+    check_options('store_kwargs', store_kwargs, store_cls, _STORE_TAKEN)
+    check_options('data_kwargs', data_kwargs, store_cls.DataCls, _DATA_TAKEN)
+    check_options('broker_kwargs', broker_kwargs, store_cls.BrokerCls, _BROKER_TAKEN)
+
+
 def _stop_after_failure(cerebro, strategy_cls, broker, exc):
     """An exception escaped the run (a strategy's next(), say): log it with
     its context, then stop trading safely: the broker applies its exit
-    policy to our open orders (``cancel_on_exit``) before the error goes on."""
+    policy to our open orders (``cancel_on_exit``) before the error goes on.
+
+    Before the first round of the loop, a configuration or exchange error
+    (bad keys, leverage out of range, a bad option) is the run's start-up
+    failing, not the strategy: it is logged as such."""
     data = cerebro.datas[0] if cerebro.datas else None
-    when = data.datetime.datetime(0) if data is not None and len(data) else None
-    log.error('%s raised %s: %s (bar %s of %s); trading stops, open orders are %s',
-              strategy_cls.__name__, type(exc).__name__, exc, when,
-              getattr(data, '_name', None) or getattr(getattr(data, 'p', None), 'dataname', None),
-              'cancelled' if broker.p.cancel_on_exit else 'left on the exchange',
-              exc_info=exc)
+    policy = 'cancelled' if broker.p.cancel_on_exit else 'left on the exchange'
+    if not cerebro._live_loop_started and isinstance(exc, (ConfigError, LiveError)):
+        log.error('the live run could not start (configuration or start-up error): %s: %s; '
+                  'no bar was traded, open orders are %s', type(exc).__name__, exc, policy)
+    else:
+        when = data.datetime.datetime(0) if data is not None and len(data) else None
+        log.error('%s raised %s: %s (bar %s of %s); trading stops, open orders are %s',
+                  strategy_cls.__name__, type(exc).__name__, exc, when,
+                  getattr(data, '_name', None) or
+                  getattr(getattr(data, 'p', None), 'dataname', None), policy, exc_info=exc)
     try:
         broker.stop()
     except Exception:   # the original error matters more; this one is logged
         log.exception('stopping the broker after the failure failed too')
+
+
+def _exit_after_interrupt(broker, timeout):
+    """A second signal interrupted the run: the broker's exit policy
+    (``cancel_on_exit``) still runs, in a named thread given ``timeout``
+    seconds, so an unreachable exchange cannot keep the process hostage."""
+    log.warning('run interrupted: applying the exit policy (%s), at most %.0fs',
+                'cancel our open orders' if broker.p.cancel_on_exit else 'leave open orders',
+                timeout)
+    worker = threading.Thread(target=_stop_broker, args=(broker,), name='bt-live-exit',
+                              daemon=True)
+    worker.start()
+    try:
+        worker.join(timeout)
+    except KeyboardInterrupt:
+        log.error('interrupted again: not waiting for the exit policy; check the '
+                  'exchange for open orders')
+        return
+    if worker.is_alive():
+        log.error('the exit policy did not finish within %.0fs; check the exchange for '
+                  'open orders', timeout)
+
+
+def _stop_broker(broker):
+    try:
+        broker.stop()
+    except Exception:   # logged: the interrupt is what the caller sees
+        log.exception('applying the exit policy after the interrupt failed')
 
 
 # The rest of upstream's cerebro module, for drop-in imports.

@@ -8,7 +8,7 @@ so ``close()`` can never open the other side by accident.
 import logging
 
 from .broker import BrokerBase
-from .errors import ConfigError, LiveError
+from .errors import ConfigError, LiveError, OrderRejected
 from .markets import SPOT
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,12 @@ class DerivativesBroker(BrokerBase):
         if self.p.margin_mode:
             self.store.set_margin_mode(symbol, self.p.margin_mode)
         if self.p.leverage:
-            self.store.set_leverage(symbol, self.p.leverage)
+            try:
+                self.store.set_leverage(symbol, self.p.leverage)
+            except OrderRejected as exc:
+                # Binance -4028, Bybit 10001/110013...: a bad setting, not an order.
+                raise ConfigError('leverage=%s refused for %s: %s; %s' % (
+                    self.p.leverage, symbol, exc, leverage_range(self.store, symbol))) from None
             self.account.leverage[symbol] = float(self.p.leverage)
         else:
             self.account.leverage.setdefault(symbol, self.store.current_leverage(symbol))
@@ -64,6 +69,22 @@ class DerivativesBroker(BrokerBase):
         pos = self.positions[order.data].size
         size = order.size
         return bool(pos) and (pos > 0) != (size > 0) and abs(size) <= abs(pos) + 1e-12
+
+
+def leverage_range(store, symbol):
+    """'allowed: 1 to N' from the market's limits (Bybit's leverageFilter) or
+    its leverage tiers (Binance's brackets); says so when neither is known."""
+    try:
+        high = (store.exchange.market(symbol).get('limits', {}).get('leverage') or {}).get('max')
+        if not high:
+            tiers = store.call('fetch_market_leverage_tiers', symbol)
+            high = max((t.get('maxLeverage') or 0) for t in tiers) if tiers else None
+    except (LiveError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.info('%s: leverage range not readable: %s', symbol, exc)
+        high = None
+    if not high:
+        return 'allowed range unknown (see the exchange\'s leverage brackets for %s)' % symbol
+    return 'allowed: 1 to %g' % float(high)
 
 
 def is_unchanged_error(exc, codes):

@@ -69,6 +69,9 @@ class DataBase(bt.feed.DataBase):
 
     def __init__(self):
         super().__init__()
+        bars = self.p.backfill_bars
+        if isinstance(bars, bool) or not isinstance(bars, int) or bars < 0:
+            raise ConfigError('backfill_bars must be an integer >= 0, got %r' % (bars,))
         self._store = self.p.store
         # tf is the source of truth: plots/analyzers read timeframe/compression
         self.p.timeframe, self.p.compression, self._tf_ms = parse_timeframe(self.p.tf)
