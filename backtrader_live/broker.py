@@ -27,7 +27,7 @@ from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .orders import OrderBook, round_order
 from .recovery import resolve_unknown, window_left
-from .restart import adopt_open_orders, check_policy
+from .restart import adopt_open_orders, check_policy, exit_policy
 from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ class BrokerBase(BackBroker):
         self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
-        self._to_adopt = []
         self._restart_pending = []   # datas whose open orders are not handled yet
         self.halted = None           # the fatal error that stopped trading, if any
         self._orphans = collections.deque(maxlen=256)
@@ -125,9 +124,9 @@ class BrokerBase(BackBroker):
         self._datas.append(data)
         if self.live:
             self.prepare_market(data)
-            if self.p.adopt_positions:
-                self._to_adopt.append(data)     # needs a price: done at the first bar
-            self._restart_pending.append(data)  # open orders: after the position (restart.py)
+            # Position and open orders, read as one snapshot at the first bar
+            # (the position needs a price): restart.py.
+            self._restart_pending.append(data)
 
     def prepare_market(self, data):
         """Exchange settings a market needs before trading (derivatives)."""
@@ -138,46 +137,10 @@ class BrokerBase(BackBroker):
             # exchange's last word first, so the policy acts on what is open.
             self.sync_before_stop()
             self._drain_events()
-            self._exit_policy()
+            exit_policy(self)      # restart.py: cancel_on_exit, logged
         super().stop()
 
-    def _exit_policy(self):
-        """``cancel_on_exit``: cancel our open orders; else leave them. Logs
-        what was done, order by order."""
-        alive = self._book.alive()
-        if not alive:
-            return
-        names = ', '.join(self._book.client_id(o) for o in alive)
-        if not self.p.cancel_on_exit:
-            log.info('leaving %d open order(s) on the exchange: %s', len(alive), names)
-            return
-        log.info('cancel_on_exit: cancelling %d open order(s): %s', len(alive), names)
-        for order in alive:
-            self._cancel_live(order)
-        # Some exchanges (Bybit) answer a cancel with the order id only: the
-        # final status is asked for, not waited for on a stream.
-        self._drain_events()
-        if self._book.alive():
-            self.reconcile(self._book.alive())
-        for order in alive:
-            log.info('cancel_on_exit: %s is %s', order.info.get('client_id'),
-                     order.getstatusname())
-        left = self._book.alive()
-        if left:
-            log.error('cancel_on_exit: %d order(s) may still be open on the exchange: %s',
-                      len(left), ', '.join(self._book.client_id(o) for o in left))
-
     # -- cash, value, positions ---------------------------------------------------
-    def _adopt_positions(self):
-        ready = [d for d in self._to_adopt if len(d)]
-        self._to_adopt = [d for d in self._to_adopt if not len(d)]
-        for data in ready:
-            found = self.account.start_position(self.store, self._rules(data), data.close[0])
-            if found is not None:
-                self.positions[data].set(*found)
-                log.info('adopted a %s position of %s at %s', data._name or data.p.dataname,
-                         *found)
-
     def cash_currency(self):
         if self.p.currency:
             return self.p.currency
@@ -441,8 +404,6 @@ class BrokerBase(BackBroker):
         if not self.live:
             return super().next()
         self._drain_events()
-        if self._to_adopt:
-            self._adopt_positions()
         if self._restart_pending:
             adopt_open_orders(self, self._restart_pending)
         overdue = self._book.overdue(self.p.fill_wait)

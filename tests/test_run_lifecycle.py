@@ -221,3 +221,45 @@ def test_leverage_out_of_range_is_a_config_error_with_the_range(venue, caplog):
         assert 'could not start (configuration or start-up error)' in caplog.text
     finally:
         sim.stop()
+
+
+# -- 5: a fill while the start-up state is read ---------------------------------------------
+def _fill_resting_order(sim, venue):
+    """Move market time through bar 7 (not closing it): its low crosses the
+    resting buy at 0.997 x bar 6's close, which fills on the exchange."""
+    nxt = sim._call(lambda: sim.clock.next_close())
+    sim.advance((nxt - sim.now_ms()) / 1000.0 - 1)
+    return [o.status.upper() for o in sim_orders(sim, venue)]
+
+
+@pytest.mark.parametrize('when', ['before the first listing', 'after the first listing'])
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_a_fill_while_the_startup_state_is_read_is_not_lost(venue, when, monkeypatch):
+    sim = venue_sim(venue)
+    try:
+        first = venue_run(sim, venue, strategy=FinalState, max_bars=1, script={6: _buy_below})
+        first.rec.size = VENUES[venue][5]
+        first.start().step(1).join()
+        (order,) = sim_orders(sim, venue)
+        assert order.status.upper() == 'NEW'
+        store_cls = type(first.rec.strategy.broker.store)
+        listed, fired = store_cls.get_open_orders, []
+
+        def listing_with_a_fill(store, symbol=None):
+            # The exchange fills the resting order exactly in the start-up window.
+            if not fired and when == 'before the first listing':
+                fired.append(_fill_resting_order(sim, venue))
+            raws = listed(store, symbol)
+            if not fired:
+                fired.append(_fill_resting_order(sim, venue))
+            return raws
+        monkeypatch.setattr(store_cls, 'get_open_orders', listing_with_a_fill)
+        run = venue_run(sim, venue, strategy=FinalState, max_bars=1)
+        run.rec.size = VENUES[venue][5]
+        run.start().step(1).join()
+        assert fired == [['FILLED']]        # in the window, not by the bar after
+        assert held(sim, venue) > 0
+        assert run.rec.positions[0] == pytest.approx(held(sim, venue), rel=1e-9)
+        assert run.rec.final_position == pytest.approx(held(sim, venue), rel=1e-9)
+    finally:
+        sim.stop()
