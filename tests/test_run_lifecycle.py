@@ -263,3 +263,72 @@ def test_a_fill_while_the_startup_state_is_read_is_not_lost(venue, when, monkeyp
         assert run.rec.final_position == pytest.approx(held(sim, venue), rel=1e-9)
     finally:
         sim.stop()
+
+
+# -- 12: after an outage, replayed bars are DELAYED; LIVE comes with the current bar --------
+class TradesOnlyWhenLive(Scripted):
+    """The usual live pattern: remember the status notify_data told, act on
+    a bar only while LIVE (here: record which status each bar came with)."""
+
+    def notify_data(self, data, status, *args, **kwargs):
+        super().notify_data(data, status, *args, **kwargs)
+        self.status = data._getstatusname(status)
+
+    def next(self):
+        self.p.rec.bar_status.append(getattr(self, 'status', None))
+        super().next()
+
+
+def _sim_behind_the_wall_clock(venue, hours=12):
+    """A simulator whose market clock starts ``hours`` before the wall clock.
+
+    ccxt caps a COIN-M klines request that has a start at its own wall clock
+    (endTime = min(now, ...)); a test stepping the market past the wall clock
+    would hide the very bars it closed from the gap fill. A real exchange's
+    clock is the wall clock, so only the simulator's start moves."""
+    import types
+    from backtrader_live.sim import server
+    real = server.time
+    server.time = types.SimpleNamespace(time=lambda: real.time() - hours * 3600,
+                                        monotonic=real.monotonic)
+    try:
+        return venue_sim(venue)
+    finally:
+        server.time = real
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_bars_replayed_after_an_outage_are_delayed(venue, caplog):
+    caplog.set_level(logging.INFO, logger='backtrader_live')
+    sim = _sim_behind_the_wall_clock(venue)
+    topic = VENUES[venue][3]
+    try:
+        run = venue_run(sim, venue, strategy=TradesOnlyWhenLive, max_bars=4)
+        run.rec.bar_status = []
+        run.start().step(1)
+        assert sim.faults.drop_ws('public', seconds=None) == 1
+        missed = sim.step(2)                        # closed while the stream is down
+        sim.faults.restore_ws('public')
+        sim.wait_subscribed(topic, timeout=15)
+        eventually(lambda: len(run.rec.bars) == 8, 15)
+        run.step(1)
+        run.join()
+        assert [round(b[1], 8) for b in run.rec.bars[6:8]] == [float(r[4]) for r in missed]
+        # 5 bars of history, bar 6 live, 7-8 replayed over REST, 9 live again
+        assert run.rec.bar_status[5:] == ['LIVE', 'DELAYED', 'DELAYED', 'LIVE']
+        seen = run.rec.data_status
+        assert seen[:2] == ['DELAYED', 'LIVE']
+        assert seen[2:5] == ['CONNBROKEN', 'DELAYED', 'LIVE']
+        assert 'live on endpoint %s' % sim.base_url in caplog.text
+        assert 'live on testnet' not in caplog.text
+    finally:
+        sim.faults.clear()
+        sim.stop()
+
+
+def test_stream_reconnects_are_at_most_5s_apart():
+    from backtrader_live.stream import WsStream
+    stream = WsStream('test-ws', 'ws://127.0.0.1:9', lambda s, m: None)
+    # an outage of any length: the next attempt is never more than 5 s away
+    assert max(stream._backoff.delay(attempt) for attempt in range(60)) <= 5.0
+    assert stream._backoff.delay(0) <= 0.25
