@@ -332,3 +332,31 @@ def test_stream_reconnects_are_at_most_5s_apart():
     # an outage of any length: the next attempt is never more than 5 s away
     assert max(stream._backoff.delay(attempt) for attempt in range(60)) <= 5.0
     assert stream._backoff.delay(0) <= 0.25
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_a_hole_found_by_a_live_bar_is_filled_as_delayed(venue, monkeypatch):
+    sim = _sim_behind_the_wall_clock(venue)
+    try:
+        run = venue_run(sim, venue, strategy=TradesOnlyWhenLive, max_bars=3)
+        run.rec.bar_status = []
+        data_cls = btl.cerebro.find_store(VENUES[venue][0]).DataCls
+        on_bar, lost = data_cls._on_bar, []
+
+        def loses_one(data, bar):
+            # As when the feed's queue is full: the bar is dropped, the next
+            # one reveals the hole.
+            if bar.closed and len(run.rec.bars) == 6 and not lost:
+                lost.append(bar.open_time)
+                return None
+            return on_bar(data, bar)
+        monkeypatch.setattr(data_cls, '_on_bar', loses_one)
+        run.start().step(1)
+        sim.step()                              # bar 7: lost on its way
+        eventually(lambda: lost, 10)
+        run.step(1)                             # bar 8 shows the hole: 7 comes over REST
+        run.join()
+        assert len(lost) == 1 and len(run.rec.bars) == 8
+        assert run.rec.bar_status[5:] == ['LIVE', 'DELAYED', 'LIVE']
+    finally:
+        sim.stop()
