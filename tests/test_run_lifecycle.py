@@ -100,6 +100,38 @@ def test_runstop_reconciles_before_the_strategy_stops(venue, caplog):
         sim.stop()
 
 
+class Boom(RuntimeError):
+    pass
+
+
+def _raise(s):
+    raise Boom('a bug in next()')
+
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_an_exception_still_syncs_before_the_exit_policy(venue, caplog):
+    caplog.set_level(logging.INFO, logger='backtrader_live')
+    sim = venue_sim(venue)
+    try:
+        run = venue_run(sim, venue, strategy=FinalState, max_bars=5,
+                        script={6: _buy_below, 7: _raise})
+        run.rec.size = VENUES[venue][5]
+        run.start().step(1)
+        assert sim.faults.stall_ws('private', seconds=None) == 1
+        sim.step()
+        with pytest.raises(Boom):
+            run.join()
+        (order,) = sim_orders(sim, venue)
+        assert order.status.upper() == 'FILLED'
+        # the broker asked the exchange before applying its policy: nothing is "left open"
+        assert 'leaving 1 open order' not in caplog.text
+        assert run.rec.strategy.position.size == pytest.approx(held(sim, venue), rel=1e-9)
+        assert 'FinalState raised Boom' in caplog.text
+    finally:
+        sim.faults.clear()
+        sim.stop()
+
+
 # -- 7: a second Ctrl-C still cancels our orders ---------------------------------------------
 class WaitsForSignals(FinalState):
     """Places a resting buy on its first live bar, then keeps Cerebro's
