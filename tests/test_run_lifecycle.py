@@ -392,3 +392,99 @@ def test_a_hole_found_by_a_live_bar_is_filled_as_delayed(venue, monkeypatch):
         assert run.rec.bar_status[5:] == ['LIVE', 'DELAYED', 'LIVE']
     finally:
         sim.stop()
+
+
+# -- the less travelled branches -------------------------------------------------------------
+def test_runstop_without_quicknotify_still_hands_the_final_fills_over(caplog):
+    caplog.set_level(logging.INFO, logger='backtrader_live')
+    venue = 'binance-usdm'
+    sim = venue_sim(venue)
+    try:
+        run = venue_run(sim, venue, strategy=FinalState, max_bars=5, quicknotify=False,
+                        script={6: _buy_below, 7: lambda s: s.env.runstop()})
+        run.rec.size = VENUES[venue][5]
+        run.start().step(1)
+        assert sim.faults.stall_ws('private', seconds=None) == 1
+        run.step(1)
+        run.join()
+        assert run.rec.statuses()[-1] == 'Completed'
+        assert run.rec.final_position == pytest.approx(held(sim, venue), rel=1e-9)
+        assert run.rec.final_position > 0
+    finally:
+        sim.faults.clear()
+        sim.stop()
+
+
+def test_a_start_up_state_that_keeps_changing_is_read_a_bounded_number_of_times(
+        monkeypatch, caplog):
+    from backtrader_live import restart
+    caplog.set_level(logging.INFO, logger='backtrader_live')
+    venue = 'binance-spot'
+    sim = venue_sim(venue)
+    try:
+        first = venue_run(sim, venue, strategy=FinalState, max_bars=1, script={6: _buy_below})
+        first.rec.size = VENUES[venue][5]
+        first.start().step(1).join()
+        store_cls = type(first.rec.strategy.broker.store)
+        listed, calls = store_cls.get_open_orders, []
+
+        def ever_changing(store, symbol=None):
+            # A listing whose order shows a new fill every time (a busy order).
+            raws = listed(store, symbol)
+            calls.append(1)
+            return [dict(r, filled=len(calls) * 1e-5) for r in raws]
+        monkeypatch.setattr(store_cls, 'get_open_orders', ever_changing)
+        run = venue_run(sim, venue, strategy=FinalState, max_bars=1)
+        run.start().step(1).join()
+        assert len(calls) == 1 + restart.SNAPSHOT_READINGS
+        assert 'open orders kept changing over 4 readings' in caplog.text
+        assert _startup_found(run)['open_orders'][0]['action'] == 'tracked'
+    finally:
+        sim.stop()
+
+
+def _startup_found(run):
+    (found,) = [m[1] for m in run.rec.store_msgs if m[0] == 'startup']
+    return found
+
+
+class _SlowBroker:
+    """Stands in for a broker whose exchange no longer answers."""
+
+    class p:
+        cancel_on_exit = True
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def stop(self):
+        self.release.wait(10)
+
+
+def test_the_exit_policy_after_an_interrupt_is_bounded(caplog):
+    from backtrader_live.cerebro import _exit_after_interrupt
+    broker = _SlowBroker()
+    try:
+        _exit_after_interrupt(broker, 0.05)
+        assert 'the exit policy did not finish within 0s' in caplog.text
+    finally:
+        broker.release.set()
+        for t in threading.enumerate():
+            if t.name == 'bt-live-exit':
+                t.join(5)
+
+
+def test_leverage_range_unknown_is_said_so():
+    from backtrader_live.derivatives import leverage_range
+
+    class Store:
+        class exchange:
+            @staticmethod
+            def market(symbol):
+                return {'limits': {'leverage': {'max': None}}}
+
+        @staticmethod
+        def call(method, *args):
+            raise btl.errors.RetryableError('unreachable')
+    assert leverage_range(Store, 'X/USDT:USDT') == \
+        "allowed range unknown (see the exchange's leverage brackets for X/USDT:USDT)"
