@@ -46,17 +46,26 @@ class DerivativesBroker(BrokerBase):
             return
         symbol = data.p.dataname
         if self.p.margin_mode:
-            self.store.set_margin_mode(symbol, self.p.margin_mode)
+            self._setting('margin_mode', self.store.set_margin_mode, symbol,
+                          'the exchange refuses a change while a position or order is open')
         if self.p.leverage:
-            try:
-                self.store.set_leverage(symbol, self.p.leverage)
-            except OrderRejected as exc:
-                # Binance -4028, Bybit 10001/110013...: a bad setting, not an order.
-                raise ConfigError('leverage=%s refused for %s: %s; %s' % (
-                    self.p.leverage, symbol, exc, leverage_range(self.store, symbol))) from None
+            self._setting('leverage', self.store.set_leverage, symbol,
+                          lambda: leverage_range(self.store, symbol))
             self.account.leverage[symbol] = float(self.p.leverage)
         else:
             self.account.leverage.setdefault(symbol, self.store.current_leverage(symbol))
+
+    def _setting(self, name, apply, symbol, hint):
+        """Apply a market setting at start; the exchange refusing it (Binance
+        -4028/-4048, Bybit 10001/110013/3400045...) is a configuration error,
+        not an order rejection. ``hint``: a string, or a callable giving one."""
+        value = getattr(self.p, name)
+        try:
+            apply(symbol, value)
+        except OrderRejected as exc:
+            hint = hint() if callable(hint) else hint
+            raise ConfigError('%s=%r refused for %s: %s; %s' % (name, value, symbol, exc,
+                                                                hint)) from None
 
     def order_options(self, order):
         params = super().order_options(order)

@@ -488,3 +488,26 @@ def test_leverage_range_unknown_is_said_so():
             raise btl.errors.RetryableError('unreachable')
     assert leverage_range(Store, 'X/USDT:USDT') == \
         "allowed range unknown (see the exchange's leverage brackets for X/USDT:USDT)"
+
+
+@pytest.mark.parametrize('venue', FUTURES)
+def test_margin_mode_refused_at_start_is_a_config_error(venue, caplog):
+    caplog.set_level(logging.ERROR, logger='backtrader_live')
+    exchange, market_type, symbol = VENUES[venue][:3]
+    sim = venue_sim(venue)
+    try:
+        first = venue_run(sim, venue, strategy=FinalState, max_bars=1,
+                          script={6: lambda s: s.buy(size=s.p.rec.size)})
+        first.rec.size = VENUES[venue][5]
+        first.start().step(1).join()
+        assert held(sim, venue) > 0        # a position: the mode cannot change now
+        with pytest.raises(btl.ConfigError, match=r"margin_mode='isolated' refused for %s: .*; "
+                                                  r"the exchange refuses a change while a "
+                                                  r"position or order is open" % symbol):
+            btl.Cerebro().run_live(exchange, symbol, '1h', btl.Strategy, endpoint=sim.base_url,
+                                   apikey=KEY, secret=SECRET, paper_trading=False,
+                                   market_type=market_type,
+                                   broker_kwargs={'margin_mode': 'isolated'})
+        assert 'could not start (configuration or start-up error)' in caplog.text
+    finally:
+        sim.stop()
