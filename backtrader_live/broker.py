@@ -32,7 +32,7 @@ from .markets import SPOT
 from .fills import LiveFills, TradeSizes
 from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
 from .recovery import resolve_unknown, settle_cancel, window_left
-from .restart import adopt_open_orders, check_policy
+from .restart import adopt_open_orders, check_policy, exit_policy
 from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,6 @@ class BrokerBase(LiveFills, BackBroker):
         self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
-        self._to_adopt = []
         self._restart_pending = []   # datas whose open orders are not handled yet
         self.halted = None           # the fatal error that stopped trading, if any
         self._orphans = collections.deque(maxlen=256)
@@ -91,6 +90,7 @@ class BrokerBase(LiveFills, BackBroker):
         self._final_synced = False
         self._trade_sizes = TradeSizes()     # upstream Trade's float sums (fills.py)
         self._input_problem = None   # a bad buy()/sell() argument, for submit() (_checked)
+        self._live_started = False   # _start_live finished: there is an account to sync
         self.risk_rules = [self._rule_supported, self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
@@ -114,6 +114,7 @@ class BrokerBase(LiveFills, BackBroker):
     # -- lifecycle -------------------------------------------------------------
     def start(self):
         super().start()
+        self._live_started = self._final_synced = False
         if self.store is None:
             if self.live:
                 raise FatalError('live trading needs a store (use store.getbroker())')
@@ -133,7 +134,10 @@ class BrokerBase(LiveFills, BackBroker):
         self.account.load(self.store)   # also proves the keys work, once, no retry storm
         self.store.subscribe_user(self._events.put)
         self.startingcash = self.cash = self.getcash()
+        self._live_started = True
+        endpoint = self.store.p.endpoint
         log.info('%s live on %s (%s)', type(self).__name__,
+                 'endpoint %s' % endpoint if endpoint else
                  'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
 
     def data_started(self, data):
@@ -143,37 +147,23 @@ class BrokerBase(LiveFills, BackBroker):
         self._datas.append(data)
         if self.live:
             self.prepare_market(data)
-            if self.p.adopt_positions:
-                self._to_adopt.append(data)     # needs a price: done at the first bar
-            self._restart_pending.append(data)  # open orders: after the position (restart.py)
+            # Position and open orders, read as one snapshot at the first bar
+            # (the position needs a price): restart.py.
+            self._restart_pending.append(data)
 
     def prepare_market(self, data):
         """Exchange settings a market needs before trading (derivatives)."""
 
     def stop(self):
-        if self.live and self.store is not None:
+        if self.live and self._live_started:
+            # However the run ended (an exception, an interrupt): the
+            # exchange's last word first, so the policy acts on what is open.
+            self.sync_before_stop()
             self._drain_events()
-            if self.p.cancel_on_exit:
-                for order in self._book.alive():
-                    self._cancel_live(order)
-            else:
-                alive = self._book.alive()
-                if alive:
-                    log.info('leaving %d open order(s) on the exchange: %s', len(alive),
-                             ', '.join(self._book.client_id(o) for o in alive))
+            exit_policy(self)      # restart.py: cancel_on_exit, logged
         super().stop()
 
     # -- cash, value, positions ---------------------------------------------------
-    def _adopt_positions(self):
-        ready = [d for d in self._to_adopt if len(d)]
-        self._to_adopt = [d for d in self._to_adopt if not len(d)]
-        for data in ready:
-            found = self.account.start_position(self.store, self._rules(data), data.close[0])
-            if found is not None:
-                self.positions[data].set(*found)
-                log.info('adopted a %s position of %s at %s', data._name or data.p.dataname,
-                         *found)
-
     def cash_currency(self):
         if self.p.currency:
             return self.p.currency
@@ -208,7 +198,7 @@ class BrokerBase(LiveFills, BackBroker):
         the balances. Fills and balance changes come on their own socket and
         may land after the last bar's kline; asking here puts them in the
         final notifications and in the final cash and value, not in limbo."""
-        if not self.live or self.store is None or self._final_synced:
+        if not self.live or not self._live_started or self._final_synced:
             return
         self._final_synced = True
         self._drain_events()
@@ -476,8 +466,6 @@ class BrokerBase(LiveFills, BackBroker):
         if not self.live:
             return super().next()
         self._drain_events()
-        if self._to_adopt:
-            self._adopt_positions()
         if self._restart_pending:
             adopt_open_orders(self, self._restart_pending)
         overdue = self._book.overdue(self.p.fill_wait)

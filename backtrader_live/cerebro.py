@@ -9,13 +9,25 @@ import threading
 
 import backtrader as bt
 
-from .errors import ConfigError
+from .errors import ConfigError, LiveError
 from .linewindow import LineWindow
 from .options import (DICT_OF, check_keys, init_names, merge, param_names, route,
                       takes_any_keyword)
 from .notifications import NotificationsMixin
+from .runconfig import check_count, check_endpoint, check_options
 
 log = logging.getLogger(__name__)
+
+# Seconds the exit policy (cancel_on_exit) may take after a second Ctrl-C.
+EXIT_TIMEOUT = 30.0
+
+# Options run_live sets itself: {key in *_kwargs: run_live's argument to use}
+_STORE_TAKEN = {'apikey': 'apikey', 'secret': 'secret', 'testnet': 'testnet',
+                'market_type': 'market_type', 'endpoint': 'endpoint'}
+_BROKER_TAKEN = {'paper_trading': 'paper_trading', 'testnet': 'testnet',
+                 'cancel_on_exit': 'cancel_on_exit', 'cash': 'cash', 'store': 'exchange'}
+_DATA_TAKEN = {'dataname': 'symbol', 'name': 'symbol', 'store': 'exchange',
+               'tf': 'timeframe', 'backfill_bars': 'backfill_bars', 'max_live_bars': 'max_bars'}
 
 
 def available_exchanges():
@@ -39,7 +51,8 @@ class _StopControl:
     """Ends a live run cleanly on SIGINT/SIGTERM or after ``duration``.
 
     The first signal asks the feeds to finish (strategy.stop(), analyzers and
-    the broker's exit policy all run); a second one interrupts at once.
+    the broker's exit policy all run); a second one interrupts at once, and
+    run_live still applies the broker's exit policy (bounded, logged).
     """
 
     def __init__(self, cerebro, duration):
@@ -61,6 +74,8 @@ class _StopControl:
     def _on_signal(self, signum, frame):
         self._signals += 1
         if self._signals > 1:
+            log.warning('second %s: interrupting the run now; the exit policy still runs '
+                        '(at most %.0fs)', signal.Signals(signum).name, EXIT_TIMEOUT)
             raise KeyboardInterrupt
         self.stop('signal %s' % signal.Signals(signum).name)
 
@@ -143,11 +158,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             strategy=strategy_params, run=run_kwargs))
         store_kwargs, broker_kwargs, data_kwargs = parts['store'], parts['broker'], parts['data']
         strategy_params, run_kwargs = parts['strategy'], parts['run']
-        if max_bars is not None and (not isinstance(max_bars, int) or max_bars < 1):
-            raise ConfigError('max_bars must be a positive integer, got %r' % (max_bars,))
-        if duration is not None and not duration > 0:
-            raise ConfigError('duration must be a positive number of seconds, got %r'
-                              % (duration,))
+        _check_arguments(endpoint, backfill_bars, max_bars, duration)
         window = LineWindow(keep_bars) if keep_bars is not None else None
         store = store_cls.get_instance(apikey=apikey, secret=secret, testnet=testnet,
                                        market_type=market_type, endpoint=endpoint,
@@ -174,11 +185,15 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         gc.collect()
         gc.freeze()
         control = _StopControl(self, duration)
+        self._live_loop_started = False
         try:
             with control:
                 result = self.run(**run_kwargs)
         except Exception as exc:
             _stop_after_failure(self, strategy_cls, broker, exc)
+            raise
+        except KeyboardInterrupt:
+            _exit_after_interrupt(broker, EXIT_TIMEOUT)
             raise
         finally:
             self._line_window = None     # a later run() is a backtest: every bar kept
@@ -188,32 +203,53 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             raise broker.halted      # keys or permissions refused mid-run (logged)
         return result
 
-    # What run_live sets itself, per component (passed as its own arguments).
-    _RESERVED = {'store': ('testnet', 'market_type', 'endpoint'),
-                 'broker': ('paper_trading', 'testnet', 'cancel_on_exit', 'cash'),
-                 'data': ('dataname', 'store', 'tf', 'backfill_bars', 'max_live_bars'),
-                 'strategy': (), 'run': ()}
-
     def _route_options(self, store_cls, strategy_cls, flat, explicit):
-        """{component: its keyword arguments}: flat options routed by name,
-        merged with the explicit dictionaries; every key checked."""
-        owners = {'store': param_names(store_cls), 'broker': param_names(store_cls.BrokerCls),
-                  'data': param_names(store_cls.DataCls),
-                  'strategy': param_names(strategy_cls) + init_names(strategy_cls),
-                  'run': param_names(type(self))}
-        valid = {kind: set(names) - set(self._RESERVED[kind]) for kind, names in owners.items()}
-        own = inspect.signature(self.run_live).parameters
-        routed = route(flat, valid, own)
+        """{component: its keyword arguments}: flat options routed by name
+        (options.py), merged with the explicit dictionaries; every key checked."""
+        classes = {'store': (store_cls, _STORE_TAKEN), 'broker': (store_cls.BrokerCls,
+                                                                   _BROKER_TAKEN),
+                   'data': (store_cls.DataCls, _DATA_TAKEN)}
+        valid = {kind: set(param_names(cls)) - set(taken)
+                 for kind, (cls, taken) in classes.items()}
+        valid['strategy'] = set(param_names(strategy_cls) + init_names(strategy_cls))
+        valid['run'] = set(param_names(type(self)))
+        routed = route(flat, valid, inspect.signature(self.run_live).parameters)
         parts = {}
         for kind, given in explicit.items():
             what = DICT_OF[kind]
-            if kind == 'strategy' and takes_any_keyword(strategy_cls):
-                parts[kind] = merge(what, routed[kind], given)
-                continue
-            check_keys(what, given, valid[kind] | set(self._RESERVED[kind]),
-                       reserved=self._RESERVED[kind])
+            if kind in classes:
+                check_options(what, given, *classes[kind])
+            elif not (kind == 'strategy' and takes_any_keyword(strategy_cls)):
+                check_keys(what, given, valid[kind])
             parts[kind] = merge(what, routed[kind], given)
         return parts
+
+    # -- the end of a run: one final sync with the exchange, however it ends --
+    def _runnext(self, runstrats):
+        self._live_loop_started = True
+        super()._runnext(runstrats)
+        self._final_sync(runstrats)
+
+    def _runnext_old(self, runstrats):
+        self._live_loop_started = True
+        super()._runnext_old(runstrats)
+        self._final_sync(runstrats)
+
+    def _final_sync(self, runstrats):
+        """Whatever ended the loop (max_bars, duration, a signal, runstop(),
+        the data's end), ask the exchange about our orders and balances once
+        and hand what that found to the strategies before upstream calls
+        their stop() and the analyzers' (runstop() skips the feeds'
+        finishing round, where this happens otherwise; a second call is a
+        no-op). Backtests are untouched: their broker is not live."""
+        broker = self._broker
+        if not getattr(broker, 'live', False) or not hasattr(broker, 'sync_before_stop'):
+            return
+        broker.sync_before_stop()
+        self._brokernotify()     # quicknotify: notify_order/notify_trade now
+        if not self.p.quicknotify:
+            for strat in runstrats:
+                strat._notify()
 
     @staticmethod
     def _warn_if_real_money(paper_trading, testnet, endpoint):
@@ -223,21 +259,70 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             log.info('paper trading: no order is sent to the exchange')
 
 
+def _check_arguments(endpoint, backfill_bars, max_bars, duration):
+    """Refuse bad arguments before anything is built or connected."""
+    check_endpoint(endpoint)
+    check_count('backfill_bars', backfill_bars, 0)
+    if max_bars is not None and (isinstance(max_bars, bool) or not isinstance(max_bars, int)
+                                 or max_bars < 1):
+        raise ConfigError('max_bars must be a positive integer, got %r' % (max_bars,))
+    if duration is not None and (isinstance(duration, bool) or
+                                 not isinstance(duration, (int, float)) or not duration > 0):
+        raise ConfigError('duration must be a positive number of seconds, got %r'
+                          % (duration,))
+
+
 def _stop_after_failure(cerebro, strategy_cls, broker, exc):
     """An exception escaped the run (a strategy's next(), say): log it with
     its context, then stop trading safely: the broker applies its exit
-    policy to our open orders (``cancel_on_exit``) before the error goes on."""
+    policy to our open orders (``cancel_on_exit``) before the error goes on.
+
+    Before the first round of the loop, a configuration or exchange error
+    (bad keys, leverage out of range, a bad option) is the run's start-up
+    failing, not the strategy: it is logged as such."""
     data = cerebro.datas[0] if cerebro.datas else None
-    when = data.datetime.datetime(0) if data is not None and len(data) else None
-    log.error('%s raised %s: %s (bar %s of %s); trading stops, open orders are %s',
-              strategy_cls.__name__, type(exc).__name__, exc, when,
-              getattr(data, '_name', None) or getattr(getattr(data, 'p', None), 'dataname', None),
-              'cancelled' if broker.p.cancel_on_exit else 'left on the exchange',
-              exc_info=exc)
+    policy = 'cancelled' if broker.p.cancel_on_exit else 'left on the exchange'
+    if not cerebro._live_loop_started and isinstance(exc, (ConfigError, LiveError)):
+        log.error('the live run could not start (configuration or start-up error): %s: %s; '
+                  'no bar was traded, open orders are %s', type(exc).__name__, exc, policy)
+    else:
+        when = data.datetime.datetime(0) if data is not None and len(data) else None
+        log.error('%s raised %s: %s (bar %s of %s); trading stops, open orders are %s',
+                  strategy_cls.__name__, type(exc).__name__, exc, when,
+                  getattr(data, '_name', None) or
+                  getattr(getattr(data, 'p', None), 'dataname', None), policy, exc_info=exc)
     try:
         broker.stop()
     except Exception:   # the original error matters more; this one is logged
         log.exception('stopping the broker after the failure failed too')
+
+
+def _exit_after_interrupt(broker, timeout):
+    """A second signal interrupted the run: the broker's exit policy
+    (``cancel_on_exit``) still runs, in a named thread given ``timeout``
+    seconds, so an unreachable exchange cannot keep the process hostage."""
+    log.warning('run interrupted: applying the exit policy (%s), at most %.0fs',
+                'cancel our open orders' if broker.p.cancel_on_exit else 'leave open orders',
+                timeout)
+    worker = threading.Thread(target=_stop_broker, args=(broker,), name='bt-live-exit',
+                              daemon=True)
+    worker.start()
+    try:
+        worker.join(timeout)
+    except KeyboardInterrupt:
+        log.error('interrupted again: not waiting for the exit policy; check the '
+                  'exchange for open orders')
+        return
+    if worker.is_alive():
+        log.error('the exit policy did not finish within %.0fs; check the exchange for '
+                  'open orders', timeout)
+
+
+def _stop_broker(broker):
+    try:
+        broker.stop()
+    except Exception:   # logged: the interrupt is what the caller sees
+        log.exception('applying the exit policy after the interrupt failed')
 
 
 # The rest of upstream's cerebro module, for drop-in imports.

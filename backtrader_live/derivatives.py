@@ -20,7 +20,7 @@ backtest, and never opens the other side when it meant "flat":
 import logging
 
 from .broker import BrokerBase
-from .errors import ConfigError, LiveError
+from .errors import ConfigError, LiveError, OrderRejected
 from .markets import SPOT
 from .risk import bar_time
 
@@ -59,12 +59,26 @@ class DerivativesBroker(BrokerBase):
             return
         symbol = data.p.dataname
         if self.p.margin_mode:
-            self.store.set_margin_mode(symbol, self.p.margin_mode)
+            self._setting('margin_mode', self.store.set_margin_mode, symbol,
+                          'the exchange refuses a change while a position or order is open')
         if self.p.leverage:
-            self.store.set_leverage(symbol, self.p.leverage)
+            self._setting('leverage', self.store.set_leverage, symbol,
+                          lambda: leverage_range(self.store, symbol))
             self.account.leverage[symbol] = float(self.p.leverage)
         else:
             self.account.leverage.setdefault(symbol, self.store.current_leverage(symbol))
+
+    def _setting(self, name, apply, symbol, hint):
+        """Apply a market setting at start; the exchange refusing it (Binance
+        -4028/-4048, Bybit 10001/110013/3400045...) is a configuration error,
+        not an order rejection. ``hint``: a string, or a callable giving one."""
+        value = getattr(self.p, name)
+        try:
+            apply(symbol, value)
+        except OrderRejected as exc:
+            hint = hint() if callable(hint) else hint
+            raise ConfigError('%s=%r refused for %s: %s; %s' % (name, value, symbol, exc,
+                                                                hint)) from None
 
     def order_options(self, order):
         params = super().order_options(order)
@@ -91,6 +105,22 @@ class DerivativesBroker(BrokerBase):
         pos = self.positions[order.data].size
         size = order.size
         return bool(pos) and (pos > 0) != (size > 0) and abs(size) <= abs(pos)
+
+
+def leverage_range(store, symbol):
+    """'allowed: 1 to N' from the market's limits (Bybit's leverageFilter) or
+    its leverage tiers (Binance's brackets); says so when neither is known."""
+    try:
+        high = (store.exchange.market(symbol).get('limits', {}).get('leverage') or {}).get('max')
+        if not high:
+            tiers = store.call('fetch_market_leverage_tiers', symbol)
+            high = max((t.get('maxLeverage') or 0) for t in tiers) if tiers else None
+    except (LiveError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.info('%s: leverage range not readable: %s', symbol, exc)
+        high = None
+    if not high:
+        return 'allowed range unknown (see the exchange\'s leverage brackets for %s)' % symbol
+    return 'allowed: 1 to %g' % float(high)
 
 
 def is_unchanged_error(exc, codes):

@@ -5,6 +5,12 @@ None = nothing yet (the loop runs for notifications and comes back),
 False = the feed is done. Bars are keyed by open time: each is delivered
 once, in order; a hole between the last delivered bar and a new one (a
 dropped connection, a full queue) is filled over REST before going on.
+
+Status: bars from REST (the history at start, a hole filled after an outage)
+arrive as DELAYED; the feed is LIVE again only with a bar from the stream,
+the one that just closed. Each change is announced one empty round before
+the bar it concerns, so a strategy that trades only while LIVE (told in
+``notify_data``) never acts on a replayed, stale bar.
 """
 import collections
 import datetime
@@ -71,6 +77,9 @@ class DataBase(bt.feed.DataBase):
 
     def __init__(self):
         super().__init__()
+        bars = self.p.backfill_bars
+        if isinstance(bars, bool) or not isinstance(bars, int) or bars < 0:
+            raise ConfigError('backfill_bars must be an integer >= 0, got %r' % (bars,))
         self._store = self.p.store
         # tf is the source of truth: plots/analyzers read timeframe/compression
         self.p.timeframe, self.p.compression, self._tf_ms = parse_timeframe(self.p.tf)
@@ -163,20 +172,30 @@ class DataBase(bt.feed.DataBase):
             if self._stop_requested.is_set() and not self._pending:
                 return self._finishing()
             if self._pending:
-                if self._deliver(self._pending.popleft()):
-                    return True
-                continue
+                bar, live = self._pending[0]
+                if self._last_ts is not None and bar.open_time <= self._last_ts:
+                    self._pending.popleft()     # already delivered (backfill/stream overlap)
+                    continue
+                if self._announce(self.LIVE if live else self.DELAYED):
+                    return None     # the strategy hears the status before the bar
+                self._pending.popleft()
+                self._deliver(bar)
+                return True
             if self._state == _BACKFILL:
                 self._backfill()
                 continue
             if not self.p.live or self._state == _DONE:
                 return False
-            # LIVE only while the stream is up and no hole waits for REST.
-            if self._laststatus != self.LIVE and self._stream_up and self._unfilled is None:
-                self.put_notification(self.LIVE)
             result = self._wait_live()
             if result is not True:
                 return result
+
+    def _announce(self, status):
+        """Put ``status`` if it is news; True if it was."""
+        if self._laststatus == status:
+            return False
+        self.put_notification(status)
+        return True
 
     def _finishing(self):
         """None while the last orders settle (bounded), then False.
@@ -220,7 +239,7 @@ class DataBase(bt.feed.DataBase):
             return self._close_gap(None, None)
         if self._last_ts is not None and item.open_time > self._last_ts + self._tf_ms:
             return self._close_gap(item.open_time, item)
-        self._pending.append(item)
+        self._pending.append((item, True))     # from the stream: the current bar
         return True
 
     def _close_gap(self, before_ms, item):
@@ -233,12 +252,10 @@ class DataBase(bt.feed.DataBase):
             return None
         self._unfilled = None
         if item is not None:
-            self._pending.append(item)
+            self._pending.append((item, True))
         return True
 
     def _deliver(self, bar):
-        if self._last_ts is not None and bar.open_time <= self._last_ts:
-            return False     # already delivered (backfill/stream overlap)
         self._last_ts = bar.open_time
         lines = self.lines
         lines.datetime[0] = self.date2num(utc_from_ms(bar.open_time))
@@ -252,7 +269,6 @@ class DataBase(bt.feed.DataBase):
             self._live_bars += 1
             if self.p.max_live_bars and self._live_bars >= self.p.max_live_bars:
                 self._stop_requested.set()
-        return True
 
     # -- REST history ------------------------------------------------------------------
     def _backfill(self):
@@ -263,7 +279,7 @@ class DataBase(bt.feed.DataBase):
             log.error('%s: backfill failed: %s', self.p.dataname, exc)
             self.put_notification(self.CONNBROKEN)
             raise
-        self._pending.extend(rows)
+        self._pending.extend((row, False) for row in rows)
         self._state = _LIVE
         # Bars after the history count as live (max_live_bars), gap fills too.
         self._live_from = rows[-1].open_time if rows else -1
@@ -288,8 +304,9 @@ class DataBase(bt.feed.DataBase):
                       self._last_ts, exc)
             return False
         if rows:
-            log.info('%s: filled %d missing bar(s) over REST', self.p.dataname, len(rows))
-        self._pending.extend(rows)
+            log.info('%s: filled %d missing bar(s) over REST (delivered as DELAYED)',
+                     self.p.dataname, len(rows))
+        self._pending.extend((row, False) for row in rows)     # replayed: not live
         return True
 
     def fetch_range(self, since_ms, before_ms):

@@ -61,12 +61,10 @@ def closest(name, valid):
     return " (did you mean '%s'?)" % match[0] if match else ''
 
 
-def check_keys(what, given, valid, reserved=()):
-    """Refuse keys of ``given`` that ``valid`` lacks, or that run_live sets itself."""
+def check_keys(what, given, valid):
+    """Refuse keys of ``given`` that ``valid`` lacks (runconfig.check_options
+    does the same for classes whose keys run_live partly sets itself)."""
     for key in given or ():
-        if key in reserved:
-            raise ConfigError('%s: %r is set by run_live itself; pass it as run_live\'s own '
-                              'argument' % (what, key))
         if key not in valid:
             raise ConfigError('%s: unknown option %r%s; valid options: %s'
                               % (what, key, closest(key, valid), ', '.join(sorted(valid))))

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 CONNECTING, LIVE, RECONNECTING, STOPPED = ('connecting', 'live',
                                            'reconnecting', 'stopped')
+RECONNECT_CAP = 5.0     # longest wait (s) between reconnect attempts
 
 
 class WsStream:
@@ -50,7 +51,9 @@ class WsStream:
         self._on_open = on_open
         self._on_state = on_state
         self._ping = ping
-        self._backoff = backoff or Backoff(base=0.25, cap=30.0)
+        # A short cap: after an outage, the stream is back within ~5 s of the
+        # network (a handshake every few seconds is cheap for both sides).
+        self._backoff = backoff or Backoff(base=0.25, cap=RECONNECT_CAP)
         self._proxy = proxy or {}
         # select() must wake often enough to send the heartbeat in time
         self._recv_timeout = min(recv_timeout, heartbeat / 2.0) if heartbeat else recv_timeout

@@ -50,7 +50,8 @@ def test_explicit_dictionaries_still_work_and_merge_with_flat_ones(sim):
     ({'levrage': 3}, r"did you mean 'leverage'"),
     ({'exactbar': 1}, r"did you mean 'exactbars'"),
     ({'broker_kwargs': {'levrage': 3}},
-     r"broker_kwargs: unknown option 'levrage' \(did you mean 'leverage'\?\); valid options:"),
+     r"broker_kwargs: unknown option 'levrage' \(did you mean 'leverage'\?\); valid options "
+     r"of BinanceBroker:"),
     ({'store_kwargs': {'timeot': 3}}, r"store_kwargs: unknown option 'timeot' \(did you mean "
                                       r"'timeout'\?\)"),
     ({'data_kwargs': {'qcheckk': 1}}, r"data_kwargs: unknown option 'qcheckk'"),
