@@ -83,6 +83,7 @@ class BrokerBase(LiveFills, BackBroker):
         self._datas = []
         self._restart_pending = []   # datas whose open orders are not handled yet
         self.halted = None           # the fatal error that stopped trading, if any
+        self.last_risk_reason = None     # why check_risk_limits() last said False
         self._orphans = collections.deque(maxlen=256)
         self._owners = []        # strategies whose history _trim_history bounds
         self._notified = 0
@@ -249,11 +250,18 @@ class BrokerBase(LiveFills, BackBroker):
 
     # -- the single risk gate ---------------------------------------------------------
     def check_risk_limits(self, order):
-        """Every order passes here. Returns None if allowed, else the reason.
+        """Every order passes here: True if it may go, False if the gate
+        refuses it. Why it was refused: :meth:`risk_limit_reason`, or
+        ``last_risk_reason`` right after a False.
 
         ``self.risk_rules`` is a list of callables ``rule(order) -> reason or
         None``; add rules by appending to it.
         """
+        self.last_risk_reason = self.risk_limit_reason(order)
+        return self.last_risk_reason is None
+
+    def risk_limit_reason(self, order):
+        """None if ``order`` passes the risk gate, else the first rule's reason."""
         if not self.p.risk_management:
             return None
         for rule in self.risk_rules:
@@ -306,22 +314,30 @@ class BrokerBase(LiveFills, BackBroker):
             self._input_problem = None
 
     def submit(self, order, check=True):
+        # backtrader's buy()/sell() call submit(): the roadmap's submit_order.
+        return self.submit_order(order, check)
+
+    def submit_order(self, order, check=True):
+        """Send ``order`` through the risk gate to paper or live trading.
+
+        Refused orders are rejected here with the reason; the rest go to
+        :meth:`_submit_paper_order` (backtrader's own broker fills them) or
+        :meth:`_submit_live_order` (the exchange): the override points of a
+        broker that places orders differently.
+        """
         # Bad numbers first and always (paper too, risk_management or not).
         reason = (self._input_problem or order_problem(order)
-                  or self.check_risk_limits(order))
+                  or self.risk_limit_reason(order))
         if reason:
             return self._reject_locally(order, reason)
         if not self.live:
-            return super().submit(order, check)
-        return self._submit_live(order)
+            return self._submit_paper_order(order, check)
+        return self._submit_live_order(order)
 
-    def submit_order(self, order):
-        """Send ``order`` through the risk gate to paper or live trading.
-
-        The seed's name for :meth:`submit` (which backtrader's ``buy()`` and
-        ``sell()`` call); both do the same.
-        """
-        return self.submit(order)
+    def _submit_paper_order(self, order, check=True):
+        """Paper trading: upstream BackBroker queues the order and fills it
+        from the bars exactly as in a backtest."""
+        return BackBroker.submit(self, order, check)
 
     def _reject_locally(self, order, reason):
         order.addinfo(reject_reason=reason)
@@ -333,7 +349,9 @@ class BrokerBase(LiveFills, BackBroker):
         return order
 
     # -- live orders out ------------------------------------------------------------------
-    def _submit_live(self, order):
+    def _submit_live_order(self, order):
+        """Live trading: send ``order`` with our client order id; an unknown
+        outcome is resolved by that id (recovery.py), never sent twice."""
         symbol = order.data.p.dataname
         cid = self.store.new_client_id()
         order.addcomminfo(self.getcommissioninfo(order.data))   # Trade accounting needs it

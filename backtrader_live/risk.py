@@ -4,7 +4,8 @@ Exchange-agnostic: everything here reads the broker's generic state
 (positions, value, open orders, market rules) and never an exchange module,
 so the same rules guard a backtest, a paper run and a live run alike.
 
-``BrokerBase.check_risk_limits`` runs ``broker.risk_rules``, a list of
+``BrokerBase.risk_limit_reason`` (and ``check_risk_limits``, its bool) runs
+``broker.risk_rules``, a list of
 callables ``rule(order) -> reason or None``; :func:`gate_rules` gives the
 rules of this module bound to one broker. Each reads its limit from the
 broker's params *when an order arrives*, so a limit set to ``None`` is off
