@@ -169,3 +169,23 @@ def test_broker_submit_order_goes_through_the_paper_and_live_hooks(sim):
         store.BrokerCls = original
     assert calls[-1] == ('live', 0.01)
     assert 'Completed' in run.rec.statuses()
+
+
+def test_database_load_historical_and_live_data_are_the_feeds_override_points(sim, monkeypatch):
+    calls = {'history': 0, 'live': 0}
+
+    class Counting(bt.feeds.BinanceData):
+        def _load_historical_data(self):
+            calls['history'] += 1
+            return super()._load_historical_data()
+
+        def _load_live_data(self):
+            calls['live'] += 1
+            return super()._load_live_data()
+
+    monkeypatch.setattr(BinanceStore, 'DataCls', Counting)
+    run = LiveRun(sim, backfill_bars=5, max_bars=2)
+    run.start().step(2)
+    run.join()
+    assert calls['history'] == 1 and calls['live'] >= 2
+    assert isinstance(run.rec.strategy.data, Counting) and len(run.rec.bars) == 5 + 2
