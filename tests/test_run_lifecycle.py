@@ -511,3 +511,14 @@ def test_margin_mode_refused_at_start_is_a_config_error(venue, caplog):
         assert 'could not start (configuration or start-up error)' in caplog.text
     finally:
         sim.stop()
+
+
+def test_the_replay_after_an_outage_reads_as_a_reconnect():
+    from backtrader_live.notifications import describe_data_status
+    back = describe_data_status('BTC/USDT', 'DELAYED', 'CONNBROKEN')
+    assert back.message == 'BTC/USDT: reconnected, replaying missed bars (DELAYED)'
+    assert back.level == logging.INFO and back.data['reconnected']
+    assert describe_data_status('BTC/USDT', 'LIVE', 'DELAYED').message == \
+        'BTC/USDT: data is LIVE'
+    assert describe_data_status('BTC/USDT', 'DELAYED').message == \
+        'BTC/USDT: loading history (DELAYED)'
