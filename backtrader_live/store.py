@@ -21,7 +21,8 @@ from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNo
                      classify)
 from .events import position_from_ccxt
 from .markets import SPOT, kind_of, market_kind, symbol_hint
-from .ratelimit import SECONDS, RatePause, TokenBucket, bucketed, retry_after_from_headers
+from .ratelimit import (SECONDS, RatePause, TokenBucket, bucketed, call_headers,
+                        retry_after_from_headers)
 from .secrets import Credentials, install_log_redaction, mask
 from .stream import LIVE, WsStream
 from .timeframes import parse_timeframe
@@ -158,6 +159,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         self._time_synced = False
         self._rate_pause = RatePause()   # shared by every call: see ratelimit.py
         self._last_resync = -1e9         # monotonic time of the last login resync
+        self._clients = threading.local()  # this thread's ccxt client, if not the first's
         self.exchange = self._make_exchange()
 
     # -- identity and secrecy ---------------------------------------------
@@ -176,6 +178,36 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return (self._creds.secret, self._creds.apikey)
 
     # -- the ccxt client ---------------------------------------------------
+    # One ccxt client per thread: a ccxt client is not thread-safe (a
+    # requests.Session, last_response_*, per-call state), and stream threads
+    # call REST too (listenKey, keep-alive, time sync). A lock instead would
+    # make an order wait behind a slow keep-alive. The thread that creates the
+    # store (Cerebro's) uses the first client; any other thread gets its own
+    # on first use, sharing the first one's options (so one time sync serves
+    # all), markets and rate bucket (the exchange counts our calls together).
+    @property
+    def exchange(self):
+        if threading.get_ident() == self._owner_thread:
+            return self._exchange
+        client = getattr(self._clients, 'client', None)
+        if client is None:
+            client = self._clients.client = self._thread_client()
+        first = self._exchange
+        if first.markets is not None and client.markets is not first.markets:
+            _share_markets(first, client)
+        return client
+
+    @exchange.setter
+    def exchange(self, client):
+        self._exchange, self._owner_thread = client, threading.get_ident()
+
+    def _thread_client(self):
+        client = self._make_exchange()
+        client.options = self._exchange.options
+        client.rate_bucket = self._exchange.rate_bucket
+        client.logger = self._exchange.logger
+        return client
+
     def _make_exchange(self):
         options = dict(self.MARKET_TYPES[self.kind])
         config = {
@@ -281,9 +313,10 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     def classify(self, exc):
         """The error map with this exchange's codes and rate-limit headers."""
-        # ccxt keeps no headers on its exceptions; the last response has them
+        # ccxt keeps no headers on its exceptions: the failed call's own
+        # response headers, kept per thread (ratelimit.bucketed), have them
         # (used only if the error turns out to be a rate limit).
-        wait = retry_after_from_headers(getattr(self.exchange, 'last_response_headers', None),
+        wait = retry_after_from_headers(call_headers(self.exchange),
                                         self.RETRY_AFTER_HEADERS, self.server_ms())
         return classify(exc, self._secrets(), self.ERROR_CODES, wait)
 
@@ -326,6 +359,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         with self._lock:
             if self._markets is None:
                 self._markets = self.call('load_markets')
+                if self.exchange is not self._exchange:    # loaded by another thread
+                    _share_markets(self.exchange, self._exchange)
             return self._markets
 
     def market_rules(self, symbol):
@@ -653,6 +688,18 @@ def _unanswered(method, err):
         return OrderRejected('%s refused by the rate limit, not placed: %s' % (method, err),
                              cause_name=err.cause_name)
     return UnknownOutcome('%s outcome unknown: %s' % (method, err), cause_name=err.cause_name)
+
+
+# What ccxt's set_markets fills in: shared by reference between a store's
+# clients (read-only after loading).
+_MARKET_ATTRS = ('markets', 'markets_by_id', 'symbols', 'ids', 'currencies',
+                 'currencies_by_id', 'codes', 'baseCurrencies', 'quoteCurrencies')
+
+
+def _share_markets(source, target):
+    for name in _MARKET_ATTRS:
+        if hasattr(source, name):
+            setattr(target, name, getattr(source, name))
 
 
 def _swap_origin(url, endpoint):
