@@ -206,6 +206,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         client.options = self._exchange.options
         client.rate_bucket = self._exchange.rate_bucket
         client.logger = self._exchange.logger
+        client.verbose = self._exchange.verbose     # logged, redacted: see ratelimit.py
         return client
 
     def _make_exchange(self):

@@ -15,6 +15,7 @@ from ..errors import (AuthenticationFailed, ClockSkewError, OrderRejected, RateL
                       RetryableError, UnknownOutcome)
 from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
 from ..markets import INVERSE, LINEAR, SPOT
+from ..secrets import install_log_redaction
 from ..store import Store
 from ..brokers.binance import BinanceBroker
 from ..feeds.binance import BinanceData
@@ -171,6 +172,9 @@ class BinanceStore(Store):
             return self._stream_url('user')
         # A fresh listenKey on every (re)connect: an expired one is useless.
         self._listen_key = self.call(_LISTEN_KEY[self.kind][0])['listenKey']
+        # Anyone holding it reads the account's stream: never in a log line
+        # (COIN-M puts it in the URL path, where no key=value pattern shows it).
+        install_log_redaction(self._listen_key)
         return self._stream_url('user', key=self._listen_key)
 
     def user_stream_ping(self):
