@@ -646,11 +646,22 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
             raise
 
     def current_leverage(self, symbol):
-        """Leverage in force for ``symbol`` as the exchange reports it (1 if unknown)."""
-        for p in self.position_updates([symbol]):
-            if p.leverage:
-                return p.leverage
-        return 1.0
+        """Leverage in force for ``symbol`` as the exchange reports it, with or
+        without a position (1, with a warning, if the exchange names none)."""
+        leverage = self.leverage_setting(symbol)
+        if not leverage:
+            log.warning('%s reports no leverage for %s: counting margin at 1x (pass '
+                        'broker_kwargs={"leverage": N} to set it)', self.exchange_name, symbol)
+            return 1.0
+        return leverage
+
+    def leverage_setting(self, symbol):
+        """The symbol's leverage from the exchange's position list, which names
+        it for a flat symbol too (Bybit /v5/position/list); None if absent."""
+        for raw in self.call('fetch_positions', [symbol], {}):
+            if raw.get('symbol') == symbol and raw.get('leverage'):
+                return float(raw['leverage'])
+        return None
 
     def rest_urls(self, endpoint, default_urls):
         """ccxt's URL table with every origin swapped for ``endpoint``.

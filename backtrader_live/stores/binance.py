@@ -46,6 +46,14 @@ _WS = {
 _LISTEN_KEY = {LINEAR: ('fapiPrivatePostListenKey', 'fapiPrivatePutListenKey'),
                INVERSE: ('dapiPrivatePostListenKey', 'dapiPrivatePutListenKey')}
 
+# Where a futures symbol's leverage is read with or without a position:
+# ccxt's fetch_positions drops flat entries, Binance's positionRisk lists them
+# (USDⓈ-M v2 every symbol, by ``symbol``; COIN-M v1 by ``pair``). USDⓈ-M v3
+# lists only symbols with a position or open orders. (ccxt method, request
+# parameter, the field of the exchange's market info it takes.)
+_LEVERAGE_SOURCE = {LINEAR: ('fapiPrivateV2GetPositionRisk', 'symbol', 'symbol'),
+                    INVERSE: ('dapiPrivateGetPositionRisk', 'pair', 'pair')}
+
 _COMMON_OPTIONS = {
     # Skip the hidden sapi calls load_markets makes with keys set: they cost
     # rate-limit weight and do not exist on the testnet.
@@ -136,6 +144,15 @@ class BinanceStore(Store):
         assets = info.get('assets') if isinstance(info, dict) else None
         return {self.exchange.safe_currency_code(a['asset']): float(a['walletBalance'])
                 for a in assets or () if a.get('walletBalance') is not None}
+
+    def leverage_setting(self, symbol):
+        method, param, field = _LEVERAGE_SOURCE[self.kind]
+        market = self.market_rules(symbol).info
+        rows = self.call(method, {param: market['info'][field]})
+        for row in rows if isinstance(rows, list) else (rows,):
+            if row.get('symbol') == market['id'] and row.get('leverage'):
+                return float(row['leverage'])
+        return None
 
     def open_order_queries(self):
         # Futures conditional orders live in the algo service, listed apart.
