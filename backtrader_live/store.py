@@ -16,6 +16,7 @@ from backtrader.store import MetaSingleton, Store as _BtStore
 from backtrader.utils.py3 import with_metaclass
 
 from .backoff import Backoff
+from .clients import ThreadClients, share_markets
 from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNotFound,
                      OrderRejected, RateLimitedError, RetryableError, UnknownOutcome,
                      classify)
@@ -159,8 +160,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         self._time_synced = False
         self._rate_pause = RatePause()   # shared by every call: see ratelimit.py
         self._last_resync = -1e9         # monotonic time of the last login resync
-        self._clients = threading.local()  # this thread's ccxt client, if not the first's
-        self.exchange = self._make_exchange()
+        self._clients = ThreadClients(self._make_exchange)
 
     # -- identity and secrecy ---------------------------------------------
     def __repr__(self):
@@ -178,36 +178,14 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return (self._creds.secret, self._creds.apikey)
 
     # -- the ccxt client ---------------------------------------------------
-    # One ccxt client per thread: a ccxt client is not thread-safe (a
-    # requests.Session, last_response_*, per-call state), and stream threads
-    # call REST too (listenKey, keep-alive, time sync). A lock instead would
-    # make an order wait behind a slow keep-alive. The thread that creates the
-    # store (Cerebro's) uses the first client; any other thread gets its own
-    # on first use, sharing the first one's options (so one time sync serves
-    # all), markets and rate bucket (the exchange counts our calls together).
     @property
     def exchange(self):
-        if threading.get_ident() == self._owner_thread:
-            return self._exchange
-        client = getattr(self._clients, 'client', None)
-        if client is None:
-            client = self._clients.client = self._thread_client()
-        first = self._exchange
-        if first.markets is not None and client.markets is not first.markets:
-            _share_markets(first, client)
-        return client
+        """The calling thread's ccxt client (clients.py: one per thread)."""
+        return self._clients.get()
 
     @exchange.setter
     def exchange(self, client):
-        self._exchange, self._owner_thread = client, threading.get_ident()
-
-    def _thread_client(self):
-        client = self._make_exchange()
-        client.options = self._exchange.options
-        client.rate_bucket = self._exchange.rate_bucket
-        client.logger = self._exchange.logger
-        client.verbose = self._exchange.verbose     # logged, redacted: see ratelimit.py
-        return client
+        self._clients.replace_first(client)
 
     def _make_exchange(self):
         options = dict(self.MARKET_TYPES[self.kind])
@@ -360,8 +338,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         with self._lock:
             if self._markets is None:
                 self._markets = self.call('load_markets')
-                if self.exchange is not self._exchange:    # loaded by another thread
-                    _share_markets(self.exchange, self._exchange)
+                if self.exchange is not self._clients.first:   # loaded by another thread
+                    share_markets(self.exchange, self._clients.first)
             return self._markets
 
     def market_rules(self, symbol):
@@ -700,18 +678,6 @@ def _unanswered(method, err):
         return OrderRejected('%s refused by the rate limit, not placed: %s' % (method, err),
                              cause_name=err.cause_name)
     return UnknownOutcome('%s outcome unknown: %s' % (method, err), cause_name=err.cause_name)
-
-
-# What ccxt's set_markets fills in: shared by reference between a store's
-# clients (read-only after loading).
-_MARKET_ATTRS = ('markets', 'markets_by_id', 'symbols', 'ids', 'currencies',
-                 'currencies_by_id', 'codes', 'baseCurrencies', 'quoteCurrencies')
-
-
-def _share_markets(source, target):
-    for name in _MARKET_ATTRS:
-        if hasattr(source, name):
-            setattr(target, name, getattr(source, name))
 
 
 def _swap_origin(url, endpoint):
