@@ -121,3 +121,32 @@ def test_a_leverage_change_during_the_run_reaches_cash(venue_sim, venue):
         assert cash == pytest.approx(available, abs=tolerance), name
     # Half the leverage, twice the margin: less cash.
     assert seen['at 5x'][1] < seen['at 10x'][1]
+
+
+def test_a_leverage_the_exchange_does_not_name_is_1x_with_a_warning(sim, caplog, monkeypatch):
+    store = BinanceStore(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                         market_type='futures')
+    try:
+        assert store.current_leverage('BTC/USDT:USDT') == 20.0     # the simulator's default
+        monkeypatch.setattr(store, 'leverage_setting', lambda symbol: None)
+        assert store.current_leverage('BTC/USDT:USDT') == 1.0
+        assert 'reports no leverage for BTC/USDT:USDT: counting margin at 1x' in caplog.text
+    finally:
+        store.stop()
+
+
+def test_account_config_updates_other_than_leverage_are_not_events(sim):
+    from backtrader_live.stores import _binance_futures as futures
+    store = BinanceStore(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                         market_type='futures')
+    try:
+        store.get_markets()
+        # multi-assets mode switched: nothing about a symbol's leverage
+        assert futures.account_config_update(
+            store, {'e': 'ACCOUNT_CONFIG_UPDATE', 'E': 1, 'T': 1, 'ai': {'j': True}}) == ()
+        (event,) = futures.account_config_update(
+            store, {'e': 'ACCOUNT_CONFIG_UPDATE', 'E': 1, 'T': 1,
+                    'ac': {'s': 'BTCUSDT', 'l': 25}})
+        assert event == LeverageUpdate('BTC/USDT:USDT', 25.0, 1)
+    finally:
+        store.stop()
