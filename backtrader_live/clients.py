@@ -55,8 +55,3 @@ class ThreadClients:
         client.logger = first.logger
         client.verbose = first.verbose      # logged and redacted: see ratelimit.py
         return client
-
-    def replace_first(self, client):
-        """A new first client, owned by the calling thread (tests, subclasses)."""
-        self.first, self._owner = client, threading.get_ident()
-        self._local = threading.local()

@@ -183,10 +183,6 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         """The calling thread's ccxt client (clients.py: one per thread)."""
         return self._clients.get()
 
-    @exchange.setter
-    def exchange(self, client):
-        self._clients.replace_first(client)
-
     def _make_exchange(self):
         options = dict(self.MARKET_TYPES[self.kind])
         config = {

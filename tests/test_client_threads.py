@@ -134,3 +134,15 @@ def test_a_slow_keep_alive_does_not_hold_up_an_order(sim):
         assert not keeper.is_alive()
     finally:
         store.stop()
+
+
+def test_markets_loaded_by_another_thread_serve_every_thread(sim):
+    store = BinanceStore(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+    try:
+        markets = _in_thread(store.get_markets)          # not the creating thread
+        assert 'BTC/USDT' in markets
+        # The creating thread's client has them too, without loading again.
+        assert store.exchange.markets is markets
+        assert store.market_rules('BTC/USDT').amount_step
+    finally:
+        store.stop()
