@@ -205,7 +205,10 @@ class FuturesRest:
     async def position_risk(self, request):
         acct, params = await self.signed(request)
         symbol = self.market(params, required=False)
-        return self.reply(self._positions(acct, symbol), weight=5)
+        rows = self._positions(acct, symbol)
+        if self.inverse and params.get('pair'):     # COIN-M: by pair (all its contracts)
+            rows = [r for r in rows if r['symbol'].split('_')[0] == params['pair']]
+        return self.reply(rows, weight=5)
 
     async def leverage_bracket(self, request):
         acct, params = await self.signed(request)

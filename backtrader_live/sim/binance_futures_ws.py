@@ -127,6 +127,10 @@ class FuturesStreams:
             key, reason, assets, symbols, change = payload
             self._send(venue, key, account_update(engine, engine.accounts[key], reason,
                                                   assets, symbols, now, change))
+        elif kind == 'leverage':
+            key, symbol, leverage = payload
+            self._send(venue, key, {'e': 'ACCOUNT_CONFIG_UPDATE', 'E': wall_ms(), 'T': now,
+                                    'ac': {'s': symbol, 'l': leverage}})
 
     def _order_events(self, order, exec_type, trade, now, rules):
         """An algo order speaks ALGO_UPDATE until it triggers, then also order events."""

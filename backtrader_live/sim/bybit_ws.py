@@ -189,6 +189,12 @@ class BybitStreams:
             self._private(key, 'wallet', None, [wallet(self.sim, key)], now)
         elif kind == 'balance':
             self._private(payload[0], 'wallet', None, [wallet(self.sim, payload[0])], now)
+        elif kind == 'leverage':      # pushed for a flat position too
+            key, symbol, _ = payload
+            engine = self.sim.contracts
+            cat = 'inverse' if engine.markets[symbol].inverse else 'linear'
+            self._private(key, 'position', cat, [position_info(
+                engine, engine.accounts[key], engine.accounts[key].position(symbol))], now)
 
     def _private(self, key, topic, cat, data, now):
         for conn in self.conns:
