@@ -49,8 +49,11 @@ class BybitSimulator(SimulatorBase):
                  api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, balances=None,
                  contract_balances=None, fees=(0.001, 0.001), contract_fees=(0.0002, 0.00055),
                  depth_qty=1.0, liquidity=0.5, seed=0, markets=None, linear_markets=None,
-                 inverse_markets=None, funding_rate=0.0001, contract_depth_qty=None):
+                 inverse_markets=None, funding_rate=0.0001, contract_depth_qty=None,
+                 ws_reply_delay=0.02):
         self.host, self._port, self.speed = host, port, speed
+        #: seconds before a WebSocket control reply (subscribe, auth, ping) is sent
+        self.ws_reply_delay = ws_reply_delay
         self._rng = random.Random(seed)
         now = int(time.time() * 1000)
         feeds, self.markets, self.symbols = load_feeds(data, start_index, markets, now)

@@ -12,6 +12,7 @@ Private ``/v5/private``: ``{"op":"auth","args":[key, expires, hex HMAC(secret,
 "GET/realtime"+expires)]}`` then topics ``order``, ``execution``, ``position``,
 ``wallet`` (also ``order.linear`` etc.).  ``{"op":"ping"}`` gets a pong.
 """
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -69,7 +70,11 @@ class BybitStreams:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await ws.send_str(dumps(self.control(conn, msg.data)))
+                    reply = self.control(conn, msg.data)
+                    # a network's round trip: clients that file a request only after
+                    # sending it (pybit) lose replies that come back at once
+                    await asyncio.sleep(self.sim.ws_reply_delay)
+                    await ws.send_str(dumps(reply))
                     while conn.pending:  # the snapshots follow the subscribe reply
                         await ws.send_str(dumps(conn.pending.pop(0)))
         finally:
