@@ -337,8 +337,10 @@ async def bybit_errors(request, handler):
 
 # -- fault injection (sim/faults.py): Bybit's routes and error shapes ---------------------
 FAULT_ROUTES = {
-    'create_order': (('POST', '/v5/order/create'),),
-    'cancel_order': (('POST', '/v5/order/cancel'),),
+    'create_order': (('POST', '/v5/order/create'), ('POST', '/v5/order/create-batch')),
+    'cancel_order': (('POST', '/v5/order/cancel'), ('POST', '/v5/order/cancel-batch')),
+    'amend_order': (('POST', '/v5/order/amend'), ('POST', '/v5/order/amend-batch')),
+    'trading_stop': (('POST', '/v5/position/trading-stop'),),
     'fetch_order': (('GET', '/v5/order/realtime'), ('GET', '/v5/order/history')),
     'open_orders': (('GET', '/v5/order/realtime'),),
     'trades': (('GET', '/v5/execution/list'),),

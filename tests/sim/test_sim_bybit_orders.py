@@ -174,3 +174,26 @@ def test_inverse_positions_list_without_symbol(bybit):
     assert [p['symbol'] for p in r['result']['list']] == ['BTCUSD']
     with pytest.raises(ccxt.BadRequest):                      # linear needs one of them
         ex.privateGetV5PositionList({'category': 'linear'})
+
+
+def test_amend_batch_and_trading_stop_routes_take_injected_faults(bybit):
+    s, ex = bybit
+    o = ex.create_order('BTC/USDT:USDT', 'limit', 'buy', 0.1, 95)
+    amend = s.faults.rest('amend_order', 'server_error', times=1)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        ex.edit_order(o['id'], 'BTC/USDT:USDT', 'limit', 'buy', 0.1, 96)
+    assert amend.hits == 1
+    assert ex.fetch_open_orders('BTC/USDT:USDT')[0]['price'] == 95   # never reached it
+    batch = s.faults.rest('create_order', 'error', times=1, error='permission')
+    with pytest.raises(ccxt.PermissionDenied):
+        ex.privatePostV5OrderCreateBatch({'category': 'linear', 'request': [
+            {'symbol': 'BTCUSDT', 'side': 'Buy', 'orderType': 'Limit', 'qty': '0.1',
+             'price': '94'}]})
+    assert batch.hits == 1 and len(ex.fetch_open_orders('BTC/USDT:USDT')) == 1
+    stop = s.faults.rest('trading_stop', 'server_error', times=1)
+    ex.create_order('BTC/USDT:USDT', 'market', 'buy', 0.1)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        ex.privatePostV5PositionTradingStop({'category': 'linear', 'symbol': 'BTCUSDT',
+                                             'tpslMode': 'Full', 'positionIdx': 0,
+                                             'takeProfit': '120'})
+    assert stop.hits == 1 and ex.fetch_positions(['BTC/USDT:USDT'])[0]['takeProfitPrice'] == 0
