@@ -36,7 +36,8 @@ class PositionStops:
     def levels(self, key, symbol):
         """(take profit, stop loss) prices of a position, None where unset."""
         held = self.stops.get((key, symbol), {})
-        return tuple(held[k].stop_price if k in held else None for k in ('tp', 'sl'))
+        return tuple(held[k].stop_price if k in held and held[k].is_open else None
+                     for k in ('tp', 'sl'))
 
     # -- engine listener ------------------------------------------------------------------
     def on_event(self, kind, payload):

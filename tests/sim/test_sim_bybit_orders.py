@@ -197,3 +197,14 @@ def test_amend_batch_and_trading_stop_routes_take_injected_faults(bybit):
                                              'tpslMode': 'Full', 'positionIdx': 0,
                                              'takeProfit': '120'})
     assert stop.hits == 1 and ex.fetch_positions(['BTC/USDT:USDT'])[0]['takeProfitPrice'] == 0
+
+
+def test_cancelling_a_stop_order_clears_the_positions_level(bybit):
+    s, ex = bybit
+    ex.create_order('BTC/USDT:USDT', 'market', 'buy', 0.1,
+                    params={'takeProfit': 105, 'stopLoss': 95})
+    [tp] = [o for o in ex.fetch_open_orders('BTC/USDT:USDT', params={'trigger': True})
+            if o['info']['stopOrderType'] == 'TakeProfit']
+    ex.cancel_order(tp['id'], 'BTC/USDT:USDT', params={'trigger': True})
+    [p] = ex.fetch_positions(['BTC/USDT:USDT'])
+    assert (p['takeProfitPrice'], p['stopLossPrice']) == (0, 95)
