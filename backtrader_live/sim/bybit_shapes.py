@@ -152,8 +152,8 @@ def order_status(o):
 def order_info(o, rules):
     """order/realtime and order/history item; also the private ``order`` topic's data.
 
-    Spot orders carry no derivative-only field (``tpslMode``: clients such as
-    ccxt tell a contract order by its presence); ``cumExecFee`` is the sum of
+    Spot orders carry no derivative-only field (``tpslMode``, ``createType``:
+    clients such as ccxt tell a contract order or trade by their presence); ``cumExecFee`` is the sum of
     the order's fills' fees (``extra['cum_fee']``, kept by the simulator).
     """
     spot = o.extra.get('category') == 'spot'
@@ -187,8 +187,8 @@ def order_info(o, rules):
         'tpslMode': 'Full' if tp or sl or o.extra.get('stop_type') else '',
         'category': o.extra.get('category', ''),
         'createdTime': str(o.time), 'updatedTime': str(o.update_time)}
-    if spot:
-        del item['tpslMode']
+    if spot:   # Bybit: linear/inverse only
+        del item['tpslMode'], item['createType']
     return item
 
 

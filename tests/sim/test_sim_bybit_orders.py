@@ -61,7 +61,7 @@ def test_spot_orders_carry_no_contract_fields(bybit):
     s, ex = bybit
     o = market_buy(ex, 'spot', 'BTC/USDT', 0.1)
     [spot] = ex.privateGetV5OrderHistory({'category': 'spot'})['result']['list']
-    assert 'tpslMode' not in spot
+    assert 'tpslMode' not in spot and 'createType' not in spot
     # without a market hint ccxt tells spot from contracts by that very field
     assert ex.parse_order(spot)['symbol'] == 'BTC/USDT'
     ex.create_order('BTC/USDT:USDT', 'market', 'buy', 0.1)
