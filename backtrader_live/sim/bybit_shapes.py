@@ -163,7 +163,8 @@ def order_info(o, rules):
         'symbol': o.symbol, 'price': fmt(o.price) if o.is_limit else '0',
         'qty': fmt(o.qty if o.qty else o.quote_qty), 'side': o.side.capitalize(),
         'isLeverage': '0' if spot else '', 'positionIdx': 0, 'orderStatus': order_status(o),
-        'cancelType': 'CancelByUser' if o.status == 'CANCELED' else 'UNKNOWN',
+        'cancelType': o.extra.get('cancel_type', 'CancelByUser') if o.status == 'CANCELED'
+        else 'UNKNOWN',
         'rejectReason': 'EC_NoError', 'avgPrice': fmt(avg_price(o, rules)) if o.executed else '',
         'leavesQty': fmt(o.remaining if o.is_open else 0),
         'leavesValue': fmt(o.remaining * o.price if o.is_open and o.is_limit else 0),

@@ -66,6 +66,7 @@ class PositionStops:
                 del held[name]
             elif not pos.size or (pos.size > 0) == (order.side == 'BUY'):
                 del held[name]
+                order.extra['cancel_type'] = 'CancelByTpSlTsClear'   # Bybit's word
                 self.engine.cancel(key, symbol, order.id)
             elif not order.triggered:
                 order.qty = abs(pos.size)

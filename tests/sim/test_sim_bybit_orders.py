@@ -127,9 +127,10 @@ def test_order_take_profit_closes_the_position(bybit, cat, symbol, qty):
                                       ('TakeProfit', 105, 2 * qty, True)]
     s.step()                                                  # 100 -> 110: take profit
     assert s.positions() == []
-    closed = {o['info']['stopOrderType']: o['info']['orderStatus']
+    closed = {o['info']['stopOrderType']: (o['info']['orderStatus'], o['info']['cancelType'])
               for o in ex.fetch_closed_orders(symbol) if o['info']['stopOrderType']}
-    assert closed == {'TakeProfit': 'Filled', 'StopLoss': 'Deactivated'}
+    assert closed == {'TakeProfit': ('Filled', 'UNKNOWN'),
+                      'StopLoss': ('Deactivated', 'CancelByTpSlTsClear')}
 
 
 @pytest.mark.parametrize('cat,symbol,qty', CONTRACTS)
