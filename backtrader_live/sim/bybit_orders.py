@@ -184,9 +184,9 @@ class BybitOrders:
 
     def _open_order(self, key, cat, params, verb):
         order = self.find(key, cat, params)
-        if cat == 'spot' and order is not None and order.stop_price and not order.triggered \
-                and params.get('orderFilter') != 'StopOrder':
-            order = None    # spot: orderFilter picks the book searched, 'Order' by default
+        if verb == 'cancel' and cat == 'spot' and order is not None and order.stop_price \
+                and not order.triggered and params.get('orderFilter') != 'StopOrder':
+            order = None    # spot cancel: orderFilter picks the book searched, 'Order' by default
         if order is None or not order.is_open:
             raise BybitError(170213 if cat == 'spot' else 110001,
                              'Order does not exist.' if cat == 'spot' else
