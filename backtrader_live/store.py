@@ -22,6 +22,7 @@ from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNo
                      classify)
 from .events import position_from_ccxt
 from .markets import SPOT, kind_of, market_kind, symbol_hint
+from .runconfig import check_endpoint
 from .ratelimit import (SECONDS, RatePause, TokenBucket, bucketed, call_headers,
                         retry_after_from_headers)
 from .secrets import Credentials, install_log_redaction, mask
@@ -145,6 +146,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     def __init__(self, apikey=None, secret=None):
         super().__init__()
+        check_endpoint(self.p.endpoint)     # 'host:port' would reach ccxt as a raw URL error
         self._creds = Credentials.resolve(apikey, secret, self.env_prefix or '')
         install_log_redaction(*self._secrets())
         self.kind = market_kind(self.p.market_type, self.MARKET_TYPES, self.exchange_name)
