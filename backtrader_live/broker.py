@@ -75,9 +75,7 @@ class BrokerBase(LiveFills, BackBroker):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError('event_queue_size must be a whole number >= 1 (events waiting '
                               'for the strategy thread), got %r' % (size,))
-        # From stream threads; bounded, blocks the stream rather than drop (events.py)
-        self._events = EventQueue(self.p.event_queue_size, wake=self._wake_loop,
-                                  stopping=self._stopping)
+        self._events = self._event_queue()
         self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
@@ -103,6 +101,22 @@ class BrokerBase(LiveFills, BackBroker):
 
     def _stopping(self):
         return self.store is None or self.store._stop_event.is_set()
+
+    def _event_queue(self):
+        # From stream threads; bounded, blocks the stream rather than drop (events.py)
+        return EventQueue(self.p.event_queue_size, wake=self._wake_loop,
+                          stopping=self._stopping)
+
+    def __getstate__(self):
+        # Optimization (maxcpus > 1) pickles Cerebro and its default broker for
+        # the worker processes: the stream queue holds a lock; workers start empty.
+        state = self.__dict__.copy()
+        state.pop('_events', None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._events = self._event_queue()
 
     def __repr__(self):
         return '%s(paper_trading=%s, testnet=%s, store=%r)' % (

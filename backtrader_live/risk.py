@@ -170,6 +170,15 @@ class KillSwitch:
         self._trips = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self):
+        # Optimization pickles the broker for worker processes: not the lock.
+        with self._lock:
+            return {'_trips': dict(self._trips)}
+
+    def __setstate__(self, state):
+        self._trips = state['_trips']
+        self._lock = threading.Lock()
+
     def trip(self, kind, reason, since=None, until=None):
         """Trip (or re-trip with a new reason/expiry) the ``kind`` condition."""
         with self._lock:
