@@ -70,6 +70,9 @@ def totals(runs):
         'faults': sum(r['faults'] for r in runs),
         'faults_by_kind': dict(sorted(kinds.items())),
         'lost_or_duplicated': sum(n for k, n in by_invariant.items() if k in LOST),
+        # of which found after a run died (e.g. a cancel done on the exchange
+        # whose answer died with the run)
+        'after_run_death': sum(1 for v in violations if v.get('after_run_death')),
         'run_deaths': sum(r['run_deaths'] for r in runs),
         'violations_by_invariant': dict(sorted(by_invariant.items())),
         'clean_runs': sum(1 for r in runs if not r['violations']),

@@ -18,6 +18,7 @@ can tell every failure with its venue, seed and a reproduction.
 import collections
 import decimal
 import random
+import re
 import time
 import traceback
 
@@ -159,7 +160,7 @@ class SoakStrategy(backtrader.Strategy):
         self.place(bar, 'limit_far', 'buy', self.size(rng), close * 0.9)
         kind, side = rng.choice(KINDS), rng.choice(('buy', 'sell'))
         if kind == 'close':
-            if self.sellable() and self.position.size:
+            if self.position.size and self.sellable() >= self.position.size:
                 self.track(bar, 'close', self.close())
                 return None
             kind = 'market'
@@ -264,8 +265,10 @@ class Soak:
         self.sim = self.run_ = None
 
     def fail(self, invariant, detail):
+        after_death = invariant != 'run death' and self.died
         self.violations.append({'invariant': invariant, 'venue': self.venue,
-                                'seed': self.seed, 'bars': self.bars, 'detail': detail})
+                                'seed': self.seed, 'bars': self.bars,
+                                'after_run_death': after_death, 'detail': detail})
 
     # -- running -------------------------------------------------------------------------
     def run(self):
@@ -274,9 +277,9 @@ class Soak:
         self.sim = SIMS[self.v.exchange](**options).start()
         try:
             self._drive()
-            if self.run_.error is None and not self._thread_alive():
+            if not self._thread_alive():
                 import soakcheck
-                soakcheck.check_all(self)
+                soakcheck.check_all(self, died=self.died)
         finally:
             self.sim.stop()
         return self.report(time.monotonic() - start)
@@ -444,6 +447,12 @@ class Soak:
             'faults': len(self.injected), 'faults_by_kind': dict(sorted(kinds.items())),
             'overlapping_steps': sum(1 for _, g in self.schedule if len(g) > 1),
             'statuses': dict(collections.Counter(s['statuses'][-1] for s in seen.values())),
+            # why orders were rejected, by kind of order (a rejection is no broken
+            # invariant, but a supported order type always refused is a finding)
+            'rejections': dict(collections.Counter(
+                '%s: %s' % (getattr(rec, 'created', {}).get(ref, ('', '?'))[1],
+                            _reason(s.get('reason')))
+                for ref, s in seen.items() if s['statuses'][-1] == 'Rejected')),
             'run_deaths': sum(1 for v in self.violations if v['invariant'] == 'run death'),
             'violations': self.violations,
             'schedule': [[step, list(group)] for step, group in self.schedule],
@@ -458,6 +467,13 @@ class Soak:
                                  if self.names != [n for n in presets_for(self.venue)
                                                    if n not in self.without] else ''),
         }
+
+
+def _reason(text):
+    """A rejection reason without its ids and numbers, to count alike ones."""
+    text = re.sub(r'btl[0-9a-f]+', '<cid>', str(text or ''))
+    text = re.sub(r'http://\S+', '<url>', text)
+    return re.sub(r'\d+(\.\d+)?(e-?\d+)?', 'N', text)[:120]
 
 
 def soak(venue, seed, bars=36, **kwargs):

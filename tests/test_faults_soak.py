@@ -12,7 +12,7 @@ from soakkit import CORE, READ_OUTAGE, VENUES, presets_for, soak, suite_presets
 
 BARS = 22
 SEED = 11
-OUTAGE_BARS = 12
+OUTAGE_BARS = 14        # the least that fits the probe, 2 fault steps, the heal
 KIND = {'spot': 'spot', 'futures': 'USDⓈ-M / linear', 'linear': 'USDⓈ-M / linear',
         'delivery': 'COIN-M / inverse', 'inverse': 'COIN-M / inverse'}
 
@@ -31,7 +31,7 @@ def _sound(report, bars, names):
     assert report['orders'] >= bars and report['fills'] >= 1
 
 
-DEFECT_2 = pytest.mark.xfail(strict=False, reason=(
+DEFECT_2 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
     'defect 2 of issue 11: float positions drift (0.009 - 0.002 = 0.006999...): close() '
     'leaves a step open on the exchange, or the strategy holds 1e-18 while flat'))
 LINEAR = ('binance-usdm', 'bybit-linear')   # fractional contract sizes: float sums drift
@@ -52,7 +52,7 @@ def test_soak_short(venue):
             report['overlapping_steps']))
 
 
-DEFECT_1 = pytest.mark.xfail(strict=False, reason=(
+DEFECT_1 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
     'defect 1 of issue 11: a lost cancel answer kills the run (the retried cancel gets '
     '"order not found", the lookup by client id fails past its retries, and the '
     'error escapes strategy.cancel())'))
