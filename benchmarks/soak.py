@@ -46,6 +46,9 @@ def parse_args(argv=None):
                         help='leave a preset out (repeatable)')
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'soak.json'),
                         help="where to write the JSON ('' for nowhere)")
+    parser.add_argument('--docs', nargs='*', metavar='JSON',
+                        help='write the table of these results (default: --out) into '
+                             'docs/faults.md and exit without running')
     args = parser.parse_args(argv)
     venues = [v for v in args.venues.split(',') if v]
     unknown = [v for v in venues if v not in VENUES]
@@ -69,9 +72,10 @@ def totals(runs):
         'orders': sum(r['orders'] for r in runs), 'fills': sum(r['fills'] for r in runs),
         'faults': sum(r['faults'] for r in runs),
         'faults_by_kind': dict(sorted(kinds.items())),
-        'lost_or_duplicated': sum(n for k, n in by_invariant.items() if k in LOST),
-        # of which found after a run died (e.g. a cancel done on the exchange
-        # whose answer died with the run)
+        'lost_or_duplicated': sum(1 for v in violations if v['invariant'] in LOST
+                                  and not v.get('after_run_death')),
+        # found after a run died: what the dead run could no longer learn (a
+        # cancel or fill done on the exchange after its answer was lost)
         'after_run_death': sum(1 for v in violations if v.get('after_run_death')),
         'run_deaths': sum(r['run_deaths'] for r in runs),
         'violations_by_invariant': dict(sorted(by_invariant.items())),
@@ -80,8 +84,64 @@ def totals(runs):
     }
 
 
+def table(results):
+    """docs/faults.md's soak table: one row per (results file, venue)."""
+    rows = ['| presets | venue | runs x live bars | orders | fills | bars (5 of history a run) '
+            '| faults (bars with several) | lost / duplicated | run deaths | other violations |',
+            '|---|---|---|---|---|---|---|---|---|---|']
+    for result in results:
+        args = result['args']
+        presets = 'all' + (' but ' + ', '.join(args['without']) if args['without'] else '')
+        for venue in args['venues']:
+            runs = [r for r in result['runs'] if r['venue'] == venue]
+            t = totals(runs)
+            other = collections.Counter(v['invariant'] for r in runs for v in r['violations']
+                                        if v['invariant'] not in LOST + ('run death',)
+                                        and not v.get('after_run_death'))
+            rows.append('| %s | %s | %d x %d | %d | %d | %d | %d (%d) | %d | %d%s | %s |' % (
+                presets, venue, len(runs), args['bars'], t['orders'], t['fills'],
+                t['bars_seen'], t['faults'], sum(r['overlapping_steps'] for r in runs),
+                t['lost_or_duplicated'], t['run_deaths'],
+                ' (then %d order or fill outcome(s) it never learned)' % t['after_run_death']
+                if t['after_run_death'] else '',
+                ', '.join('%s %d' % kv for kv in sorted(other.items())) or '0'))
+    stamp = ', '.join('`python benchmarks/soak.py %s` (%s, git %s, %.0f s)' % (
+        _cli(r['args']), r['machine']['platform'].split('-')[0],
+        r['machine']['backtrader_live']['git'], r['wall_seconds']) for r in results)
+    return '\n'.join(rows) + '\n\n_Generated from %s._' % stamp
+
+
+def _cli(args):
+    out = ['--seeds %d --bars %d' % (args['seeds'], args['bars'])]
+    if args['first_seed'] != 1:
+        out.append('--first-seed %d' % args['first_seed'])
+    out += ['--without %s' % n for n in args['without']]
+    return ' '.join(out)
+
+
+def write_docs(paths):
+    import json
+    import re
+    results = []
+    for path in paths:
+        with open(path) as fh:
+            results.append(json.load(fh))
+    doc_path = os.path.join(ROOT, 'docs', 'faults.md')
+    with open(doc_path) as fh:
+        doc = fh.read()
+    start, end = '<!-- soak:start -->', '<!-- soak:end -->'
+    doc = re.sub(re.escape(start) + '.*?' + re.escape(end),
+                 lambda _: '%s\n%s\n%s' % (start, table(results), end), doc, flags=re.S)
+    with open(doc_path, 'w') as fh:
+        fh.write(doc)
+    note('soak table written to docs/faults.md from %s', ', '.join(paths))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.docs is not None:
+        return write_docs(args.docs or [args.out])
     logging.basicConfig(level=logging.CRITICAL)     # the soak's faults log loudly
     only = [n for n in args.only.split(',') if n] or None
     started = time.monotonic()
