@@ -64,8 +64,8 @@ SIMS = {'binance': BinanceSimulator, 'bybit': BybitSimulator}
 FAST = {'recv_window': 600, 'timeout': 1.0, 'stream_heartbeat': 0.3,
         'stream_timeout': 1.0}
 BACKFILL = 5
-HEAL_BARS = 5          # bars before the end: every fault healed
-QUIET_BARS = 3         # no new fault in the last bars before the heal
+HEAL_BARS = 4          # bars before the end: every fault healed
+QUIET_BARS = 2         # no new fault in the last bars before the heal
 PROBE_BARS = 3         # the first live bars: buy, sell, close() without faults
 KINDS = ('market', 'market', 'limit', 'stop', 'stop_limit', 'close')
 

@@ -10,9 +10,9 @@ from backtrader_live.sim.faults import PRESETS, SOAK_PRESETS, overlapping_schedu
 from faultkit import matrix_rows, record  # noqa: F401
 from soakkit import CORE, READ_OUTAGE, VENUES, presets_for, soak, suite_presets
 
-BARS = 22
+BARS = 18
 SEED = 11
-OUTAGE_BARS = 14        # the least that fits the probe, 2 fault steps, the heal
+OUTAGE_BARS = 12        # the least that fits the probe, 2 fault steps, the heal
 KIND = {'spot': 'spot', 'futures': 'USDⓈ-M / linear', 'linear': 'USDⓈ-M / linear',
         'delivery': 'COIN-M / inverse', 'inverse': 'COIN-M / inverse'}
 
@@ -41,7 +41,7 @@ LINEAR = ('binance-usdm', 'bybit-linear')   # fractional contract sizes: float s
                                    for v in sorted(VENUES)])
 def test_soak_short(venue):
     names = suite_presets(venue)
-    report = soak(venue, SEED, BARS, names=names)
+    report = soak(venue, SEED, BARS, names=names, rate=0.0)
     _sound(report, BARS, names)
     v = VENUES[venue]
     record('seeded soak, %s: %d live bars, overlapping faults (seed %d)' % (
@@ -91,3 +91,28 @@ def test_overlapping_schedule_is_seeded_complete_and_never_hides_a_fault():
         assert sum(n in ('clock_jump', 'inflight_create_clock_jump') for n in group) <= 1
     with pytest.raises(ValueError, match='do not fit'):
         overlapping_schedule(5, 3, names, most=2)
+
+
+def test_a_fault_lands_while_a_request_is_in_flight():
+    """rest(..., during=...): the stream drops while the request is held, the
+    request is then handled; counts keeps every fault by kind."""
+    import urllib.request
+
+    import websocket
+
+    from backtrader_live.sim import BinanceSimulator
+    with BinanceSimulator(speed=None, start_index=600) as sim:
+        ws = websocket.create_connection(sim.ws_url + '/ws/btcusdt@kline_1h', timeout=5)
+        sim.wait_subscribed('btcusdt@kline_1h')
+        rule = sim.faults.rest('time', 'delay', seconds=0.2,
+                               during=lambda f: f.drop_ws_now('public'))
+        with urllib.request.urlopen(sim.base_url + '/api/v3/time', timeout=5) as answer:
+            assert 'serverTime' in json.loads(answer.read())       # handled after all
+        assert rule.hits == 1
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            ws.settimeout(5)
+            while True:
+                ws.recv()           # the close frame, then nothing
+        assert sim.faults.counts['rest delay'] == 1 and sim.faults.counts['ws drop'] == 1
+        assert ('ws drop', 'public x1 for 0.0s') in sim.faults.applied
+        ws.close()
