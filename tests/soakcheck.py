@@ -33,7 +33,8 @@ def check_all(soak, died=False):
     if getattr(soak.run_.rec, 'seen', None) is None:
         return soak.fail('run death', 'the strategy never started: %r' % soak.run_.error)
     if not died:
-        check_probe(soak)
+        if soak.probe:
+            check_probe(soak)
         check_bars(soak)
     by_cid = check_orders(soak, died)
     check_fills(soak, by_cid)

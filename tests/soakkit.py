@@ -100,7 +100,7 @@ class SoakStrategy(backtrader.Strategy):
     """Trades on every live bar; records every notification in ``rec``."""
 
     params = (('rec', None), ('seed', 0), ('venue', None), ('live_bars', 0),
-              ('exchange_position', None))
+              ('exchange_position', None), ('probe', True))
 
     def __init__(self):
         rec = self.p.rec
@@ -147,9 +147,9 @@ class SoakStrategy(backtrader.Strategy):
             return self.finish(bar)
         if bar > last:
             return None
-        if bar < PROBE_BARS:
+        if bar < PROBE_BARS and self.p.probe:
             return self.probe(bar)
-        if bar == PROBE_BARS and self.p.exchange_position is not None:
+        if bar == PROBE_BARS and self.p.probe and self.p.exchange_position is not None:
             self.p.rec.probe = (self.position.size, self.p.exchange_position())
         rng = random.Random('%s:%s:%d' % (self.p.seed, self.p.venue, bar))
         self.resting = [o for o in self.resting if o.alive()]
@@ -250,14 +250,16 @@ _NEEDS = {'ws_drop_public': 'public', 'ws_stall_public': 'public',
 class Soak:
     """One soak run: venue, seed, live bars; :meth:`run` returns the report."""
 
-    def __init__(self, venue, seed, bars=36, rate=0.3, most=3, without=(), names=None):
-        self.venue, self.seed, self.bars = venue, seed, bars
+    def __init__(self, venue, seed, bars=36, rate=0.3, most=3, without=(), names=None,
+                 probe=True):
+        self.venue, self.seed, self.bars, self.probe = venue, seed, bars, probe
         self.v = VENUES[venue]
         self.heal_at = bars - HEAL_BARS
-        span = self.heal_at - QUIET_BARS - PROBE_BARS - 1
+        lead = PROBE_BARS + 1 if probe else 1      # fault-free bars first
+        span = self.heal_at - QUIET_BARS - lead
         self.names = [n for n in names or presets_for(venue) if n not in without]
         self.without = sorted(without)
-        self.schedule = [(PROBE_BARS + 1 + step, group) for step, group in
+        self.schedule = [(lead + step, group) for step, group in
                          overlapping_schedule(seed, span, self.names, rate, most)]
         self.injected = []
         self.violations = []
@@ -292,7 +294,7 @@ class Soak:
                       strategy_params=None)
         import soakcheck
         run._opts['strategy_params'].update(
-            seed=self.seed, venue=self.venue, live_bars=self.bars,
+            seed=self.seed, venue=self.venue, live_bars=self.bars, probe=self.probe,
             exchange_position=lambda: soakcheck.exchange_position(self))
         run.rec.errors = []
         return run

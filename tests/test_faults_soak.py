@@ -12,7 +12,7 @@ from soakkit import CORE, READ_OUTAGE, VENUES, presets_for, soak, suite_presets
 
 BARS = 18
 SEED = 11
-OUTAGE_BARS = 12        # the least that fits the probe, 2 fault steps, the heal
+OUTAGE_BARS = 9         # the least that fits 2 fault steps, the heal and the close
 KIND = {'spot': 'spot', 'futures': 'USDⓈ-M / linear', 'linear': 'USDⓈ-M / linear',
         'delivery': 'COIN-M / inverse', 'inverse': 'COIN-M / inverse'}
 
@@ -58,11 +58,16 @@ DEFECT_1 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
     'error escapes strategy.cancel())'))
 
 
-@DEFECT_1
-@pytest.mark.parametrize('venue', sorted(VENUES))
+DEFECTS_1_2 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
+    'defects 1 and 2 of issue 11: a lost cancel answer kills the run; float positions '
+    'drift (the strategy holds 1.7e-18 while the exchange is flat)'))
+
+
+@pytest.mark.parametrize('venue', [pytest.param(v, marks=DEFECTS_1_2 if v in LINEAR else
+                                                DEFECT_1) for v in sorted(VENUES)])
 def test_soak_cancel_answer_lost_while_order_queries_fail(venue):
     names = [n for n in READ_OUTAGE if n in presets_for(venue)]
-    report = soak(venue, SEED, OUTAGE_BARS, names=names, rate=0.0, most=2)
+    report = soak(venue, SEED, OUTAGE_BARS, names=names, rate=0.0, most=2, probe=False)
     _sound(report, OUTAGE_BARS, names)
 
 
