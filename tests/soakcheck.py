@@ -16,7 +16,6 @@ strategy was told (tests/soakkit.py). Each broken one is recorded with
 import collections
 
 from faultkit import _ms, closed_bar_times
-from soakkit import BACKFILL
 
 FINAL = {'FILLED': ('Completed',), 'CANCELED': ('Canceled',), 'EXPIRED': ('Expired',),
          'REJECTED': ('Rejected',), 'NEW': ('Accepted',), 'PARTIALLY_FILLED': ('Partial',)}
@@ -72,7 +71,7 @@ def _order_text(soak, ref, cid=None):
 def check_bars(soak):
     rec, sim = soak.run_.rec, soak.sim
     times = [_ms(b[0]) for b in rec.bars]
-    expected = soak.bars + BACKFILL
+    expected = soak.bars + soak.backfill
     if len(times) != expected:
         soak.fail('bars', '%d bars seen, %d expected' % (len(times), expected))
     if times != sorted(set(times)):

@@ -27,6 +27,7 @@ import backtrader
 import backtrader_live as btl
 from backtrader_live.sim import BinanceSimulator, BybitSimulator
 from backtrader_live.sim.faults import PRESETS, apply_spec, overlapping_schedule
+import soakcheck
 from helpers import eventually
 from livekit import LiveRun, Recorder
 
@@ -107,7 +108,6 @@ class SoakStrategy(backtrader.Strategy):
         rec.strategy = self
         rec.created = {}           # ref -> (live bar, kind, side, size)
         rec.seen = {}              # ref -> {'cid', 'statuses', 'fills', 'executed'}
-        rec.errors = []
         self.venue = VENUES[self.p.venue]
         self.resting = []
 
@@ -253,6 +253,7 @@ class Soak:
     def __init__(self, venue, seed, bars=36, rate=0.3, most=3, without=(), names=None,
                  probe=True):
         self.venue, self.seed, self.bars, self.probe = venue, seed, bars, probe
+        self.backfill = BACKFILL
         self.v = VENUES[venue]
         self.heal_at = bars - HEAL_BARS
         lead = PROBE_BARS + 1 if probe else 1      # fault-free bars first
@@ -280,7 +281,6 @@ class Soak:
         try:
             self._drive()
             if not self._thread_alive():
-                import soakcheck
                 soakcheck.check_all(self, died=self.died)
         finally:
             self.sim.stop()
@@ -292,11 +292,9 @@ class Soak:
                       topic=v.topic, user_market=v.market, strategy=SoakStrategy,
                       backfill_bars=BACKFILL, max_bars=self.bars, store_kwargs=dict(FAST),
                       strategy_params=None)
-        import soakcheck
         run._opts['strategy_params'].update(
             seed=self.seed, venue=self.venue, live_bars=self.bars, probe=self.probe,
             exchange_position=lambda: soakcheck.exchange_position(self))
-        run.rec.errors = []
         return run
 
     def _drive(self):
@@ -382,12 +380,9 @@ class Soak:
         def stalled():
             return any(not ws.closed and e[0] == 'public' and time.monotonic() < e[4]
                        for ws, e in list(faults._sockets.items()))
-        stores = [s for s in (getattr(d, '_store', None) for d in
-                              self.run_.rec.strategy.datas) if s is not None]
         return (not self.sim._call(stalled)
                 and self.sim._call(self.sim._subscriber_count, self.v.topic) >= 1
-                and all(getattr(d, '_stream_up', True) for d in self.run_.rec.strategy.datas)
-                and bool(stores))
+                and all(getattr(d, '_stream_up', True) for d in self.run_.rec.strategy.datas))
 
     def _recent(self, step):
         return [(s, list(g)) for s, g in self.schedule if step - 2 <= s <= step]
