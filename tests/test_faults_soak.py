@@ -31,14 +31,7 @@ def _sound(report, bars, names):
     assert report['orders'] >= bars and report['fills'] >= 1
 
 
-DEFECT_2 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    'defect 2 of issue 11: float positions drift (0.009 - 0.002 = 0.006999...): close() '
-    'leaves a step open on the exchange, or the strategy holds 1e-18 while flat'))
-LINEAR = ('binance-usdm', 'bybit-linear')   # fractional contract sizes: float sums drift
-
-
-@pytest.mark.parametrize('venue', [pytest.param(v, marks=DEFECT_2) if v in LINEAR else v
-                                   for v in sorted(VENUES)])
+@pytest.mark.parametrize('venue', sorted(VENUES))
 def test_soak_short(venue):
     names = suite_presets(venue)
     report = soak(venue, SEED, BARS, names=names, rate=0.0)
@@ -52,19 +45,7 @@ def test_soak_short(venue):
             report['overlapping_steps']))
 
 
-DEFECT_1 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    'defect 1 of issue 11: a lost cancel answer kills the run (the retried cancel gets '
-    '"order not found", the lookup by client id fails past its retries, and the '
-    'error escapes strategy.cancel())'))
-
-
-DEFECTS_1_2 = pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    'defects 1 and 2 of issue 11: a lost cancel answer kills the run; float positions '
-    'drift (the strategy holds 1.7e-18 while the exchange is flat)'))
-
-
-@pytest.mark.parametrize('venue', [pytest.param(v, marks=DEFECTS_1_2 if v in LINEAR else
-                                                DEFECT_1) for v in sorted(VENUES)])
+@pytest.mark.parametrize('venue', sorted(VENUES))
 def test_soak_cancel_answer_lost_while_order_queries_fail(venue):
     names = [n for n in READ_OUTAGE if n in presets_for(venue)]
     report = soak(venue, SEED, OUTAGE_BARS, names=names, rate=0.0, most=2, probe=False)
