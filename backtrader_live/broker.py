@@ -31,7 +31,7 @@ from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .fills import LiveFills, TradeSizes
 from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
-from .recovery import resolve_unknown, settle_cancel, window_left
+from .recovery import cancel_window_left, resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy, exit_policy
 from .risk import KillSwitch, gate_rules
 
@@ -220,10 +220,19 @@ class BrokerBase(LiveFills, BackBroker):
         self.reconcile()
 
     def settled(self):
-        """True when no order waits for fills the exchange has announced, and
-        no market order (which ends within moments) is still open."""
-        return not self._book.awaiting() and not any(
+        """True when no order waits for fills the exchange has announced, no
+        cancel waits for its outcome, and no market order (which ends within
+        moments) is still open."""
+        return not self._book.awaiting() and not self._book.cancels_unsettled() and not any(
             o.exectype == Order.Market and not _conditional(o) for o in self._book.alive())
+
+    def settle_time_needed(self):
+        """Seconds the end of a run should allow for the orders to settle: a
+        cancel without an answer is resent only once it can no longer land
+        (its receive window), then checked every ``fill_wait`` (recovery.py)."""
+        pending = self._book.cancels_unsettled() if self.live else ()
+        return max([cancel_window_left(self, o) + 2 * self.p.fill_wait + 1.0
+                    for o in pending] or [0.0])
 
     def get_balances(self):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""

@@ -208,10 +208,13 @@ class DataBase(bt.feed.DataBase):
         now = time.monotonic()
         broker = getattr(self._store, 'broker', None)
         if self._final_deadline is None:
-            self._final_deadline = now + self.p.settle_timeout
             final_sync = getattr(broker, 'sync_before_stop', None)
             if final_sync is not None:
                 final_sync()
+            # A cancel without an answer needs its receive window, then a look.
+            needed = getattr(broker, 'settle_time_needed', None)
+            self._final_deadline = now + max(self.p.settle_timeout,
+                                             needed() if needed is not None else 0.0)
             return None
         settled = getattr(broker, 'settled', None)
         if settled is not None and not settled() and now < self._final_deadline:

@@ -142,6 +142,11 @@ class OrderBook:
         if rec is not None:
             rec.cancel_sent_at = rec.cancel_checked_at = None
 
+    def cancels_unsettled(self):
+        """Alive orders with a cancel sent that has not ended them yet."""
+        return [r.order for r in self._by_ref.values()
+                if r.cancel_sent_at is not None and r.order.alive()]
+
     def cancels_due(self, wait):
         """Alive orders whose cancel has not ended them for ``wait`` s since
         we last asked (each is returned at most once per ``wait``)."""
