@@ -307,8 +307,13 @@ class BrokerBase(LiveFills, BackBroker):
         if self.store is None:
             return None
         rules = self._rules(order.data)
-        reason = round_order(order, self.store.exchange, rules)
-        return reason
+        exempt = (self.store.kind in self.store.REDUCE_ONLY_SKIPS_MIN_NOTIONAL
+                  and self.sent_reduce_only(order))
+        return round_order(order, self.store.exchange, rules, min_notional=not exempt)
+
+    def sent_reduce_only(self, order):
+        """True if ``order`` goes to the exchange reduce-only (derivatives)."""
+        return order.info.get('reduceOnly') is True
 
     # -- orders in: arguments checked before anything is built or sent ---------------
     def buy(self, owner, data, *args, **kwargs):

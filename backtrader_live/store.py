@@ -111,6 +111,11 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     ERROR_CODES = {}            # exchange error code -> our error class (errors.py)
     RETRY_AFTER_HEADERS = {'Retry-After': SECONDS}   # how the exchange says "wait"
 
+    # Market kinds where a reduce-only order is exempt from the minimum
+    # notional (Binance futures: -4164 "... unless you choose reduce only"),
+    # so a position smaller than that minimum can still be closed.
+    REDUCE_ONLY_SKIPS_MIN_NOTIONAL = ()
+
     BrokerCls = None
     DataCls = None
 

@@ -89,6 +89,7 @@ class BinanceStore(Store):
     OHLCV_PAGE_LIMIT = 1000
     CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends newClientOrderId / origClientOrderId
     UNCHANGED_CODES = ('-4046', '-4059')   # margin type / position side already so
+    REDUCE_ONLY_SKIPS_MIN_NOTIONAL = (LINEAR, INVERSE)   # -4164: "unless ... reduce only"
     LISTEN_KEY_REFRESH = 30 * 60.0         # a listenKey lives 60 min after each PUT
     LOGIN_CLOCK_ERRORS = ('-1021',)        # WS-API subscription outside recvWindow
     # Codes whose meaning ccxt's class gets wrong on a non-Binance host (only its
