@@ -83,6 +83,7 @@ class BrokerBase(LiveFills, BackBroker):
         self.halted = None           # the fatal error that stopped trading, if any
         self.last_risk_reason = None     # why check_risk_limits() last said False
         self._orphans = collections.deque(maxlen=256)
+        self._funding_seen = collections.deque(maxlen=64)   # recent payments (dedupe)
         self._owners = []        # strategies whose history _trim_history bounds
         self._notified = 0
         self._last_poll = 0.0
@@ -605,6 +606,13 @@ class BrokerBase(LiveFills, BackBroker):
             self.store.put_notification('position corrected', update.symbol, update.size)
 
     def _on_funding(self, event):
+        # A stream may deliver a message twice (a resend, a reconnect): one
+        # payment is one notification. Cash comes from the wallet balance,
+        # which a repeat cannot double.
+        key = (event.asset, event.amount, event.symbol, event.timestamp)
+        if event.timestamp is not None and key in self._funding_seen:
+            return
+        self._funding_seen.append(key)
         log.info('funding %s %s on %s', event.amount, event.asset, event.symbol)
         self.store.put_notification('funding', event.symbol, event.amount, event.asset)
 
