@@ -246,25 +246,7 @@ class BinanceRest:
 
     def ticker(self, symbol):
         """24h statistics from the last 24 hours of market time."""
-        clock = self.sim.clock
-        feed = clock.feeds[symbol]
-        rows, _ = feed.bars(feed.interval, clock.now, start=clock.now - 86400000)
-        last = self.sim.current_price(symbol)
-        first = rows[0][cd.O] if rows else last
-        bid, ask = self.sim.engine.best(symbol)
-        vol = sum(r[cd.V] for r in rows)
-        return {
-            'symbol': symbol, 'priceChange': fmt(last - first),
-            'priceChangePercent': '%.3f' % ((last - first) / first * 100 if first else 0),
-            'weightedAvgPrice': fmt(sum(r[cd.V] * r[cd.C] for r in rows) / vol if vol else last),
-            'prevClosePrice': fmt(first), 'lastPrice': fmt(last), 'lastQty': '0.00000000',
-            'bidPrice': fmt(bid), 'bidQty': fmt(self.sim.engine.level_qty(symbol)),
-            'askPrice': fmt(ask), 'askQty': fmt(self.sim.engine.level_qty(symbol)),
-            'openPrice': fmt(first), 'highPrice': fmt(max((r[cd.H] for r in rows), default=last)),
-            'lowPrice': fmt(min((r[cd.L] for r in rows), default=last)),
-            'volume': fmt(vol), 'quoteVolume': fmt(sum(r[cd.V] * r[cd.C] for r in rows)),
-            'openTime': clock.now - 86400000, 'closeTime': clock.now,
-            'firstId': 0, 'lastId': 0, 'count': len(rows)}
+        return self.sim.market_data['spot'].ticker(symbol)
 
     async def book_ticker(self, request):
         symbol = self.market(dict(request.query), required=False)
@@ -319,6 +301,23 @@ class BinanceRest:
         kind = params.get('newOrderRespType') or (
             'FULL' if order.type in ('MARKET', 'LIMIT') else 'ACK')
         return self.reply(order_reply(order, kind, self.sim.engine.trades))
+
+    async def test_order(self, request):
+        """POST /api/v3/order/test: validated like a real order, nothing placed."""
+        acct, params = await self.signed(request)
+        order = self.parse_order(acct.key, params)
+        try:
+            self.sim.engine.check(order)
+        except EngineError as err:
+            raise ApiError.from_engine(err) from None
+        if str(params.get('computeCommissionRates')).lower() != 'true':
+            return self.reply({})
+        maker, taker = fmt(self.sim.engine.maker_fee), fmt(self.sim.engine.taker_fee)
+        return self.reply({'standardCommissionForOrder': {'maker': maker, 'taker': taker},
+                           'specialCommissionForOrder': {'maker': fmt(0), 'taker': fmt(0)},
+                           'taxCommissionForOrder': {'maker': fmt(0), 'taker': fmt(0)},
+                           'discount': {'enabledForAccount': False, 'enabledForSymbol': False,
+                                        'discountAsset': 'BNB', 'discount': fmt(0)}}, weight=20)
 
     def parse_order(self, key, params):
         """A Binance new-order request as an engine Order (id assigned on place)."""

@@ -12,6 +12,7 @@ import secrets
 from . import candles as cd
 from .binance import (ApiError, checked_symbol, mandatory, select_klines, wall_ms,
                       _window, kline_row)
+from .binance_market import premium_index
 from .binance_futures_shapes import (ALGO_TYPES, ENGINE_ERRORS, FUTURES_ORDER_TYPES,
                                      TRIGGER_ABOVE, account_asset, algo_info, bracket,
                                      futures_symbol_info, order_info, position_info,
@@ -27,7 +28,18 @@ VENUES = {
     'dapi': dict(prefix='/dapi', account=('v1',), balance=('v1',),
                  position_risk=('v1',), bracket=('v1', 'v2'), inverse=True),
 }
+UNPREFIXED = ('availableBalance', 'maxWithdrawAmount')  # /fapi/v2|v3/account top level
 MARGIN_TYPES = {'ISOLATED': ISOLATED, 'CROSSED': CROSS, 'CROSS': CROSS}
+
+
+def check_position_side(side):
+    """One-way accounts (the simulator's only mode) take positionSide BOTH or none."""
+    if side in (None, '', 'BOTH'):
+        return
+    if side in ('LONG', 'SHORT'):
+        raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+    raise ApiError(400, -1100, "Illegal characters found in parameter 'positionSide'; "
+                               "legal range is 'BOTH, LONG, SHORT'.")
 
 
 class FuturesRest:
@@ -135,26 +147,26 @@ class FuturesRest:
                 row[5] = '%d' % int(r[cd.V] * (r[cd.O] + r[cd.C]) / 2 / size)
         return self.reply(out, weight=2)
 
+    def _many(self, symbol, items):
+        """One object for one symbol, else an array; COIN-M answers its tickers
+        and premium index as an array even for one symbol."""
+        return items[0] if symbol and not self.inverse else items
+
     async def premium_index(self, request):
         symbol = self.market(dict(request.query), required=False)
-        items = [self._premium(s) for s in ([symbol] if symbol else self.engine.markets)]
-        return self.reply(items[0] if symbol else items)
-
-    def _premium(self, symbol):
-        mark = fmt(self.engine.price_of(symbol))
-        nxt = (self.sim.clock.now // self.engine.funding_ms + 1) * self.engine.funding_ms
-        return {'symbol': symbol, 'pair': symbol.split('_')[0], 'markPrice': mark,
-                'indexPrice': mark, 'estimatedSettlePrice': mark,
-                'lastFundingRate': fmt(self.engine.funding_rate_of(symbol)),
-                'interestRate': '0.00010000', 'nextFundingTime': nxt,
-                'time': self.sim.clock.now}
+        items = [premium_index(self.engine, s, self.sim.clock.now, self.venue)
+                 for s in ([symbol] if symbol else self.engine.markets)]
+        return self.reply(self._many(symbol, items))
 
     async def ticker_price(self, request):
         symbol = self.market(dict(request.query), required=False)
         items = [{'symbol': s, 'price': fmt(self.engine.price_of(s)),
                   'time': self.sim.clock.now}
                  for s in ([symbol] if symbol else self.engine.markets)]
-        return self.reply(items[0] if symbol else items)
+        if self.inverse:
+            for item in items:
+                item['ps'] = item['symbol'].split('_')[0]
+        return self.reply(self._many(symbol, items))
 
     async def book_ticker(self, request):
         symbol = self.market(dict(request.query), required=False)
@@ -162,9 +174,13 @@ class FuturesRest:
         for s in ([symbol] if symbol else self.engine.markets):
             bid, ask = self.engine.best(s)
             qty = fmt(self.engine.level_qty(s))
-            items.append({'symbol': s, 'bidPrice': fmt(bid), 'bidQty': qty,
-                          'askPrice': fmt(ask), 'askQty': qty, 'time': self.sim.clock.now})
-        return self.reply(items[0] if symbol else items)
+            item = {'lastUpdateId': self.sim.clock.now, 'symbol': s, 'bidPrice': fmt(bid),
+                    'bidQty': qty, 'askPrice': fmt(ask), 'askQty': qty,
+                    'time': self.sim.clock.now}
+            if self.inverse:
+                item['pair'] = s.split('_')[0]
+            items.append(item)
+        return self.reply(self._many(symbol, items))
 
     # -- account ---------------------------------------------------------------------
     def _assets(self, acct):
@@ -179,6 +195,17 @@ class FuturesRest:
         return [position_info(self.engine, acct, acct.position(s), self.inverse)
                 for s in names]
 
+    def _account_positions(self, acct):
+        """positions[] of /account: the risk fields plus ``isolated`` (a bool) and
+        the notional cap (``maxNotional``; COIN-M ``maxQty``)."""
+        out = []
+        for item in self._positions(acct, all_symbols=False):
+            item = dict(item, isolated=item['marginType'] == 'isolated')
+            if not self.inverse:
+                item['maxNotional'] = item['maxNotionalValue']
+            out.append(item)
+        return out
+
     async def account(self, request):
         acct, _ = await self.signed(request)
         assets = self._assets(acct)
@@ -188,9 +215,10 @@ class FuturesRest:
             'crossWalletBalance', 'crossUnPnl', 'maxWithdrawAmount')}
         out = {'feeTier': 0, 'canTrade': True, 'canDeposit': True, 'canWithdraw': True,
                'updateTime': 0, 'multiAssetsMargin': False, 'tradeGroupId': -1,
-               'assets': assets, 'positions': self._positions(acct, all_symbols=False)}
-        if not self.inverse:
-            out.update({'total' + k[0].upper() + k[1:]: v for k, v in total.items()})
+               'assets': assets, 'positions': self._account_positions(acct)}
+        if not self.inverse:  # USD-M totals; available/maxWithdraw keep their own names
+            out.update({k if k in UNPREFIXED else 'total' + k[0].upper() + k[1:]: v
+                        for k, v in total.items()})
         return self.reply(out, weight=5)
 
     async def balance(self, request):
@@ -320,6 +348,7 @@ class FuturesRest:
         if otype not in FUTURES_ORDER_TYPES or (otype not in allowed):
             raise ApiError(400, -1116, 'Invalid orderType.')
         close = str(params.get('closePosition')).lower() == 'true'
+        check_position_side(params.get('positionSide'))
         if not params.get('quantity') and not close:
             raise mandatory('quantity')
         if otype in ('LIMIT', 'STOP', 'TAKE_PROFIT') and not params.get('price'):

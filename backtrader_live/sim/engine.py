@@ -110,6 +110,16 @@ class Engine:
             self._open[order.symbol].append(order)
         return order
 
+    def check(self, order):
+        """Refuse ``order`` exactly as :meth:`place` would, placing and keeping
+        nothing (a test order): funds are locked for the check, then released."""
+        rules = self.markets.get(order.symbol)
+        if rules is None:
+            raise EngineError('unknown_symbol')
+        acct = self.accounts[order.account]
+        self._lock(order, rules, acct, self._check(order, rules, acct))
+        acct.lock(order.lock_asset, -order.locked)
+
     def _check(self, order, rules, acct):
         """Refuse a bad order the way the exchange does; returns taker levels."""
         if order.is_limit:

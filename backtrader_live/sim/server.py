@@ -21,6 +21,8 @@ from .binance import (FAULT_ROUTES, REST_KEY, BinanceRest, api_errors,
                       fault_reply as binance_fault_reply)
 from .binance_futures import FuturesRest
 from .binance_futures_ws import FuturesStreams
+from .binance_market import MarketData
+from .binance_market_ws import MarketStreams
 from .binance_ws import BinanceStreams
 from .clock import MarketClock, SymbolFeed
 from .contracts import build_contracts
@@ -439,6 +441,8 @@ class BinanceSimulator(SimulatorBase):
         self.streams = BinanceStreams(self)
         self.futures_rest = {v: FuturesRest(self, v) for v in self.deriv_engines}
         self.futures_streams = FuturesStreams(self)
+        self.market_data = {v: MarketData(self, v) for v in ('spot', 'fapi', 'dapi')}
+        self.market_streams = MarketStreams(self)
         self.engine.listeners.append(self.streams.on_engine_event)
         for venue, engine in self.deriv_engines.items():
             engine.listeners.append(self.futures_streams.listener(venue))
@@ -455,6 +459,8 @@ class BinanceSimulator(SimulatorBase):
         for rest in self.futures_rest.values():
             rest.add_routes(app)
         self.futures_streams.add_routes(app)
+        for market_data in self.market_data.values():
+            market_data.add_routes(app)
 
     def _publish(self, before, now, segments):
         self.streams.publish(before, now, segments)
