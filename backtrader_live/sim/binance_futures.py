@@ -28,6 +28,7 @@ VENUES = {
     'dapi': dict(prefix='/dapi', account=('v1',), balance=('v1',),
                  position_risk=('v1',), bracket=('v1', 'v2'), inverse=True),
 }
+CALLBACK_RATE = (dec('0.1'), dec('10'))  # TRAILING_STOP_MARKET callbackRate bounds, %
 UNPREFIXED = ('availableBalance', 'maxWithdrawAmount')  # /fapi/v2|v3/account top level
 MARGIN_TYPES = {'ISOLATED': ISOLATED, 'CROSSED': CROSS, 'CROSS': CROSS}
 
@@ -354,7 +355,8 @@ class FuturesRest:
         if otype in ('LIMIT', 'STOP', 'TAKE_PROFIT') and not params.get('price'):
             raise mandatory('price')
         trigger = params.get('triggerPrice') or params.get('stopPrice')
-        if algo and not trigger:
+        trailing = otype == 'TRAILING_STOP_MARKET'
+        if algo and not trigger and not trailing:
             raise mandatory('triggerPrice')
         tif = params.get('timeInForce') or 'GTC'
         cid = (params.get('clientAlgoId') if algo else params.get('newClientOrderId')) \
@@ -371,7 +373,32 @@ class FuturesRest:
         order.extra['venue'] = self.venue
         if algo:
             order.extra['algo'] = True
+        if trailing:
+            self._add_callback(order, params)
         return order
+
+    def _add_callback(self, order, params):
+        """TRAILING_STOP_MARKET: callbackRate (percent, 0.1-10) from the best price
+        since activation; activatePrice (default: now) must lie on the side the
+        price has yet to reach (SELL above, BUY below), else it would trigger now."""
+        if not params.get('callbackRate'):
+            raise mandatory('callbackRate')
+        rate = dec(params['callbackRate'])
+        if not CALLBACK_RATE[0] <= rate <= CALLBACK_RATE[1]:
+            raise ApiError(400, -4071, 'Invalid callback rate.')
+        raw = params.get('activatePrice') or params.get('activationPrice')
+        activation = dec(raw) if raw else None
+        sell = order.side == 'SELL'
+        if activation is not None:
+            rules = self.engine.markets[order.symbol]
+            if activation <= 0 or (activation - rules.min_price) % rules.tick:
+                raise ApiError(400, -4070, 'Invalid activation price.')
+            price = dec(self.engine.price_of(order.symbol))
+            if (activation <= price) if sell else (activation >= price):
+                raise ApiError(400, -2021, 'Order would immediately trigger.')
+        order.extra.update(callback_rate=rate, activation=activation, trail={
+            'delta': rate / 100, 'activation': activation, 'activate_above': sell,
+            'extreme': None})
 
     async def _place(self, key, params, algo):
         order = self.parse_order(key, params, algo)

@@ -438,9 +438,10 @@ def kline_event(symbol, interval, row, feed, now, closed):
 
 
 def execution_report(o, exec_type, trade, now):
-    """Binance's executionReport for one order event."""
+    """Binance's executionReport for one order event (``d``: a trailing delta)."""
     canceled = exec_type == 'CANCELED'
-    return {
+    extra = {'d': o.extra['trailing_delta']} if 'trailing_delta' in o.extra else {}
+    return {**extra, 
         'e': 'executionReport', 'E': now, 's': o.symbol,
         'c': o.cancel_tag if canceled else o.client_id, 'S': o.side, 'o': o.type,
         'f': o.tif, 'q': fmt(o.qty), 'p': fmt(o.price), 'P': fmt(o.stop_price),

@@ -141,7 +141,10 @@ class Engine:
         if any(o.client_id == order.client_id and o.account == acct.key
                for o in self._open[order.symbol]):
             raise EngineError('duplicate')
-        if not order.triggered and self._trigger_hit(order, self.price_of(order.symbol)):
+        trail = order.extra.get('trail')
+        if trail is not None:
+            self._start_trail(order, trail)
+        elif not order.triggered and self._trigger_hit(order, self.price_of(order.symbol)):
             raise EngineError('would_trigger')
         if order.post_only and self._marketable(order, bid, ask):
             raise EngineError('would_take')
@@ -323,9 +326,16 @@ class Engine:
             if not order.is_open:
                 continue
             if not order.triggered:
-                if not self._crossed(order, seg):
+                trail = order.extra.get('trail')
+                if trail is not None:
+                    if not self._trail(order, trail, seg):
+                        continue
+                    # it triggered mid-segment, at its stop: not a gap from seg.first
+                    self._trigger(order, seg._replace(first=float(order.stop_price)))
+                elif not self._crossed(order, seg):
                     continue
-                self._trigger(order, seg)
+                else:
+                    self._trigger(order, seg)
             if order.is_open and order.is_limit:
                 self._rest_fill(order, seg)
         book[:] = [o for o in book if o.is_open]
@@ -333,6 +343,54 @@ class Engine:
     def _crossed(self, order, seg):
         return (seg.high >= order.stop_price if order.trigger_above
                 else seg.low <= order.stop_price)
+
+    # -- trailing stops ----------------------------------------------------------------
+    # ``order.extra['trail']``: {'delta': fraction, 'activation': price or None,
+    # 'activate_above': bool, 'extreme': best price since tracking began or None}.
+    # A SELL tracks the highest price and triggers after a fall of ``delta`` from it,
+    # a BUY tracks the lowest and triggers after a rise; tracking starts at once, or
+    # when the price meets ``activation`` (Binance's trailing stop FAQ).
+    def _start_trail(self, order, trail):
+        price = dec(self.price_of(order.symbol))
+        activation = trail['activation']
+        if activation is None or (price >= activation if trail['activate_above']
+                                  else price <= activation):
+            trail['extreme'] = price if activation is None else activation
+
+    def _trail(self, order, trail, seg):
+        """Follow the segment's path; True (and the stop set) once the order triggers."""
+        sell = order.side == 'SELL'
+        for p in map(dec, self._path(order.symbol, seg)):
+            if trail['extreme'] is None:
+                if trail['activation'] is None or not (
+                        p >= trail['activation'] if trail['activate_above']
+                        else p <= trail['activation']):
+                    continue
+                trail['extreme'] = trail['activation']
+            trail['extreme'] = max(trail['extreme'], p) if sell else min(trail['extreme'], p)
+            stop = trail['extreme'] * (1 - trail['delta'] if sell else 1 + trail['delta'])
+            if (p <= stop) if sell else (p >= stop):
+                rules = self.markets[order.symbol]
+                order.stop_price = rules.price(stop, ROUND_DOWN if sell else ROUND_UP)
+                order.trigger_above = not sell
+                return True
+        return False
+
+    #: path samples per segment a trailing stop follows (1 h bars: one a minute,
+    #: so the path's knots at a third and two thirds are hit exactly)
+    TRAIL_SAMPLES = 60
+
+    def _path(self, symbol, seg):
+        """The segment's prices in time order: sampled from ``price_at(symbol, ms)``
+        when the simulator gives one, else first, the extremes (the high first when
+        the segment falls overall), last."""
+        price_at = getattr(self, 'price_at', None)
+        if price_at is None:
+            lo, hi = (seg.high, seg.low) if seg.last < seg.first else (seg.low, seg.high)
+            return (seg.first, lo, hi, seg.last)
+        n = max(1, min(self.TRAIL_SAMPLES, (seg.end - seg.start) // 1000))
+        return [seg.first] + [price_at(symbol, seg.start + (seg.end - seg.start) * k // n)
+                              for k in range(1, n + 1)]
 
     def _trigger(self, order, seg):
         """A stop's price was reached: it becomes a market or limit order."""

@@ -423,6 +423,8 @@ class BinanceSimulator(SimulatorBase):
         self.clock = MarketClock(feeds, now)
         self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,
                              fees=fees, depth_qty=depth_qty, liquidity=liquidity)
+        # the price path in time order, for trailing stops (Engine._path)
+        self.engine.price_at = lambda s, ms: self.clock.feeds[s].price(ms)
         self.deriv_engines, self.contract_symbols = {}, {}
         for venue, spec, kind, fmt_id in (('fapi', futures_markets, 'linear', '%(base)s%(quote)s'),
                                           ('dapi', coinm_markets, 'inverse',

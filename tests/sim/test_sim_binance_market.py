@@ -159,7 +159,9 @@ def test_ticker_and_book_streams(sim, ws_factory, venue):
 
 
 @pytest.mark.parametrize('venue', ['fapi', 'dapi'])
-def test_continuous_kline_stream(sim, ws_factory, venue):
+def test_continuous_kline_stream(request, ws_factory, venue):
+    # the clock on a bar open: one step closes exactly four 15m bars
+    sim, _ = request.getfixturevalue({'fapi': 'fut', 'dapi': 'coinm'}[venue])
     _, symbol, path = VENUES[venue]
     pair = symbol.split('_')[0].lower()
     name = pair + '_perpetual@continuousKline_15m'

@@ -41,7 +41,8 @@ def test_exchange_info_shape(sim):
     assert s['status'] == 'TRADING' and s['isSpotTradingAllowed'] is True
     assert s['permissionSets'] == [['SPOT']] and info['rateLimits']
     assert [f['filterType'] for f in s['filters']] == [
-        'PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE', 'NOTIONAL']
+        'PRICE_FILTER', 'LOT_SIZE', 'MARKET_LOT_SIZE', 'NOTIONAL',
+        'TRAILING_DELTA']
     many = requests.get(sim.base_url + '/api/v3/exchangeInfo',
                         params={'symbols': '["ETHBTC"]'}).json()
     assert [x['symbol'] for x in many['symbols']] == ['ETHBTC']

@@ -142,7 +142,8 @@ def test_bybit_kline_endpoint_serves_finer_bars(tmp_path):
             assert_tiles(parent, five)
 
 
-def test_finer_kline_stream_delivers_every_closed_bar(sim, ws_factory):
+def test_finer_kline_stream_delivers_every_closed_bar(flat, ws_factory):
+    sim, _ = flat  # the clock on a bar open: one step closes exactly four 15m bars
     c = ws_factory(sim.ws_url + '/ws/btcusdt@kline_15m')
     sim.wait_subscribed('btcusdt@kline_15m')
     sim.step()
