@@ -12,8 +12,10 @@ import secrets
 from . import candles as cd
 from .binance import (ApiError, checked_symbol, mandatory, select_klines, wall_ms,
                       _window, kline_row)
+from .binance_futures_batch import FuturesBatch
 from .binance_market import premium_index
 from .binance_futures_shapes import (ALGO_TYPES, ENGINE_ERRORS, FUTURES_ORDER_TYPES,
+                                     PRICE_MATCH, match_price,
                                      TRIGGER_ABOVE, account_asset, algo_info, bracket,
                                      futures_symbol_info, order_info, position_info,
                                      trade_info)
@@ -88,6 +90,7 @@ class FuturesRest:
                 ('PUT', 'listenKey', self.keep_listen_key),
                 ('DELETE', 'listenKey', self.close_listen_key)):
             r.add_route(method, v1 + path, handler)
+        FuturesBatch(self).add_routes(app)  # order modify and batch orders
 
     # -- plumbing ---------------------------------------------------------------------
     def reply(self, data, weight=1):
@@ -352,7 +355,10 @@ class FuturesRest:
         check_position_side(params.get('positionSide'))
         if not params.get('quantity') and not close:
             raise mandatory('quantity')
-        if otype in ('LIMIT', 'STOP', 'TAKE_PROFIT') and not params.get('price'):
+        price_match = params.get('priceMatch') or 'NONE'
+        if price_match != 'NONE':
+            self._check_price_match(params, otype, price_match)
+        elif otype in ('LIMIT', 'STOP', 'TAKE_PROFIT') and not params.get('price'):
             raise mandatory('price')
         trigger = params.get('triggerPrice') or params.get('stopPrice')
         trailing = otype == 'TRAILING_STOP_MARKET'
@@ -375,7 +381,23 @@ class FuturesRest:
             order.extra['algo'] = True
         if trailing:
             self._add_callback(order, params)
+        if price_match != 'NONE':
+            bid, ask = self.engine.best(symbol)
+            order.price = match_price(bid, ask, self.engine.markets[symbol].tick, side,
+                                      price_match)
+            order.extra['price_match'] = price_match
         return order
+
+    @staticmethod
+    def _check_price_match(params, otype, mode):
+        if mode not in PRICE_MATCH:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'priceMatch'; "
+                                       "legal range is '%s'." % ', '.join(['NONE'] + list(
+                                           PRICE_MATCH)))
+        if otype not in ('LIMIT', 'STOP', 'TAKE_PROFIT'):
+            raise ApiError(400, -1106, "Parameter 'priceMatch' sent when not required.")
+        if params.get('price'):  # one or the other, never both
+            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
 
     def _add_callback(self, order, params):
         """TRAILING_STOP_MARKET: callbackRate (percent, 0.1-10) from the best price

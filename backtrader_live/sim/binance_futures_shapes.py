@@ -43,6 +43,21 @@ ENGINE_ERRORS = {
 }
 
 
+#: priceMatch -> (the side of the book it prices from, levels from the top):
+#: OPPONENT* the other side (a buy: asks), QUEUE* its own side (a buy: bids)
+PRICE_MATCH = {'OPPONENT': ('opponent', 1), 'OPPONENT_5': ('opponent', 5),
+               'OPPONENT_10': ('opponent', 10), 'OPPONENT_20': ('opponent', 20),
+               'QUEUE': ('queue', 1), 'QUEUE_5': ('queue', 5), 'QUEUE_10': ('queue', 10),
+               'QUEUE_20': ('queue', 20)}
+
+
+def match_price(bid, ask, tick, side, mode):
+    """The limit price ``priceMatch=mode`` gives a ``side`` order on this book."""
+    book, level = PRICE_MATCH[mode]
+    above = (side == 'BUY') == (book == 'opponent')  # the asks (priced upwards)
+    return ask + (level - 1) * tick if above else bid - (level - 1) * tick
+
+
 def decimals(step):
     return max(0, -step.normalize().as_tuple().exponent)
 
@@ -98,7 +113,8 @@ def order_info(o, rules):
         'timeInForce': o.tif, 'type': o.type, 'reduceOnly': o.reduce_only,
         'closePosition': o.close_position, 'side': o.side, 'positionSide': 'BOTH',
         'stopPrice': fmt(o.stop_price), 'workingType': 'CONTRACT_PRICE',
-        'priceProtect': False, 'origType': o.type, 'priceMatch': 'NONE',
+        'priceProtect': False, 'origType': o.type,
+        'priceMatch': o.extra.get('price_match', 'NONE'),
         'selfTradePreventionMode': 'EXPIRE_MAKER', 'goodTillDate': 0,
         'time': o.time, 'updateTime': o.update_time}
     if rules.inverse:

@@ -312,6 +312,40 @@ class Engine:
         self._open[symbol].remove(order)
         return order
 
+    def amend(self, order, qty, price):
+        """Give a resting limit order a new quantity and price (Binance futures order
+        modify): it goes to the back of the queue and takes liquidity if it now
+        crosses. Filter failures refuse it and keep the order as it was; a quantity
+        at or below what already filled, or a post-only order that would now take,
+        cancels it (as Binance documents)."""
+        rules, acct = self.markets[order.symbol], self.accounts[order.account]
+        self._check_price(price, rules)
+        self._check_qty(qty, rules)
+        bid, ask = self.best(order.symbol)
+        crosses = price >= ask if order.side == 'BUY' else price <= bid
+        if qty <= order.executed or (order.post_only and crosses):
+            return self.cancel(order.account, order.symbol, order.id)
+        saved = (order.qty, order.price, order.lock_asset, order.locked)
+        acct.lock(order.lock_asset, -order.locked)
+        order.qty, order.price, order.locked = qty, price, ZERO
+        try:
+            self._lock(order, rules, acct, None)
+        except EngineError:
+            order.qty, order.price, order.lock_asset, order.locked = saved
+            acct.lock(order.lock_asset, order.locked)
+            raise
+        order.update_time = self.now()
+        book = self._open[order.symbol]
+        book.remove(order)
+        book.append(order)  # re-queued behind every other order at its price
+        self._emit_order(order, 'AMENDMENT')
+        self._emit_balance(acct.key, [order.lock_asset])
+        if crosses:
+            self._work(order)
+            if not order.is_open:
+                book.remove(order)
+        return order
+
     def open_orders(self, key, symbol=None):
         symbols = [symbol] if symbol else list(self._open)
         return [o for s in symbols for o in self._open[s] if o.account == key]
