@@ -1,5 +1,6 @@
 """Binance futures order modify and batch orders, USD-M and COIN-M.
 
+* ``POST /fapi/v1/order/test``: validated like a new order, nothing placed.
 * ``PUT /fapi|dapi/v1/order``: a resting LIMIT order takes a new quantity and
   price (or ``priceMatch``); USD-M needs both, COIN-M at least one
   (:meth:`.engine.Engine.amend` has the matching rules).
@@ -32,6 +33,16 @@ class FuturesBatch:
         app.router.add_post(p + 'batchOrders', self.post_batch)
         app.router.add_put(p + 'batchOrders', self.modify_batch)
         app.router.add_delete(p + 'batchOrders', self.cancel_batch)
+        if self.rest.venue == 'fapi':  # USD-M only: COIN-M has no test order
+            app.router.add_post(p + 'order/test', self.test_order)
+
+    async def test_order(self, request):
+        """POST /fapi/v1/order/test: validated like a new order (filters, margin,
+        positionSide, priceMatch), never placed; answers ``{}``."""
+        acct, params = await self.rest.signed(request)
+        order = self.rest.parse_order(acct.key, params)
+        await self.rest._engine_call(self.engine.check, order, symbol=order.symbol)
+        return self.rest.reply({})
 
     @property
     def engine(self):

@@ -89,3 +89,19 @@ def test_price_match_prices_from_the_book(fut, mode, side, expected):
         ex.fapiPrivatePostOrder({'symbol': 'BTCUSDT', 'side': side, 'type': 'LIMIT',
                                  'timeInForce': 'GTC', 'quantity': '1', 'price': '99',
                                  'priceMatch': mode})
+
+
+def test_usdm_test_order_validates_and_places_nothing(fut):
+    sim, ex = fut
+    order = {'symbol': 'BTCUSDT', 'side': 'BUY', 'type': 'LIMIT', 'timeInForce': 'GTC',
+             'quantity': '1', 'price': '95'}
+    assert ex.fapiPrivatePostOrderTest(dict(order)) == {}
+    with pytest.raises(ccxt.BadRequest, match='-4014'):
+        ex.fapiPrivatePostOrderTest(dict(order, price='95.05'))
+    sim.set_balance('USDT', 10, market='futures')
+    with pytest.raises(ccxt.ExchangeError, match='-2019'):  # 20x: 23.75 USDT of margin
+        ex.fapiPrivatePostOrderTest(dict(order, quantity='5'))
+    with pytest.raises(ccxt.ExchangeError, match='-4061'):
+        ex.fapiPrivatePostOrderTest(dict(order, positionSide='LONG'))
+    assert ex.fapiPrivateGetOpenOrders({'symbol': 'BTCUSDT'}) == []
+    assert sim.balances(market='futures')['USDT']['order_margin'] == 0
