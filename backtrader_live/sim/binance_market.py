@@ -26,11 +26,11 @@ DAY_MS = 86400000
 DEPTH_LIMITS = {'spot': None, 'fapi': (5, 10, 20, 50, 100, 500, 1000),
                 'dapi': (5, 10, 20, 50, 100, 500, 1000)}
 #: venue -> what differs in the shapes (COIN-M answers arrays for tickers even for
-#: one symbol and adds the pair ``ps``; futures books carry message/transaction times)
+#: one symbol and adds the pair)
 SHAPES = {
-    'spot': dict(prefix='/api/v3', array_for_one=False, pair=False, book_times=False),
-    'fapi': dict(prefix='/fapi/v1', array_for_one=False, pair=False, book_times=True),
-    'dapi': dict(prefix='/dapi/v1', array_for_one=True, pair=True, book_times=True),
+    'spot': dict(prefix='/api/v3', array_for_one=False, pair=False),
+    'fapi': dict(prefix='/fapi/v1', array_for_one=False, pair=False),
+    'dapi': dict(prefix='/dapi/v1', array_for_one=True, pair=True),
 }
 
 
