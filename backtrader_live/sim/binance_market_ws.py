@@ -62,6 +62,9 @@ class MarketStreams:
         old_bids, old_asks = book_at(engine, symbol, self.feed(venue, symbol).price(before),
                                      DIFF_LEVELS)
         bids, asks = book_levels(engine, symbol, DIFF_LEVELS)
+        # the whole window, not only what changed: every synthetic level holds the same
+        # quantity, so a client that kept fewer levels (ccxt.pro keeps ``limit``) could
+        # never learn the levels that stayed; quantities are absolute, resending is safe
         event = {'e': 'depthUpdate', 'E': now, 's': symbol,
                  'U': before + (0 if venue != 'spot' else 1), 'u': now,
                  'b': bids + [[p, fmt(0)] for p in sorted(old_bids - {b[0] for b in bids})],
