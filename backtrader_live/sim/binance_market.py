@@ -90,19 +90,27 @@ def _trade(feed, tid):
             'isBuyerMaker': part[cd.C] < part[cd.O]}
 
 
-def trade_json(t, venue):
+def contracts(t, size):
+    """COIN-M counts a trade in contracts of ``size`` USD (at least one)."""
+    return '%d' % max(1, int(t['qty'] * t['price'] / float(size)))
+
+
+def trade_json(t, venue, size=None):
+    """A public trade; COIN-M's ``qty`` is contracts and ``baseQty`` the coins."""
     out = {'id': t['id'], 'price': '%.8f' % t['price'], 'qty': '%.8f' % t['qty'],
            'quoteQty': '%.8f' % (t['price'] * t['qty']), 'time': t['time'],
            'isBuyerMaker': t['isBuyerMaker']}
     if venue == 'spot':
         out['isBestMatch'] = True
     elif venue == 'dapi':
-        out['baseQty'] = out.pop('quoteQty')
+        del out['quoteQty']
+        out.update(qty=contracts(t, size), baseQty='%.8f' % t['qty'])
     return out
 
 
-def agg_json(t):
-    return {'a': t['id'], 'p': '%.8f' % t['price'], 'q': '%.8f' % t['qty'], 'f': t['id'],
+def agg_json(t, size=None):
+    return {'a': t['id'], 'p': '%.8f' % t['price'],
+            'q': contracts(t, size) if size else '%.8f' % t['qty'], 'f': t['id'],
             'l': t['id'], 'T': t['time'], 'm': t['isBuyerMaker'], 'M': True}
 
 
@@ -180,6 +188,10 @@ class MarketData:
         rules = self.engine.markets[symbol]
         return self.sim.clock.feeds[getattr(rules, 'feed', None) or symbol]
 
+    def size(self, symbol):
+        """COIN-M's contract size (USD per contract); None where trades count coins."""
+        return self.engine.markets[symbol].contract_size if self.venue == 'dapi' else None
+
     def add_routes(self, app):
         p, r = self.shape['prefix'], app.router
         routes = {'trades': self.trades, 'historicalTrades': self.historical_trades,
@@ -225,7 +237,8 @@ class MarketData:
         symbol = self.symbol(params)
         limit = self._limit(params, 500, 1000)
         out = public_trades(self.feed(symbol), self.sim.clock.now, limit=limit)
-        return self.reply([trade_json(t, self.venue) for t in out], weight=5)
+        return self.reply([trade_json(t, self.venue, self.size(symbol)) for t in out],
+                          weight=5)
 
     async def historical_trades(self, request):
         params = dict(request.query)
@@ -234,7 +247,8 @@ class MarketData:
             limit = self._limit(params, 500, 1000)
             out = public_trades(self.feed(symbol), self.sim.clock.now,
                                 first_id=params.get('fromId'), limit=limit)
-            return self.reply([trade_json(t, self.venue) for t in out], weight=20)
+            return self.reply([trade_json(t, self.venue, self.size(symbol)) for t in out],
+                              weight=20)
         raise ApiError(401, -2014, 'API-key format invalid.')
 
     async def agg_trades(self, request):
@@ -246,7 +260,7 @@ class MarketData:
             raise ApiError(400, -1127, 'More than 1 hours between startTime and endTime.')
         out = public_trades(self.feed(symbol), self.sim.clock.now,
                             first_id=params.get('fromId'), start=start, end=end, limit=limit)
-        return self.reply([agg_json(t) for t in out], weight=2)
+        return self.reply([agg_json(t, self.size(symbol)) for t in out], weight=2)
 
     async def depth(self, request):
         params = dict(request.query)

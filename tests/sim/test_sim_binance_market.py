@@ -41,10 +41,16 @@ def test_trades_and_agg_trades_page_consistently(sim, venue):
                  limit=2)
     assert [(a['a'], a['p'], a['q'], a['T']) for a in agg] == \
         [(t['id'], t['price'], t['qty'], t['time']) for t in recent[1:3]]
+    if venue == 'dapi':  # COIN-M counts contracts of 100 USD; baseQty is the coins
+        t = recent[0]
+        assert t['qty'] == '%d' % max(1, int(float(t['baseQty']) * float(t['price']) / 100))
+        assert 'quoteQty' not in t
     # one print per minute: the close and the volume of that minute's slice
     minute = make_ccxt(sim).fetch_ohlcv('BTC/USDT', '1m', since=recent[0]['time'] // M * M,
                                         limit=1)[0]
     assert Decimal(recent[0]['price']) == Decimal('%.8f' % minute[4])
+    coins = recent[0]['baseQty'] if venue == 'dapi' else recent[0]['qty']
+    assert Decimal(coins) == Decimal('%.8f' % minute[5])
     status, body = get(sim, prefix + '/aggTrades', symbol=symbol, startTime=0,
                        endTime=2 * 3600000)
     assert status == 400 and body['code'] == -1127
