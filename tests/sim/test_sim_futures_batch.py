@@ -80,15 +80,14 @@ def test_modify_that_would_take_cancels_a_post_only_order(venue):
 @pytest.mark.parametrize('mode,side,expected', [
     ('OPPONENT', 'BUY', '100.1'), ('OPPONENT_5', 'BUY', '100.5'), ('QUEUE', 'BUY', '100'),
     ('QUEUE_20', 'BUY', '98.1'), ('OPPONENT_10', 'SELL', '99.1'), ('QUEUE_5', 'SELL', '100.5')])
-def test_price_match_prices_from_the_book(fut, mode, side, expected):
-    sim, ex = fut
-    out = ex.fapiPrivatePostOrder({'symbol': 'BTCUSDT', 'side': side, 'type': 'LIMIT',
-                                   'timeInForce': 'GTC', 'quantity': '1', 'priceMatch': mode})
+def test_price_match_prices_from_the_book(venue, mode, side, expected):
+    sim, ex, call, symbol, market_id, qty = venue
+    order = {'symbol': market_id, 'side': side, 'type': 'LIMIT', 'timeInForce': 'GTC',
+             'quantity': qty, 'priceMatch': mode}
+    out = call('PostOrder', order)
     assert Decimal(out['price']) == Decimal(expected) and out['priceMatch'] == mode
     with pytest.raises(ccxt.BadRequest, match='-1106'):
-        ex.fapiPrivatePostOrder({'symbol': 'BTCUSDT', 'side': side, 'type': 'LIMIT',
-                                 'timeInForce': 'GTC', 'quantity': '1', 'price': '99',
-                                 'priceMatch': mode})
+        call('PostOrder', dict(order, price='99'))
 
 
 def test_usdm_test_order_validates_and_places_nothing(fut):
