@@ -11,7 +11,9 @@ strategy was told (tests/soakkit.py). Each broken one is recorded with
   and prices;
 - **bars**: exactly once, in order, no hole, every one the run stepped;
 - **position**: the strategy's equals the exchange's, exactly in the step
-  (zero when the exchange is flat), and flat after the final ``close()``.
+  (zero when the exchange is flat), and flat after the final ``close()``;
+  on spot, but for a holding worth less than the minimum notional, which no
+  order can sell (the close is refused; the strategy keeps the position).
 """
 import collections
 
@@ -29,6 +31,7 @@ def check_all(soak, died=False):
     """Every invariant; after a run death only those about orders and fills
     (the run ended early: bars, position and the final close cannot hold)."""
     soak.dust = 0.0
+    soak.unsellable = 0.0       # spot: a final position worth below the minimum notional
     if getattr(soak.run_.rec, 'seen', None) is None:
         return soak.fail('run death', 'the strategy never started: %r' % soak.run_.error)
     if not died:
@@ -202,10 +205,28 @@ def check_position(soak):
         soak.fail('position', 'strategy %r, exchange %s (%s of it dust swept by closes)'
                   % (ours, theirs, soak.dust))
     # The last live bar cancelled everything and closed: flat, exactly (spot:
-    # but for the dust in the balance).
+    # but for the dust in the balance, and what no order may sell).
+    bars = soak.run_.rec.bars
+    closed_at = bars[min(len(bars), soak.backfill + soak.bars - 1) - 1][1]   # close()'s bar
+    if ours != 0 and unsellable(soak, theirs, closed_at):
+        soak.unsellable = ours
+        return
     if ours != 0 or abs(held) > float(v.step) * 1e-6:
         soak.fail('position', 'close() on the final bar left %s open on the exchange '
                   '(strategy %r); final orders: %s' % (theirs, ours, _final_orders(soak)))
+
+
+def unsellable(soak, theirs, price):
+    """Spot: True if every coin the exchange holds, dust included, is worth
+    less than the market's minimum notional at ``price``. Selling a part (the
+    strategy's own position) is then refused too, locally and by the exchange
+    (Binance NOTIONAL applies to market orders, Bybit minOrderAmt): such a
+    remainder, e.g. 0.000983 BTC left by a stop sell of 0.003 from 0.003983 at
+    3848 USDT, stays held, and the strategy rightly keeps it as its position."""
+    if not soak.v.spot or theirs <= 0:
+        return False
+    rules = soak.sim.engine.markets[soak.sim._sid(soak.v.symbol)]
+    return float(theirs) * price < float(rules.min_notional)
 
 
 def _final_orders(soak):

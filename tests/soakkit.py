@@ -451,6 +451,9 @@ class Soak:
                             _reason(s.get('reason')))
                 for ref, s in seen.items() if s['statuses'][-1] == 'Rejected')),
             'run_deaths': sum(1 for v in self.violations if v['invariant'] == 'run death'),
+            # spot: the position the final close() could not sell (worth less
+            # than the minimum notional; soakcheck.unsellable), else 0
+            'unsellable_at_end': getattr(self, 'unsellable', 0.0),
             'violations': self.violations,
             'schedule': [[step, list(group)] for step, group in self.schedule],
             'seconds': round(seconds, 1),
