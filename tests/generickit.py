@@ -53,6 +53,29 @@ def check_venue(run, sim, venue):
     import pytest
     from faultkit import check
     from venues import sim_position
-    outcome = check(run, sim, VENUES[venue][0], VENUES[venue][4])
+    market = VENUES[venue][4]
+    outcome = check(run, sim, VENUES[venue][0], market)
     assert run.rec.strategy.position.size == pytest.approx(sim_position(sim, venue), abs=1e-5)
+    check_bar_values(run, sim)
+    if market != 'spot':
+        # the wallet the broker counts PnL on is the exchange's (not margin balance)
+        wallet = float(sim.balances(market=market)['USDT']['wallet'])
+        if VENUES[venue][0] == 'bybit':
+            # A unified account: one USDT wallet for spot and contracts (the
+            # simulator keeps the two parts apart; the native tier sees the sum too).
+            spot = sim.balances(market='spot').get('USDT', {})
+            wallet += float(spot.get('free', 0)) + float(spot.get('locked', 0))
+        assert run.rec.strategy.broker.account.wallet['USDT'] == pytest.approx(wallet)
     return outcome
+
+
+def check_bar_values(run, sim):
+    """Every bar the strategy saw has the closed candle's final close (never
+    a forming candle's): ccxt.pro hands out forming candles too."""
+    import datetime
+    import pytest
+    feed = sim.clock.feeds['BTCUSDT']
+    start = int(run.rec.bars[0][0].replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+    rows, last_closed = sim._call(lambda: feed.bars('1h', sim.clock.now, start=start))
+    closes = [float(r[4]) for r in (rows if last_closed else rows[:-1])]
+    assert [b[1] for b in run.rec.bars] == pytest.approx(closes[:len(run.rec.bars)])

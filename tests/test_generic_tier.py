@@ -84,6 +84,7 @@ def test_silent_market_stream_is_reconnected(gsim):
         2: lambda s, r: s.faults.stall_ws('public', seconds=None)},
         store={'stream_timeout': 1.0})
     check_venue(run, sim, venue)
+    assert any(a[0] == 'ws stall' for a in sim.faults.applied), sim.faults.applied
     assert _saw(run, 'LIVE', 'CONNBROKEN', 'LIVE')
 
 

@@ -49,6 +49,11 @@ EXTRA_OPTIONS = {
 # ccxt.has entries to switch off (same purpose as EXTRA_OPTIONS).
 HAS_OFF = {'bybit': ('fetchCurrencies',)}
 
+# Exchanges whose ccxt balance ``total`` on derivatives is the margin balance
+# (wallet + unrealised PnL: Binance's marginBalance), not the wallet the broker
+# counts PnL on. Elsewhere ccxt's total is taken as the wallet.
+TOTAL_INCLUDES_UPNL = frozenset(('binance',))
+
 # Per market kind: ccxt's default market type options, and which fetch_markets
 # types to load (only where the exchange understands the option).
 KIND_OPTIONS = {SPOT: {'defaultType': 'spot'},

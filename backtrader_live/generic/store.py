@@ -21,6 +21,7 @@ import ccxt
 
 from ..errors import ConfigError, FatalError, LiveError, OrderNotFound, OrderRejected
 from ..feed import DataBase
+from ..markets import SPOT
 from ..derivatives import DerivativesBroker
 from ..stream import LIVE
 from ..store import Store
@@ -135,11 +136,11 @@ class GenericStore(Store):
             exchange.has[cap] = False
 
     def _configure_urls(self, exchange):
-        try:
-            super()._configure_urls(exchange)
-        except ccxt.NotSupported:
+        if self.p.testnet and not self.p.endpoint and not profile.describe(
+                self.ccxt_id)['sandbox']:
             raise ConfigError('%s has no testnet in ccxt: pass testnet=False (paper_trading='
-                              'True trades on paper with live data)' % self.exchange_name) from None
+                              'True trades on paper with live data)' % self.exchange_name)
+        super()._configure_urls(exchange)
 
     def _async_client(self, markets, currencies):
         """A ccxt.pro client (ccxt's asyncio one if ccxt.pro lacks the exchange),
@@ -317,6 +318,19 @@ class GenericStore(Store):
         self._user = None
         self._announced = False
         super().stop()
+
+    # -- account -----------------------------------------------------------------------------
+    def _balances(self):
+        out = super()._balances()
+        if self.kind != SPOT and self.ccxt_id in profile.TOTAL_INCLUDES_UPNL:
+            # ccxt's total counts open positions' PnL: the wallet is without it.
+            upnl = {}
+            for p in self.position_updates():
+                settle = (self.get_markets().get(p.symbol) or {}).get('settle')
+                upnl[settle] = upnl.get(settle, 0.0) + (p.unrealized_pnl or 0.0)
+            for asset, row in out.items():
+                row['wallet'] = row['total'] - upnl.get(asset, 0.0)
+        return out
 
     # -- orders by client id -------------------------------------------------------------------
     def create_order(self, symbol, type_, side, amount, price=None, params=None):
