@@ -152,3 +152,18 @@ def test_missing_streams_are_said_once_at_start(caplog):
     assert sum('(generic tier)' in r.getMessage() for r in caplog.records) == len(said)
     store.stop()
 
+
+
+def test_the_docs_table_is_what_ccxt_and_the_profile_say():
+    import os
+    import re
+    from backtrader_live.generic.table import markdown
+    path = os.path.join(os.path.dirname(__file__), '..', 'docs', 'exchanges.md')
+    with open(path) as fh:
+        page = fh.read()
+    made_with = re.search(r'Generated from ccxt (\S+) ', page).group(1)
+    table = page.split('<!-- exchange-table:start -->\n')[1].split('\n<!-- exchange-table:end')[0]
+    if made_with != ccxt.__version__:
+        pytest.skip('docs/exchanges.md was made with ccxt %s, %s is installed: run python -m '
+                    'backtrader_live.generic.table' % (made_with, ccxt.__version__))
+    assert table == markdown()

@@ -34,6 +34,7 @@ class ProLoop:
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
+        self._loop.set_exception_handler(_quiet_network_errors)
         try:
             self._loop.run_forever()
         finally:
@@ -99,6 +100,17 @@ class ProLoop:
             except Exception as exc:   # closing a dead socket: nothing to keep
                 log.debug('%s: close: %r', self.name, exc)
         await self._loop.shutdown_asyncgens()
+
+
+def _quiet_network_errors(loop, context):
+    """ccxt.pro leaves a socket's failed futures unawaited when nobody was
+    waiting on them (a reconnect attempt refused): asyncio would log each as an
+    error. The watcher that retries has logged the failure already."""
+    import ccxt
+    if isinstance(context.get('exception'), ccxt.NetworkError):
+        log.debug('%s', context.get('message'))
+        return
+    loop.default_exception_handler(context)
 
 
 def connected(client):
