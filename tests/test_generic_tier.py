@@ -77,6 +77,52 @@ def test_lost_create_answer_resolved_by_client_id(gsim):
     assert rule.hits == 1
 
 
+def test_create_accepted_then_times_out(gsim):
+    venue, sim = gsim
+    rule = sim.faults.rest('create_order', 'accept_then_timeout')
+    run = generic_scenario(sim, venue)
+    check_venue(run, sim, venue)
+    assert rule.hits == 1
+
+
+def test_create_lost_before_the_exchange(gsim):
+    venue, sim = gsim
+    rule = sim.faults.rest('create_order', 'reset')
+    run = generic_scenario(sim, venue)
+    check_venue(run, sim, venue)
+    reasons = [o[4] for o in run.rec.orders if o[0] == 'Rejected']
+    assert rule.hits == 1 and len(reasons) == 1 and 'nothing was placed' in reasons[0]
+
+
+def test_duplicated_and_reordered_stream_messages(gsim):
+    venue, sim = gsim
+
+    def two_bars_at_once(sim, run):
+        sim.advance(7200)       # two bars close in one batch: reordering can swap them
+    run = generic_scenario(sim, venue, {0: lambda s, r: s.faults.scramble_ws('all', 0.5, 0.5),
+                                        3: two_bars_at_once}, steps=4)
+    check_venue(run, sim, venue)
+    assert any(a[0] == 'ws scramble' for a in sim.faults.applied)
+
+
+def test_connections_hit_their_lifetime(gsim):
+    """The 24-hour forced disconnect, at 0.4 s: every socket keeps cycling."""
+    venue, sim = gsim
+    market = VENUES[venue][4]
+
+    def cycled(sim, run):
+        eventually(lambda: sum(1 for a in sim.faults.applied
+                               if a[0] == 'ws lifetime reached') >= 4, 10)
+
+    def user_back(sim, run):
+        sim.wait_user_subscribed(timeout=10, **({} if market == 'spot' else {'market': market}))
+    run = generic_scenario(sim, venue, {
+        0: lambda s, r: s.faults.connection_lifetime(0.4), 2: cycled,
+        4: lambda s, r: (cycled(s, r), user_back(s, r)),
+        5: lambda s, r: s.faults.connection_lifetime(None)})
+    check_venue(run, sim, venue)
+
+
 def test_silent_market_stream_is_reconnected(gsim):
     """A socket that stays open but says nothing (ccxt issue 20946)."""
     venue, sim = gsim
