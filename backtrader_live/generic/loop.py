@@ -100,6 +100,8 @@ class ProLoop:
             except Exception as exc:   # closing a dead socket: nothing to keep
                 log.debug('%s: close: %r', self.name, exc)
         await self._loop.shutdown_asyncgens()
+        # aiohttp resolves host names in the loop's default executor: join its threads.
+        await self._loop.shutdown_default_executor()
 
 
 def _quiet_network_errors(loop, context):
