@@ -168,3 +168,22 @@ def test_no_leftover_threads_after_a_failed_start():
             btl.Cerebro().run_live('ccxt:binance', 'FOO/BAR', '1h', btl.Strategy,
                                    endpoint=sim.base_url)
     assert _no_loop_thread()
+
+
+@pytest.mark.parametrize('venue', ['binance-coinm', 'bybit-inverse'])
+def test_inverse_contracts_trade_too(venue):
+    """Beyond spot and linear: COIN-M / Bybit inverse through the same path."""
+    from faultkit import Tracked, check_bars, check_orders
+    from venues import sim_position
+    unit = VENUES[venue][5]
+    with venue_sim(venue, seed=6) as sim:
+        run = generic_run(sim, venue, strategy=Tracked, max_bars=4,
+                          script={6: lambda s: s.buy(size=unit), 8: lambda s: s.close()})
+        run.rec.order_log = []
+        run.start()
+        run.step(4)
+        run.join(30)
+        orders, fills = check_orders(run, sim, VENUES[venue][4])
+        check_bars(run, sim)
+        assert (orders, run.rec.statuses().count('Completed')) == (2, 2) and fills >= 2
+        assert run.rec.strategy.position.size == sim_position(sim, venue) == 0

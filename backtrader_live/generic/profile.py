@@ -54,6 +54,11 @@ HAS_OFF = {'bybit': ('fetchCurrencies',)}
 # counts PnL on. Elsewhere ccxt's total is taken as the wallet.
 TOTAL_INCLUDES_UPNL = frozenset(('binance',))
 
+# Exchanges whose position list needs a settle coin when no symbol is given
+# (Bybit v5 /v5/position/list: "symbol or settleCoin is required"): the
+# parameter's name. The store then asks once per settle coin of the market kind.
+POSITIONS_PER_SETTLE = {'bybit': 'settleCoin'}
+
 # Per market kind: ccxt's default market type options, and which fetch_markets
 # types to load (only where the exchange understands the option).
 KIND_OPTIONS = {SPOT: {'defaultType': 'spot'},

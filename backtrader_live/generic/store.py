@@ -21,7 +21,7 @@ import ccxt
 
 from ..errors import ConfigError, FatalError, LiveError, OrderNotFound, OrderRejected
 from ..feed import DataBase
-from ..markets import SPOT
+from ..markets import SPOT, kind_of
 from ..derivatives import DerivativesBroker
 from ..stream import LIVE
 from ..store import Store
@@ -331,6 +331,17 @@ class GenericStore(Store):
             for asset, row in out.items():
                 row['wallet'] = row['total'] - upnl.get(asset, 0.0)
         return out
+
+    def position_updates(self, symbols=None, params=None):
+        key = profile.POSITIONS_PER_SETTLE.get(self.ccxt_id)
+        if symbols or params or not key:
+            return super().position_updates(symbols, params)
+        coins = sorted({m['settle'] for m in self.get_markets().values()
+                        if kind_of(m) == self.kind and m.get('settle')})
+        found = []
+        for coin in coins:
+            found += super().position_updates(None, {key: coin})
+        return found
 
     # -- orders by client id -------------------------------------------------------------------
     def create_order(self, symbol, type_, side, amount, price=None, params=None):
