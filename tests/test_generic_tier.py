@@ -134,6 +134,23 @@ def test_silent_market_stream_is_reconnected(gsim):
     assert _saw(run, 'LIVE', 'CONNBROKEN', 'LIVE')
 
 
+def test_silent_user_stream_is_reconnected(gsim):
+    """The private socket stays open but silent (pongs held too): ccxt.pro's
+    keep-alive, set from stream_heartbeat/stream_timeout, gives it up."""
+    venue, sim = gsim
+    market = VENUES[venue][4]
+
+    def back(s, r):
+        eventually(lambda: [m for m in r.rec.store_msgs if m[0] == 'user stream reconnecting'],
+                   10)
+        s.wait_user_subscribed(timeout=10, **({} if market == 'spot' else {'market': market}))
+        eventually(lambda: r.rec.statuses().count('Completed') >= 2, 10)
+    run = generic_scenario(sim, venue, {
+        1: lambda s, r: s.faults.stall_ws('private', seconds=None), 2: back})
+    check_venue(run, sim, venue)
+    assert any(a[0] == 'ws stall' for a in sim.faults.applied)
+
+
 def test_paper_trading(gsim):
     venue, sim = gsim
     unit = VENUES[venue][5]

@@ -12,6 +12,7 @@ start (one log line and one store notification per missing capability).
 """
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -156,6 +157,7 @@ class GenericStore(Store):
             'apiKey': self._creds.apikey, 'secret': self._creds.secret,
             'enableRateLimit': True, 'timeout': int(self.p.timeout * 1000), 'options': options})
         self._prepare(client)
+        self._keepalive(client)
         if self.p.endpoint:
             urls = client.urls['api']
             ws = urls.get('ws') if isinstance(urls, dict) else None
@@ -171,6 +173,17 @@ class GenericStore(Store):
             client.wsProxy = proxy
         client.set_markets(markets, currencies)
         return client
+
+    def _keepalive(self, client):
+        """ccxt.pro pings every ``stream_heartbeat`` s and gives a socket up
+        when no pong came for about ``stream_timeout`` s: the same two
+        options as the native streams, for the private sockets too."""
+        streaming = getattr(client, 'streaming', None)
+        if not isinstance(streaming, dict):
+            return
+        beat, timeout = float(self.p.stream_heartbeat), float(self.p.stream_timeout)
+        client.streaming = dict(streaming, keepAlive=int(beat * 1000),
+                                maxPingPongMisses=max(2, math.ceil(timeout / beat)))
 
     def _ws_table(self, table, prefix):
         """ccxt.pro's nested WebSocket URL table pointed at the endpoint: each
