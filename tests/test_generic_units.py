@@ -127,16 +127,33 @@ def test_an_exchange_without_a_testnet_says_so():
 
 
 # -- URLs and start-up notes ---------------------------------------------------------------
+def _pointed(name, **options):
+    store = generic_store(name).get_instance(testnet=False, **options)
+    client = getattr(ccxt.pro, name)()
+    store._point_urls(client)
+    return client.urls['api']
+
+
 def test_stream_urls_follow_the_endpoint_with_overrides():
-    store = generic_store('binance').get_instance(
-        testnet=False, endpoint='http://127.0.0.1:9', ws_urls={'spot': '/stream'})
-    table = store._ws_table(ccxt.pro.binance().urls['api']['ws'], '')
-    assert table['spot'] == 'ws://127.0.0.1:9/stream'
-    assert table['linear'] == 'ws://127.0.0.1:9/ws'
-    assert table['ws-api']['spot'] == 'ws://127.0.0.1:9/ws-api/v3'
-    bybit = generic_store('bybit').get_instance(testnet=False, endpoint='http://127.0.0.1:9')
-    table = bybit._ws_table(ccxt.pro.bybit().urls['api']['ws'], '')
-    assert table['public']['linear'] == 'ws://127.0.0.1:9/v5/public/linear'
+    urls = _pointed('binance', endpoint='http://127.0.0.1:9', ws_urls={'spot': '/stream'})
+    assert urls['ws']['spot'] == 'ws://127.0.0.1:9/stream'
+    assert urls['ws']['linear'] == 'ws://127.0.0.1:9/ws'
+    assert urls['ws']['ws-api']['spot'] == 'ws://127.0.0.1:9/ws-api/v3'
+    assert urls['public'] == 'http://127.0.0.1:9/api/v3'
+    urls = _pointed('bybit', endpoint='http://127.0.0.1:9')
+    assert urls['ws']['public']['linear'] == 'ws://127.0.0.1:9/v5/public/linear'
+    urls = _pointed('okx', ws_urls={'ws': 'wss://proxy.example/ws/v5'})   # no endpoint
+    assert urls['ws'] == 'wss://proxy.example/ws/v5'
+
+
+@pytest.mark.parametrize('options,match', [
+    ({'endpoint': 'http://127.0.0.1:9', 'ws_urls': {'sopt': '/stream'}},
+     r'ws_urls: unknown key\(s\) sopt; ccxt.pro binance has: spot, margin, linear'),
+    ({'ws_urls': {'spot': '/stream'}}, "the path '/stream' needs an endpoint"),
+])
+def test_a_ws_url_that_would_not_be_used_is_an_error(options, match):
+    with pytest.raises(ConfigError, match=match):
+        _pointed('binance', **options)
 
 
 def test_missing_streams_are_said_once_at_start(caplog):
@@ -167,3 +184,13 @@ def test_the_docs_table_is_what_ccxt_and_the_profile_say():
         pytest.skip('docs/exchanges.md was made with ccxt %s, %s is installed: run python -m '
                     'backtrader_live.generic.table' % (made_with, ccxt.__version__))
     assert table == markdown()
+
+
+@pytest.mark.parametrize('options,match', [
+    ({'poll_interval': 0}, 'poll_interval must be a number of seconds > 0, got 0'),
+    ({'poll_interval': True}, 'poll_interval must be a number'),
+    ({'ws_urls': ['/stream']}, 'ws_urls must be a dict of ccxt.pro URL keys'),
+])
+def test_bad_generic_options_are_clear_errors(options, match):
+    with pytest.raises(ConfigError, match=match):
+        generic_store('okx').get_instance(testnet=False, **options)

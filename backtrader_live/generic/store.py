@@ -117,6 +117,7 @@ class GenericStore(Store):
         self._time_offset = 0
         self._announced = False
         self._lookup_direct = True   # fetch_order by client id works (until it fails)
+        _check_options(self.p.poll_interval, self.p.ws_urls)
         super().__init__(apikey=apikey, secret=secret)
         if self.has_credentials and profile.needs_password(self.ccxt_id) and not self._password:
             raise ConfigError('%s needs a passphrase with its API key: pass password=... or '
@@ -155,17 +156,10 @@ class GenericStore(Store):
         options['timeDifference'] = self._time_offset
         client = getattr(module, self.ccxt_id)({
             'apiKey': self._creds.apikey, 'secret': self._creds.secret,
-            'enableRateLimit': True, 'timeout': int(self.p.timeout * 1000), 'options': options})
+            'enableRateLimit': bool(self.p.rate_limit), 'timeout': int(self.p.timeout * 1000), 'options': options})
         self._prepare(client)
         self._keepalive(client)
-        if self.p.endpoint:
-            urls = client.urls['api']
-            ws = urls.get('ws') if isinstance(urls, dict) else None
-            client.urls['api'] = self.rest_urls(self.p.endpoint.rstrip('/'), urls)
-            if ws is not None:
-                client.urls['api']['ws'] = self._ws_table(ws, '')
-        elif self.p.testnet:
-            client.set_sandbox_mode(True)
+        self._point_urls(client)
         proxy = self._resolve_proxy()
         if proxy:
             client.httpsProxy = proxy if self._is_https() else None
@@ -173,6 +167,28 @@ class GenericStore(Store):
             client.wsProxy = proxy
         client.set_markets(markets, currencies)
         return client
+
+    def _point_urls(self, client):
+        """REST and WebSocket URLs: the endpoint's origin (paths kept), or
+        the testnet; then ``ws_urls`` overrides, every key of it used."""
+        if self.p.endpoint:
+            ws = client.urls['api'].get('ws')
+            client.urls['api'] = self.rest_urls(self.p.endpoint.rstrip('/'), client.urls['api'])
+            if ws is not None:
+                client.urls['api']['ws'] = _map_urls(ws, lambda key, url: _ws_origin(
+                    url, self.p.endpoint))
+        elif self.p.testnet:
+            client.set_sandbox_mode(True)
+        given = dict(self.p.ws_urls or {})
+        if given:
+            known = []
+            client.urls['api']['ws'] = _map_urls(client.urls['api'].get('ws') or {},
+                                                 lambda key, url: known.append(key) or
+                                                 self._ws_override(given.get(key), url))
+            unknown = sorted(set(given) - set(known))
+            if unknown:
+                raise ConfigError('ws_urls: unknown key(s) %s; ccxt.pro %s has: %s'
+                                  % (', '.join(unknown), self.ccxt_id, ', '.join(known)))
 
     def _keepalive(self, client):
         """ccxt.pro pings every ``stream_heartbeat`` s and gives a socket up
@@ -185,18 +201,15 @@ class GenericStore(Store):
         client.streaming = dict(streaming, keepAlive=int(beat * 1000),
                                 maxPingPongMisses=max(2, math.ceil(timeout / beat)))
 
-    def _ws_table(self, table, prefix):
-        """ccxt.pro's nested WebSocket URL table pointed at the endpoint: each
-        origin swapped (paths kept), then ``ws_urls`` overrides by dotted key."""
-        if isinstance(table, str):
-            return self._ws_override(prefix) or _ws_origin(table, self.p.endpoint)
-        return {key: self._ws_table(value, prefix + key if not prefix else prefix + '.' + key)
-                for key, value in table.items()}
-
-    def _ws_override(self, key):
-        url = (self.p.ws_urls or {}).get(key)
-        if url is None or not url.startswith('/'):
+    def _ws_override(self, url, default):
+        """A ``ws_urls`` value: a full URL, or a path on the endpoint's origin."""
+        if url is None:
+            return default
+        if not url.startswith('/'):
             return url
+        if not self.p.endpoint:
+            raise ConfigError('ws_urls: the path %r needs an endpoint (or give a full '
+                              'wss:// URL)' % url)
         return _ws_origin('', self.p.endpoint) + url
 
     def _client(self, role):
@@ -407,9 +420,29 @@ class GenericStore(Store):
                 if str(t.get('order')) == str(order_id)]
 
 
+def _check_options(poll_interval, ws_urls):
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) \
+            or not poll_interval > 0:
+        raise ConfigError('poll_interval must be a number of seconds > 0, got %r'
+                          % (poll_interval,))
+    if ws_urls is not None and not (isinstance(ws_urls, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in ws_urls.items())):
+        raise ConfigError("ws_urls must be a dict of ccxt.pro URL keys to URLs or paths, "
+                          "e.g. {'spot': '/stream', 'ws-api.spot': 'wss://host/ws-api/v3'}, "
+                          "got %r" % (ws_urls,))
+
+
 def _camel(name):
     head, *rest = name.split('_')
     return head + ''.join(p.capitalize() for p in rest)
+
+
+def _map_urls(table, fn, prefix=''):
+    """ccxt's nested URL table with ``fn(dotted key, url)`` applied to each URL."""
+    if isinstance(table, str):
+        return fn(prefix or 'ws', table)     # a single URL (OKX): its key is 'ws'
+    return {key: _map_urls(value, fn, key if not prefix else prefix + '.' + key)
+            for key, value in table.items()}
 
 
 def _ws_origin(url, endpoint):
