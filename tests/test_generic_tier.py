@@ -204,3 +204,42 @@ def test_inverse_contracts_trade_too(venue):
         check_bars(run, sim)
         assert (orders, run.rec.statuses().count('Completed')) == (2, 2) and fills >= 2
         assert run.rec.strategy.position.size == sim_position(sim, venue) == 0
+
+
+def test_server_clock_off_from_the_start(gsim):
+    """Signed calls refused (outside the receive window) until synced: the
+    REST client and ccxt.pro's private client both sync with the server."""
+    venue, sim = gsim
+    sim.faults.clock_offset(-30000)
+    run = generic_scenario(sim, venue)
+    check_venue(run, sim, venue)
+    assert abs(run.rec.strategy.broker.store.time_offset - 30000) < 2000   # synced
+
+
+def test_clock_jumps_then_the_user_stream_reconnects(gsim):
+    """The server clock jumps 15 s, then the private socket drops: its
+    re-login is refused until synced. Binance (a listenKey / ws-api
+    subscription signed with ccxt's clock offset): synced, subscribed again on
+    a fresh ccxt.pro client, LIVE. Bybit: ccxt.pro signs its auth with the
+    local clock whatever the offset (``milliseconds() + 10000``), so the login
+    stays refused; the stream is not LIVE, the broker polls REST, and the
+    fill still arrives once, by reconcile."""
+    venue, sim = gsim
+    market = VENUES[venue][4]
+    seen = {}
+
+    def drift_then_drop(sim, run):
+        sim.faults.clock_offset(15000)
+        sim.faults.drop_ws('private')
+
+    def back(s, r):
+        store = r.rec.strategy.broker.store
+        if VENUES[venue][0] == 'binance':
+            s.wait_user_subscribed(timeout=10, **({} if market == 'spot' else {'market': market}))
+            eventually(lambda: store.user_stream_live, 10)
+        eventually(lambda: r.rec.statuses().count('Completed') >= 2, 15)
+        seen['live'] = store.user_stream_live
+    run = generic_scenario(sim, venue, {1: drift_then_drop, 2: back})
+    check_venue(run, sim, venue)
+    assert abs(run.rec.strategy.broker.store.time_offset + 15000) < 2000
+    assert seen['live'] is (VENUES[venue][0] == 'binance')

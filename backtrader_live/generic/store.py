@@ -114,6 +114,7 @@ class GenericStore(Store):
         self._bar_watchers = {}
         self._user = None
         self._async_clients = {}
+        self._currencies = None
         self._time_offset = 0
         self._announced = False
         self._lookup_direct = True   # fetch_order by client id works (until it fails)
@@ -217,11 +218,18 @@ class GenericStore(Store):
         market reconnect must not drop the private sockets)."""
         if role not in self._async_clients:
             markets = self.get_markets()
-            currencies = self.exchange.currencies
-            client = self._pro_loop().call(self._async_client, markets, currencies)
-            self._async_clients[role] = client
-            self._loop.on_close(client.close)
+            self._currencies = self.exchange.currencies
+            self._async_clients[role] = self._pro_loop().call(self._renew, role)
         return self._async_clients[role]
+
+    def _renew(self, role):
+        """A new async client for ``role`` (on the loop's thread), closed at stop."""
+        # self._markets, not get_markets(): its lock may be held by the thread
+        # waiting for this call (subscribe_bars); they were loaded by _client.
+        client = self._async_client(self._markets, self._currencies)
+        self._async_clients[role] = client
+        self._loop.on_close(client.close)
+        return client
 
     def _pro_loop(self):
         if self._loop is None:
@@ -229,13 +237,31 @@ class GenericStore(Store):
         return self._loop
 
     # -- clock -------------------------------------------------------------------------
+    @property
+    def time_offset(self):
+        """ms our clock is ahead of the exchange's (ccxt's timeDifference)."""
+        return self._time_offset
+
+    @time_offset.setter
+    def time_offset(self, ms):
+        self._time_offset = int(ms)
+
+    def secrets(self):
+        """What to redact from texts (key, secret, passphrase)."""
+        return self._secrets()
+
     def server_ms(self):
         """Now on the exchange's clock (offset from the last sync), from any thread."""
         return int(time.time() * 1000) - self._time_offset
 
     def sync_time(self):
+        before = self._time_offset
         super().sync_time()
         self._time_offset = int(self.exchange.options.get('timeDifference') or 0)
+        if self._user is not None and abs(self._time_offset - before) > 1000:
+            # Private subscriptions signed on the old clock may have been refused
+            # without a word from ccxt.pro: make them again on the new one.
+            self._user.resubscribe()
 
     def _sync_once(self):
         if not self._time_synced and profile.describe(self.ccxt_id)['has'].get('fetchTime'):
@@ -292,7 +318,8 @@ class GenericStore(Store):
             self._user_listeners.append(listener)
             if self._user is None:
                 self._user = UserStreams(self, self._client('user'), self._loop,
-                                         self._emit_user, self._user_state)
+                                         self._emit_user, self._user_state,
+                                         renew=lambda: self._renew('user'))
                 self._user.start()
 
     def _emit_user(self, event):
