@@ -24,3 +24,11 @@ __version__ = '0.1.0'
 __btversion__ = _bt.__version__
 
 merge_into(globals(), _bt)
+
+
+def __getattr__(name):
+    """Names upstream gains after we were imported (``backtrader.plot`` appears
+    once something imports it): still the same object, reached through ours."""
+    if not name.startswith('_') and hasattr(_bt, name):
+        return getattr(_bt, name)
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

@@ -10,7 +10,7 @@ import logging
 
 from backtrader.comminfo import CommInfoBase
 
-from .events import BalanceUpdate, PositionUpdate
+from .events import BalanceUpdate, LeverageUpdate, PositionUpdate
 from .orders import exact_sum
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,11 @@ class DerivativesAccount:
             return True
         if isinstance(event, PositionUpdate):
             self.positions[event.symbol] = event
+            if event.leverage:       # Bybit's position topic names it
+                self.leverage[event.symbol] = event.leverage
+            return True
+        if isinstance(event, LeverageUpdate):
+            self.leverage[event.symbol] = event.leverage
             return True
         return False
 

@@ -31,7 +31,7 @@ from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .fills import LiveFills, TradeSizes
 from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
-from .recovery import resolve_unknown, settle_cancel, window_left
+from .recovery import cancel_window_left, resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy, exit_policy
 from .risk import KillSwitch, gate_rules
 
@@ -75,15 +75,15 @@ class BrokerBase(LiveFills, BackBroker):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError('event_queue_size must be a whole number >= 1 (events waiting '
                               'for the strategy thread), got %r' % (size,))
-        # From stream threads; bounded, blocks the stream rather than drop (events.py)
-        self._events = EventQueue(self.p.event_queue_size, wake=self._wake_loop,
-                                  stopping=self._stopping)
+        self._events = self._event_queue()
         self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
         self._restart_pending = []   # datas whose open orders are not handled yet
         self.halted = None           # the fatal error that stopped trading, if any
+        self.last_risk_reason = None     # why check_risk_limits() last said False
         self._orphans = collections.deque(maxlen=256)
+        self._funding_seen = collections.deque(maxlen=64)   # recent payments (dedupe)
         self._owners = []        # strategies whose history _trim_history bounds
         self._notified = 0
         self._last_poll = 0.0
@@ -102,6 +102,22 @@ class BrokerBase(LiveFills, BackBroker):
 
     def _stopping(self):
         return self.store is None or self.store._stop_event.is_set()
+
+    def _event_queue(self):
+        # From stream threads; bounded, blocks the stream rather than drop (events.py)
+        return EventQueue(self.p.event_queue_size, wake=self._wake_loop,
+                          stopping=self._stopping)
+
+    def __getstate__(self):
+        # Optimization (maxcpus > 1) pickles Cerebro and its default broker for
+        # the worker processes: the stream queue holds a lock; workers start empty.
+        state = self.__dict__.copy()
+        state.pop('_events', None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._events = self._event_queue()
 
     def __repr__(self):
         return '%s(paper_trading=%s, testnet=%s, store=%r)' % (
@@ -205,10 +221,19 @@ class BrokerBase(LiveFills, BackBroker):
         self.reconcile()
 
     def settled(self):
-        """True when no order waits for fills the exchange has announced, and
-        no market order (which ends within moments) is still open."""
-        return not self._book.awaiting() and not any(
+        """True when no order waits for fills the exchange has announced, no
+        cancel waits for its outcome, and no market order (which ends within
+        moments) is still open."""
+        return not self._book.awaiting() and not self._book.cancels_unsettled() and not any(
             o.exectype == Order.Market and not _conditional(o) for o in self._book.alive())
+
+    def settle_time_needed(self):
+        """Seconds the end of a run should allow for the orders to settle: a
+        cancel without an answer is resent only once it can no longer land
+        (its receive window), then checked every ``fill_wait`` (recovery.py)."""
+        pending = self._book.cancels_unsettled() if self.live else ()
+        return max([cancel_window_left(self, o) + 2 * self.p.fill_wait + 1.0
+                    for o in pending] or [0.0])
 
     def get_balances(self):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
@@ -249,11 +274,18 @@ class BrokerBase(LiveFills, BackBroker):
 
     # -- the single risk gate ---------------------------------------------------------
     def check_risk_limits(self, order):
-        """Every order passes here. Returns None if allowed, else the reason.
+        """Every order passes here: True if it may go, False if the gate
+        refuses it. Why it was refused: :meth:`risk_limit_reason`, or
+        ``last_risk_reason`` right after a False.
 
         ``self.risk_rules`` is a list of callables ``rule(order) -> reason or
         None``; add rules by appending to it.
         """
+        self.last_risk_reason = self.risk_limit_reason(order)
+        return self.last_risk_reason is None
+
+    def risk_limit_reason(self, order):
+        """None if ``order`` passes the risk gate, else the first rule's reason."""
         if not self.p.risk_management:
             return None
         for rule in self.risk_rules:
@@ -276,8 +308,13 @@ class BrokerBase(LiveFills, BackBroker):
         if self.store is None:
             return None
         rules = self._rules(order.data)
-        reason = round_order(order, self.store.exchange, rules)
-        return reason
+        exempt = (self.store.kind in self.store.REDUCE_ONLY_SKIPS_MIN_NOTIONAL
+                  and self.sent_reduce_only(order))
+        return round_order(order, self.store.exchange, rules, min_notional=not exempt)
+
+    def sent_reduce_only(self, order):
+        """True if ``order`` goes to the exchange reduce-only (derivatives)."""
+        return order.info.get('reduceOnly') is True
 
     # -- orders in: arguments checked before anything is built or sent ---------------
     def buy(self, owner, data, *args, **kwargs):
@@ -306,22 +343,30 @@ class BrokerBase(LiveFills, BackBroker):
             self._input_problem = None
 
     def submit(self, order, check=True):
+        # backtrader's buy()/sell() call submit(): the roadmap's submit_order.
+        return self.submit_order(order, check)
+
+    def submit_order(self, order, check=True):
+        """Send ``order`` through the risk gate to paper or live trading.
+
+        Refused orders are rejected here with the reason; the rest go to
+        :meth:`_submit_paper_order` (backtrader's own broker fills them) or
+        :meth:`_submit_live_order` (the exchange): the override points of a
+        broker that places orders differently.
+        """
         # Bad numbers first and always (paper too, risk_management or not).
         reason = (self._input_problem or order_problem(order)
-                  or self.check_risk_limits(order))
+                  or self.risk_limit_reason(order))
         if reason:
             return self._reject_locally(order, reason)
         if not self.live:
-            return super().submit(order, check)
-        return self._submit_live(order)
+            return self._submit_paper_order(order, check)
+        return self._submit_live_order(order)
 
-    def submit_order(self, order):
-        """Send ``order`` through the risk gate to paper or live trading.
-
-        The seed's name for :meth:`submit` (which backtrader's ``buy()`` and
-        ``sell()`` call); both do the same.
-        """
-        return self.submit(order)
+    def _submit_paper_order(self, order, check=True):
+        """Paper trading: upstream BackBroker queues the order and fills it
+        from the bars exactly as in a backtest."""
+        return BackBroker.submit(self, order, check)
 
     def _reject_locally(self, order, reason):
         order.addinfo(reject_reason=reason)
@@ -333,7 +378,9 @@ class BrokerBase(LiveFills, BackBroker):
         return order
 
     # -- live orders out ------------------------------------------------------------------
-    def _submit_live(self, order):
+    def _submit_live_order(self, order):
+        """Live trading: send ``order`` with our client order id; an unknown
+        outcome is resolved by that id (recovery.py), never sent twice."""
         symbol = order.data.p.dataname
         cid = self.store.new_client_id()
         order.addcomminfo(self.getcommissioninfo(order.data))   # Trade accounting needs it
@@ -559,6 +606,13 @@ class BrokerBase(LiveFills, BackBroker):
             self.store.put_notification('position corrected', update.symbol, update.size)
 
     def _on_funding(self, event):
+        # A stream may deliver a message twice (a resend, a reconnect): one
+        # payment is one notification. Cash comes from the wallet balance,
+        # which a repeat cannot double.
+        key = (event.asset, event.amount, event.symbol, event.timestamp)
+        if event.timestamp is not None and key in self._funding_seen:
+            return
+        self._funding_seen.append(key)
         log.info('funding %s %s on %s', event.amount, event.asset, event.symbol)
         self.store.put_notification('funding', event.symbol, event.amount, event.asset)
 

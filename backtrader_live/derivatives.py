@@ -90,6 +90,12 @@ class DerivativesBroker(BrokerBase):
             order.addinfo(sent_reduce_only=why)     # said again if the exchange refuses it
         return params
 
+    def sent_reduce_only(self, order):
+        if not self._derivatives:
+            return False
+        return order.info.get('reduceOnly') is True or (
+            'reduceOnly' not in order.info and bool(self._why_reduce_only(order)))
+
     def _why_reduce_only(self, order):
         pos = self.positions[order.data].size
         if not pos or (pos > 0) == (order.size > 0):

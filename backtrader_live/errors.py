@@ -112,7 +112,8 @@ _CCXT_MAP = (
 _CODE_RE = re.compile(r'"(?:code|retCode|ret_code)"\s*:\s*"?(-?\d+)')
 
 # Signed query strings and long hex/base64 blobs must never reach a log line.
-_SIGNATURE_RE = re.compile(r'(signature|sign|X-MBX-APIKEY|apiKey|api_key|secret)'
+# A listenKey is a bearer credential for the account's private stream.
+_SIGNATURE_RE = re.compile(r'(signature|sign|X-MBX-APIKEY|apiKey|api_key|secret|listenKey)'
                            r'(["\']?\s*[=:]\s*["\']?)([^&"\'\s,}]+)', re.I)
 
 

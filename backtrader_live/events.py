@@ -135,6 +135,15 @@ class PositionUpdate:
 
 
 @dataclass
+class LeverageUpdate:
+    """The leverage of ``symbol`` changed (on the website, another program),
+    position or not: margin and cash follow it."""
+    symbol: str
+    leverage: float
+    timestamp: Optional[int] = None
+
+
+@dataclass
 class FundingPayment:
     """A funding fee paid (negative) or received (positive) in ``asset``."""
     asset: str

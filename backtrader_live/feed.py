@@ -186,7 +186,7 @@ class DataBase(bt.feed.DataBase):
                 continue
             if not self.p.live or self._state == _DONE:
                 return False
-            result = self._wait_live()
+            result = self._load_live_data()
             if result is not True:
                 return result
 
@@ -208,10 +208,13 @@ class DataBase(bt.feed.DataBase):
         now = time.monotonic()
         broker = getattr(self._store, 'broker', None)
         if self._final_deadline is None:
-            self._final_deadline = now + self.p.settle_timeout
             final_sync = getattr(broker, 'sync_before_stop', None)
             if final_sync is not None:
                 final_sync()
+            # A cancel without an answer needs its receive window, then a look.
+            needed = getattr(broker, 'settle_time_needed', None)
+            self._final_deadline = now + max(self.p.settle_timeout,
+                                             needed() if needed is not None else 0.0)
             return None
         settled = getattr(broker, 'settled', None)
         if settled is not None and not settled() and now < self._final_deadline:
@@ -219,8 +222,10 @@ class DataBase(bt.feed.DataBase):
             return None
         return False
 
-    def _wait_live(self):
-        """Take one item from the stream queue: True to loop, None to yield."""
+    def _load_live_data(self):
+        """Take one item from the stream queue: True to loop (a bar is
+        pending), None to yield to Cerebro (nothing yet). The hook a feed
+        with another live source overrides; gaps are filled over REST."""
         if self._unfilled is not None:
             return self._close_gap(*self._unfilled)
         try:
@@ -274,7 +279,7 @@ class DataBase(bt.feed.DataBase):
     def _backfill(self):
         self.put_notification(self.DELAYED)
         try:
-            rows = self._history()
+            rows = self._load_historical_data()
         except LiveError as exc:
             log.error('%s: backfill failed: %s', self.p.dataname, exc)
             self.put_notification(self.CONNBROKEN)
@@ -285,7 +290,10 @@ class DataBase(bt.feed.DataBase):
         self._live_from = rows[-1].open_time if rows else -1
         log.info('%s %s: backfilled %d closed bars', self.p.dataname, self.p.tf, len(rows))
 
-    def _history(self):
+    def _load_historical_data(self):
+        """The closed bars of history delivered before going live (DELAYED):
+        from ``fromdate``, else the last ``backfill_bars``. The hook a feed
+        with another history source overrides."""
         if self.p.fromdate is not None:
             return self.fetch_range(ms_from_datetime(self.p.fromdate), None)
         if self.p.backfill_bars:

@@ -142,6 +142,11 @@ class OrderBook:
         if rec is not None:
             rec.cancel_sent_at = rec.cancel_checked_at = None
 
+    def cancels_unsettled(self):
+        """Alive orders with a cancel sent that has not ended them yet."""
+        return [r.order for r in self._by_ref.values()
+                if r.cancel_sent_at is not None and r.order.alive()]
+
     def cancels_due(self, wait):
         """Alive orders whose cancel has not ended them for ``wait`` s since
         we last asked (each is returned at most once per ``wait``)."""
@@ -205,12 +210,13 @@ def _set_size(order, amount):
     order.size = order.created.size = order.executed.remsize = signed
 
 
-def round_order(order, exchange, rules):
+def round_order(order, exchange, rules, min_notional=True):
     """Round an order in place to the market's steps; the reason if invalid.
 
     Amounts are truncated (never more than asked), prices rounded to the
-    tick. Checks the minimum amount and the minimum notional after rounding,
-    because that is what the exchange will judge.
+    tick. Checks the minimum amount and (unless ``min_notional`` is False:
+    a reduce-only order where the exchange exempts those) the minimum
+    notional after rounding, because that is what the exchange will judge.
     """
     symbol = rules.symbol
     try:
@@ -231,7 +237,8 @@ def round_order(order, exchange, rules):
         order.pricelimit = order.plimit = order.created.pricelimit = float(
             exchange.price_to_precision(symbol, order.pricelimit))
     ref_price = order.pricelimit or order.price or order.created.pclose
-    if rules.min_notional and ref_price and amount * ref_price < rules.min_notional:
+    if min_notional and rules.min_notional and ref_price and \
+            amount * ref_price < rules.min_notional:
         return ('notional %.8g (amount %s x price %s) is below the minimum %s for %s'
                 % (amount * ref_price, amount, ref_price, rules.min_notional, symbol))
     return None

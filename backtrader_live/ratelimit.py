@@ -6,6 +6,7 @@ says how long to stay away: Binance in ``Retry-After`` (seconds), Bybit in
 thread, only earns a longer ban (Binance escalates 429 into 418 IP bans), so
 the store keeps one :class:`RatePause` that every call waits on.
 """
+import logging
 import threading
 import time
 
@@ -108,14 +109,55 @@ class TokenBucket:
 
 def bucketed(exchange_class):
     """A subclass of the ccxt class whose throttle is a :class:`TokenBucket`
-    (``exchange.rate_bucket``); ccxt's own code is untouched."""
+    (``exchange.rate_bucket``), which keeps the headers of each call's own
+    response (:func:`call_headers`) and sends ccxt's ``verbose`` output to a
+    logger instead of stdout; ccxt's own code is untouched."""
     cached = _BUCKETED.get(exchange_class)
     if cached is None:
-        def throttle(self, cost=None):
-            self.rate_bucket.take(1.0 if cost is None else cost)
-        cached = type(exchange_class.__name__, (exchange_class,), {'throttle': throttle})
-        _BUCKETED[exchange_class] = cached
+        cached = _BUCKETED[exchange_class] = _subclass(exchange_class)
     return cached
 
 
+def _subclass(exchange_class):
+    class Bucketed(exchange_class):
+        def __init__(self, config=None):
+            self._call = threading.local()
+            super().__init__(config or {})
+
+        def throttle(self, cost=None):
+            self.rate_bucket.take(1.0 if cost is None else cost)
+
+        def fetch(self, url, method='GET', headers=None, body=None):
+            # A call that gets no response (reset, timeout) must not show
+            # the headers of an earlier one.
+            self._call.headers = None
+            return super().fetch(url, method, headers, body)
+
+        def on_rest_response(self, code, reason, url, method, response_headers, *args):
+            # Every response passes here, error or not, before ccxt raises:
+            # the headers of *this* call, kept per thread. ccxt's
+            # ``last_response_headers`` is per client, overwritten by any
+            # other thread's call meanwhile.
+            self._call.headers = response_headers
+            return super().on_rest_response(code, reason, url, method, response_headers, *args)
+
+        def log(self, *args):
+            # ccxt's verbose mode print()s requests with their API-key header
+            # and signed URLs to stdout, past any log filter: log them
+            # instead, where secrets.RedactingFilter masks them.
+            VERBOSE_LOG.debug(' '.join(str(a) for a in args))
+
+    Bucketed.__name__ = Bucketed.__qualname__ = exchange_class.__name__
+    return Bucketed
+
+
+def call_headers(exchange):
+    """Response headers of the last REST call made *by this thread* through
+    ``exchange`` (None if it got no response, or is not a bucketed client)."""
+    local = getattr(exchange, '_call', None)
+    return getattr(local, 'headers', None) if local is not None else None
+
+
+#: where ccxt's verbose output goes (redacted like ccxt's own DEBUG records)
+VERBOSE_LOG = logging.getLogger('ccxt.verbose')
 _BUCKETED = {}

@@ -4,7 +4,8 @@ Exchange-agnostic: everything here reads the broker's generic state
 (positions, value, open orders, market rules) and never an exchange module,
 so the same rules guard a backtest, a paper run and a live run alike.
 
-``BrokerBase.check_risk_limits`` runs ``broker.risk_rules``, a list of
+``BrokerBase.risk_limit_reason`` (and ``check_risk_limits``, its bool) runs
+``broker.risk_rules``, a list of
 callables ``rule(order) -> reason or None``; :func:`gate_rules` gives the
 rules of this module bound to one broker. Each reads its limit from the
 broker's params *when an order arrives*, so a limit set to ``None`` is off
@@ -167,6 +168,15 @@ class KillSwitch:
 
     def __init__(self):
         self._trips = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self):
+        # Optimization pickles the broker for worker processes: not the lock.
+        with self._lock:
+            return {'_trips': dict(self._trips)}
+
+    def __setstate__(self, state):
+        self._trips = state['_trips']
         self._lock = threading.Lock()
 
     def trip(self, kind, reason, since=None, until=None):

@@ -55,7 +55,7 @@ class Credentials:
 
 # Libraries we call log request headers and signed URLs at DEBUG (ccxt logs
 # every request with its headers). Their records pass through this filter.
-_NOISY_LOGGERS = ('ccxt.base.exchange', 'urllib3.connectionpool', 'websocket')
+_NOISY_LOGGERS = ('ccxt.base.exchange', 'ccxt.verbose', 'urllib3.connectionpool', 'websocket')
 
 
 class RedactingFilter(logging.Filter):

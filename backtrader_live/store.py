@@ -16,12 +16,15 @@ from backtrader.store import MetaSingleton, Store as _BtStore
 from backtrader.utils.py3 import with_metaclass
 
 from .backoff import Backoff
+from .clients import ThreadClients, share_markets
 from .errors import (ClockSkewError, ConfigError, FatalError, LiveError, OrderNotFound,
                      OrderRejected, RateLimitedError, RetryableError, UnknownOutcome,
                      classify)
 from .events import position_from_ccxt
 from .markets import SPOT, kind_of, market_kind, symbol_hint
-from .ratelimit import SECONDS, RatePause, TokenBucket, bucketed, retry_after_from_headers
+from .runconfig import check_endpoint
+from .ratelimit import (SECONDS, RatePause, TokenBucket, bucketed, call_headers,
+                        retry_after_from_headers)
 from .secrets import Credentials, install_log_redaction, mask
 from .stream import LIVE, WsStream
 from .timeframes import parse_timeframe
@@ -108,6 +111,11 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     ERROR_CODES = {}            # exchange error code -> our error class (errors.py)
     RETRY_AFTER_HEADERS = {'Retry-After': SECONDS}   # how the exchange says "wait"
 
+    # Market kinds where a reduce-only order is exempt from the minimum
+    # notional (Binance futures: -4164 "... unless you choose reduce only"),
+    # so a position smaller than that minimum can still be closed.
+    REDUCE_ONLY_SKIPS_MIN_NOTIONAL = ()
+
     BrokerCls = None
     DataCls = None
 
@@ -143,6 +151,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     def __init__(self, apikey=None, secret=None):
         super().__init__()
+        check_endpoint(self.p.endpoint)     # 'host:port' would reach ccxt as a raw URL error
         self._creds = Credentials.resolve(apikey, secret, self.env_prefix or '')
         install_log_redaction(*self._secrets())
         self.kind = market_kind(self.p.market_type, self.MARKET_TYPES, self.exchange_name)
@@ -160,7 +169,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         self._time_synced = False
         self._rate_pause = RatePause()   # shared by every call: see ratelimit.py
         self._last_resync = -1e9         # monotonic time of the last login resync
-        self.exchange = self._make_exchange()
+        self._clients = ThreadClients(self._make_exchange)
 
     # -- identity and secrecy ---------------------------------------------
     def __repr__(self):
@@ -178,6 +187,11 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return (self._creds.secret, self._creds.apikey)
 
     # -- the ccxt client ---------------------------------------------------
+    @property
+    def exchange(self):
+        """The calling thread's ccxt client (clients.py: one per thread)."""
+        return self._clients.get()
+
     def _make_exchange(self):
         options = dict(self.MARKET_TYPES[self.kind])
         config = {
@@ -283,9 +297,10 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     def classify(self, exc):
         """The error map with this exchange's codes and rate-limit headers."""
-        # ccxt keeps no headers on its exceptions; the last response has them
+        # ccxt keeps no headers on its exceptions: the failed call's own
+        # response headers, kept per thread (ratelimit.bucketed), have them
         # (used only if the error turns out to be a rate limit).
-        wait = retry_after_from_headers(getattr(self.exchange, 'last_response_headers', None),
+        wait = retry_after_from_headers(call_headers(self.exchange),
                                         self.RETRY_AFTER_HEADERS, self.server_ms())
         return classify(exc, self._secrets(), self.ERROR_CODES, wait)
 
@@ -336,6 +351,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         with self._lock:
             if self._markets is None:
                 self._markets = self.call('load_markets')
+                if self.exchange is not self._clients.first:   # loaded by another thread
+                    share_markets(self.exchange, self._clients.first)
             return self._markets
 
     def market_rules(self, symbol):
@@ -632,11 +649,22 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
             raise
 
     def current_leverage(self, symbol):
-        """Leverage in force for ``symbol`` as the exchange reports it (1 if unknown)."""
-        for p in self.position_updates([symbol]):
-            if p.leverage:
-                return p.leverage
-        return 1.0
+        """Leverage in force for ``symbol`` as the exchange reports it, with or
+        without a position (1, with a warning, if the exchange names none)."""
+        leverage = self.leverage_setting(symbol)
+        if not leverage:
+            log.warning('%s reports no leverage for %s: counting margin at 1x (pass '
+                        'broker_kwargs={"leverage": N} to set it)', self.exchange_name, symbol)
+            return 1.0
+        return leverage
+
+    def leverage_setting(self, symbol):
+        """The symbol's leverage from the exchange's position list, which names
+        it for a flat symbol too (Bybit /v5/position/list); None if absent."""
+        for raw in self.call('fetch_positions', [symbol], {}):
+            if raw.get('symbol') == symbol and raw.get('leverage'):
+                return float(raw['leverage'])
+        return None
 
     def rest_urls(self, endpoint, default_urls):
         """ccxt's URL table with every origin swapped for ``endpoint``.

@@ -28,7 +28,8 @@ def run_tests(rows_path):
     cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
            os.path.join(HERE, 'test_faults_matrix.py'), os.path.join(HERE, 'test_faults_chaos.py'),
            os.path.join(HERE, 'test_faults_restart.py'),
-           os.path.join(HERE, 'test_faults_bad_input.py')]
+           os.path.join(HERE, 'test_faults_bad_input.py'),
+           os.path.join(HERE, 'test_faults_soak.py')]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     summary = (proc.stdout.strip().splitlines() or ['(no output)'])[-1]

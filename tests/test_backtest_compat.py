@@ -81,3 +81,16 @@ def test_upstream_cerebro_keeps_its_broker_in_broker_attribute():
     upstream = backtrader.Cerebro()
     assert isinstance(upstream._broker, backtrader.brokers.BackBroker)
     assert upstream.getbroker() is upstream._broker
+
+
+def test_optimization_in_worker_processes_works_with_the_gate_broker(rows):
+    """Optimization pickles Cerebro and its broker for each worker process."""
+    cerebro = backtrader_live.Cerebro(maxcpus=2, optreturn=True)
+    cerebro.adddata(Rows(rows=rows[:1500], timeframe=backtrader.TimeFrame.Minutes,
+                         compression=60))
+    cerebro.optstrategy(SmaCross, fast=[5, 10])
+    cerebro.broker.setcash(100000.0)
+    cerebro.addanalyzer(backtrader_live.analyzers.TradeAnalyzer, _name='ta')
+    results = cerebro.run()
+    assert [r[0].params.fast for r in results] == [5, 10]
+    assert all(r[0].analyzers.ta.get_analysis().total.total > 5 for r in results)

@@ -63,3 +63,27 @@ def test_partial_reduction_is_sent_as_asked_and_kill_switch_orders_reduce_only(v
         held = sim_position(sim, venue)
     assert [o.reduce_only for o in orders] == [False, False, True, True]
     assert all(o.status == 'FILLED' for o in orders) and held == 0
+
+
+def test_a_usdm_position_below_the_minimum_notional_can_still_be_closed():
+    """Binance exempts reduce-only orders from MIN_NOTIONAL (-4164 "... unless you
+    choose reduce only"): close() of 0.001 BTC (~4 USDT < 5) goes out reduce-only
+    and fills; the same size opening a position is refused before sending."""
+    venue = 'binance-usdm'
+    script = {6: lambda s: s.buy(size=0.003), 7: lambda s: setattr(s, 'part', s.sell(size=0.002)),
+              8: lambda s: setattr(s, 'closing', s.close()),
+              9: lambda s: setattr(s, 'opening', s.buy(size=0.001))}
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script=script, max_bars=5).start()
+        run.step(5)
+        run.join()
+        held = sim_position(sim, venue)
+    strategy = run.rec.strategy
+    assert strategy.part.status == strategy.part.Completed      # 0.001 BTC left
+    assert strategy.closing.status == strategy.closing.Completed, \
+        strategy.closing.info.get('reject_reason')
+    assert strategy.closing.executed.size == -0.001
+    assert strategy.closing.info.get('sent_reduce_only') == 'it closes the whole position'
+    assert held == 0 and strategy.position.size == 0
+    assert strategy.opening.status == strategy.opening.Rejected
+    assert 'below the minimum 5' in strategy.opening.info['reject_reason']

@@ -3,7 +3,7 @@ same invariants as the matrix (faultkit.check) hold at the end."""
 import pytest
 
 import backtrader_live as btl
-from backtrader_live.sim.faults import PRESETS, apply_spec, random_schedule
+from backtrader_live.sim.faults import PRESETS, SOAK_PRESETS, apply_spec, random_schedule
 from faultkit import EXCHANGES, check, make_sim, matrix_rows, record, scenario  # noqa: F401
 from helpers import eventually
 
@@ -46,8 +46,10 @@ def _hooks(schedule):
 
 @pytest.mark.parametrize('exchange', EXCHANGES)
 def test_seeded_random_fault_mix(exchange):
-    # Bybit's private streams do not expire: that preset is Binance's only.
-    names = [n for n in PRESETS if exchange == 'binance' or n != 'user_stream_expiry']
+    # Bybit's private streams do not expire: that preset is Binance's only. The
+    # soak's presets (more, overlapping) are tests/test_faults_soak.py's.
+    names = [n for n in PRESETS if (exchange == 'binance' or n != 'user_stream_expiry')
+             and n not in SOAK_PRESETS]
     schedule = random_schedule(SEED, LIVE - 4, rate=0.25, names=names)
     assert {name for _, name in schedule} == set(names)
     sim = make_sim(exchange)

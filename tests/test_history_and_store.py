@@ -221,3 +221,10 @@ def test_get_balance_of_a_currency_is_its_free_balance(sim):
     assert store.get_balance_details('USDT') == {'free': 10000.0, 'used': 0.0,
                                                  'total': 10000.0, 'wallet': 10000.0}
     assert store.get_balance()['USDT'] == store.get_balance_details('USDT')
+
+
+@pytest.mark.parametrize('endpoint', ['127.0.0.1:8765', 'ftp://127.0.0.1', 'http://', 42])
+def test_a_store_refuses_an_endpoint_that_is_no_http_url(endpoint):
+    with pytest.raises(btl.ConfigError, match=r'endpoint must be a base URL of the form '
+                                              r'http://host:port'):
+        BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=endpoint)

@@ -203,6 +203,24 @@ def test_funding_reaches_cash_and_the_strategy(venue_sim, venue):
     assert store.get_balance_details(settle)['wallet'] == pytest.approx(_wallet(sim, venue))
 
 
+
+@pytest.mark.parametrize('venue', sorted(VENUES))
+def test_a_funding_message_sent_twice_is_one_payment(venue_sim, venue):
+    """Every private message duplicated (the soak saw 'funding ...' twice)."""
+    sim = venue_sim
+    market, u = VENUES[venue][4:6]
+
+    def enter(s):
+        sim.faults.scramble_ws('private', duplicate=1.0)
+        s.buy(size=10 * u)
+    run = _run(sim, venue, script={6: enter}, max_bars=10).start()
+    run.step(10)
+    run.join()
+    events = sim.funding_events(market=market)
+    funding = [m for m in run.rec.store_msgs if m[0] == 'funding']
+    assert events and len(funding) == len(events)
+    assert sim.faults.counts['ws duplicated'] > 0          # the fault fired
+
 @pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-linear'])
 def test_take_profit_through_the_conditional_endpoint(venue_sim, venue):
     sim, market, u = venue_sim, VENUES[venue][4], VENUES[venue][5]

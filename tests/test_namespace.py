@@ -53,3 +53,10 @@ def test_shadowed_modules_keep_upstream_names(module):
     ours = importlib.import_module('backtrader_live.' + module)
     for name in _public(theirs):
         assert hasattr(ours, name), '%s.%s' % (module, name)
+
+
+def test_a_name_upstream_gains_later_is_reached_too():
+    import backtrader.plot  # noqa: F401  (a submodule imported after backtrader_live)
+    assert bt.plot is backtrader.plot
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        bt.no_such_name  # noqa: B018

@@ -69,7 +69,7 @@ def test_no_rate_limit_means_no_wait():
     assert [bucket.take(5) for _ in range(3)] == [0.0, 0.0, 0.0]
 
 
-def test_the_subclass_is_the_ccxt_class_with_only_throttle_replaced():
+def test_the_subclass_is_the_ccxt_class_with_its_signing_and_requests_untouched():
     cls = bucketed(ccxt.binance)
     assert issubclass(cls, ccxt.binance) and cls is bucketed(ccxt.binance)
     assert cls.__name__ == 'binance'

@@ -108,3 +108,84 @@ def test_the_test_command_enforces_90_percent_coverage():
 def test_run_live_keeps_memory_flat_at_its_defaults():
     """The figure is the memory benchmark's; here, that the default bounds lines."""
     assert bt.Cerebro.run_live.__kwdefaults__['keep_bars'] == 20000
+
+
+def test_broker_check_risk_limits_returns_true_when_allowed_and_false_with_the_reason():
+    from test_risk_kit import Rows  # noqa: F401  (the feed module used below)
+    cerebro = bt.Cerebro()
+    broker = cerebro.broker
+    broker.setcash(10000.0)
+    broker.p.max_order_notional = 1000.0
+
+    class Probe(backtrader.Strategy):
+        def next(self):
+            small = backtrader.BuyOrder(owner=self, data=self.data, size=1, price=None,
+                                        exectype=backtrader.Order.Market)
+            small.created.pclose = self.data.close[0]
+            big = backtrader.BuyOrder(owner=self, data=self.data, size=100, price=None,
+                                      exectype=backtrader.Order.Market)
+            big.created.pclose = self.data.close[0]
+            self.verdicts = (broker.check_risk_limits(small), broker.last_risk_reason,
+                             broker.check_risk_limits(big), broker.last_risk_reason)
+            self.env.runstop()
+    from test_risk_analyzer import DIP
+    from test_risk_kit import feed
+    cerebro.adddata(feed(DIP))
+    cerebro.addstrategy(Probe)
+    allowed, no_reason, refused, reason = cerebro.run()[0].verdicts
+    assert allowed is True and no_reason is None
+    assert refused is False and 'max_order_notional' in reason
+
+
+def test_broker_submit_order_goes_through_the_paper_and_live_hooks(sim):
+    calls = []
+
+    class Paper(bt.BrokerBase):
+        def _submit_paper_order(self, order, check=True):
+            calls.append(('paper', order.size))
+            return super()._submit_paper_order(order, check)
+
+    from test_risk_analyzer import DIP
+    from test_risk_kit import Script, buy, feed
+    cerebro = bt.Cerebro()
+    cerebro.setbroker(Paper(cash=10000.0))
+    cerebro.adddata(feed(DIP))
+    cerebro.addstrategy(Script, script={2: buy(1)})
+    strat = cerebro.run()[0]
+    assert calls == [('paper', 1)] and strat.statuses('Completed')
+
+    class Live(bt.brokers.BinanceBroker):
+        def _submit_live_order(self, order):
+            calls.append(('live', order.size))
+            return super()._submit_live_order(order)
+
+    store = BinanceStore.get_instance(KEY, SECRET, True, 'spot', endpoint=sim.base_url)
+    store.BrokerCls, original = Live, store.BrokerCls
+    try:
+        run = LiveRun(sim, max_bars=2, script={6: lambda s: s.buy(size=0.01)})
+        run.start().step(2)
+        run.join()
+    finally:
+        store.BrokerCls = original
+    assert calls[-1] == ('live', 0.01)
+    assert 'Completed' in run.rec.statuses()
+
+
+def test_database_load_historical_and_live_data_are_the_feeds_override_points(sim, monkeypatch):
+    calls = {'history': 0, 'live': 0}
+
+    class Counting(bt.feeds.BinanceData):
+        def _load_historical_data(self):
+            calls['history'] += 1
+            return super()._load_historical_data()
+
+        def _load_live_data(self):
+            calls['live'] += 1
+            return super()._load_live_data()
+
+    monkeypatch.setattr(BinanceStore, 'DataCls', Counting)
+    run = LiveRun(sim, backfill_bars=5, max_bars=2)
+    run.start().step(2)
+    run.join()
+    assert calls['history'] == 1 and calls['live'] >= 2
+    assert isinstance(run.rec.strategy.data, Counting) and len(run.rec.bars) == 5 + 2

@@ -150,6 +150,7 @@ class WaitsForSignals(FinalState):
 def _signal_twice(sim, venue, rec, done):
     """The test's other thread: close a bar, then two SIGINTs, the second
     once the first was handled (Python runs handlers in the main thread)."""
+    sent = []
     try:
         eventually(lambda: len(rec.bars) >= 5, 15)
         sim.step()
@@ -157,7 +158,10 @@ def _signal_twice(sim, venue, rec, done):
         os.kill(os.getpid(), signal.SIGINT)
         eventually(lambda: rec.strategy.data._stop_requested.is_set(), 10)
         os.kill(os.getpid(), signal.SIGINT)
+        sent.append(True)
     finally:
+        if not sent and rec.strategy is not None:
+            rec.strategy.data.request_stop()    # a failed test must not hang the run
         done.set()
 
 
@@ -511,3 +515,14 @@ def test_margin_mode_refused_at_start_is_a_config_error(venue, caplog):
         assert 'could not start (configuration or start-up error)' in caplog.text
     finally:
         sim.stop()
+
+
+def test_the_replay_after_an_outage_reads_as_a_reconnect():
+    from backtrader_live.notifications import describe_data_status
+    back = describe_data_status('BTC/USDT', 'DELAYED', 'CONNBROKEN')
+    assert back.message == 'BTC/USDT: reconnected, replaying missed bars (DELAYED)'
+    assert back.level == logging.INFO and back.data['reconnected']
+    assert describe_data_status('BTC/USDT', 'LIVE', 'DELAYED').message == \
+        'BTC/USDT: data is LIVE'
+    assert describe_data_status('BTC/USDT', 'DELAYED').message == \
+        'BTC/USDT: loading history (DELAYED)'

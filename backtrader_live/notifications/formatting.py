@@ -106,9 +106,13 @@ def describe_trade(trade):
 
 def describe_data_status(name, status, previous=None):
     """Event for a feed status change; LIVE after a break reads 'reconnected'."""
-    reconnected = status == 'LIVE' and previous in ('CONNBROKEN', 'DISCONNECTED')
-    if reconnected:
+    reconnected = status in ('LIVE', 'DELAYED') and previous in ('CONNBROKEN', 'DISCONNECTED')
+    if reconnected and status == 'LIVE':
         template, level = '{name}: reconnected, data is LIVE again', logging.INFO
+    elif reconnected:
+        # After an outage the missed bars are replayed first (feed.py): LIVE follows.
+        template, level = ('{name}: reconnected, replaying missed bars (DELAYED)',
+                           logging.INFO)
     else:
         template, level = _DATA_STATUS.get(status, ('{name}: data status %s' % status,
                                                     logging.WARNING))

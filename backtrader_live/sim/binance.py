@@ -18,12 +18,12 @@ from aiohttp import web
 
 from . import candles as cd
 from .faults import server_ms
+from .binance_shapes import (ORDER_TYPES, TRAILING_DELTA, cancel_reply, kline_row,  # noqa: F401
+                             order_info, order_reply, symbol_info, trade_count, trade_info)
 from .models import EngineError, Order, dec, fmt
 
 RECV_WINDOW_DEFAULT, RECV_WINDOW_MAX = 5000, 60000
 REST_KEY = web.AppKey('rest', object)  # the BinanceRest serving an app
-ORDER_TYPES = ['LIMIT', 'LIMIT_MAKER', 'MARKET', 'STOP_LOSS', 'STOP_LOSS_LIMIT',
-               'TAKE_PROFIT', 'TAKE_PROFIT_LIMIT']
 # what each order type must carry, besides symbol/side/type
 MANDATORY = {
     'LIMIT': ('timeInForce', 'quantity', 'price'),
@@ -246,25 +246,7 @@ class BinanceRest:
 
     def ticker(self, symbol):
         """24h statistics from the last 24 hours of market time."""
-        clock = self.sim.clock
-        feed = clock.feeds[symbol]
-        rows, _ = feed.bars(feed.interval, clock.now, start=clock.now - 86400000)
-        last = self.sim.current_price(symbol)
-        first = rows[0][cd.O] if rows else last
-        bid, ask = self.sim.engine.best(symbol)
-        vol = sum(r[cd.V] for r in rows)
-        return {
-            'symbol': symbol, 'priceChange': fmt(last - first),
-            'priceChangePercent': '%.3f' % ((last - first) / first * 100 if first else 0),
-            'weightedAvgPrice': fmt(sum(r[cd.V] * r[cd.C] for r in rows) / vol if vol else last),
-            'prevClosePrice': fmt(first), 'lastPrice': fmt(last), 'lastQty': '0.00000000',
-            'bidPrice': fmt(bid), 'bidQty': fmt(self.sim.engine.level_qty(symbol)),
-            'askPrice': fmt(ask), 'askQty': fmt(self.sim.engine.level_qty(symbol)),
-            'openPrice': fmt(first), 'highPrice': fmt(max((r[cd.H] for r in rows), default=last)),
-            'lowPrice': fmt(min((r[cd.L] for r in rows), default=last)),
-            'volume': fmt(vol), 'quoteVolume': fmt(sum(r[cd.V] * r[cd.C] for r in rows)),
-            'openTime': clock.now - 86400000, 'closeTime': clock.now,
-            'firstId': 0, 'lastId': 0, 'count': len(rows)}
+        return self.sim.market_data['spot'].ticker(symbol)
 
     async def book_ticker(self, request):
         symbol = self.market(dict(request.query), required=False)
@@ -320,6 +302,23 @@ class BinanceRest:
             'FULL' if order.type in ('MARKET', 'LIMIT') else 'ACK')
         return self.reply(order_reply(order, kind, self.sim.engine.trades))
 
+    async def test_order(self, request):
+        """POST /api/v3/order/test: validated like a real order, nothing placed."""
+        acct, params = await self.signed(request)
+        order = self.parse_order(acct.key, params)
+        try:
+            self.sim.engine.check(order)
+        except EngineError as err:
+            raise ApiError.from_engine(err) from None
+        if str(params.get('computeCommissionRates')).lower() != 'true':
+            return self.reply({})
+        maker, taker = fmt(self.sim.engine.maker_fee), fmt(self.sim.engine.taker_fee)
+        return self.reply({'standardCommissionForOrder': {'maker': maker, 'taker': taker},
+                           'specialCommissionForOrder': {'maker': fmt(0), 'taker': fmt(0)},
+                           'taxCommissionForOrder': {'maker': fmt(0), 'taker': fmt(0)},
+                           'discount': {'enabledForAccount': False, 'enabledForSymbol': False,
+                                        'discountAsset': 'BNB', 'discount': fmt(0)}}, weight=20)
+
     def parse_order(self, key, params):
         """A Binance new-order request as an engine Order (id assigned on place)."""
         symbol = self.market(params)
@@ -332,13 +331,15 @@ class BinanceRest:
                                        "legal range is 'BUY, SELL'.")
         if otype not in MANDATORY:
             raise ApiError(400, -1116, 'Invalid orderType.')
+        trailing = params.get('trailingDelta')
         for name in MANDATORY[otype]:
-            if not params.get(name):
+            # a trailing stop's stopPrice is optional: without it tracking starts at once
+            if not params.get(name) and not (name == 'stopPrice' and trailing):
                 raise mandatory(name)
         if otype == 'MARKET' and not (params.get('quantity') or params.get('quoteOrderQty')):
             raise mandatory('quantity')
         base = otype.replace('_LIMIT', '')
-        return Order(
+        order = Order(
             id=0, client_id=params.get('newClientOrderId') or self.sim.new_client_id(),
             account=key, symbol=symbol, side=side, type=otype,
             qty=dec(params.get('quantity') or 0), price=dec(params.get('price') or 0),
@@ -348,6 +349,9 @@ class BinanceRest:
             post_only=otype == 'LIMIT_MAKER',
             quote_qty=dec(params.get('quoteOrderQty') or 0) if otype == 'MARKET' else dec(0),
             tif=params.get('timeInForce') or 'GTC', triggered=base not in TRIGGER_ABOVE_TYPES)
+        if trailing:
+            add_trailing(order, trailing, base)
+        return order
 
     def find_order(self, key, params):
         symbol = self.market(params)
@@ -419,6 +423,19 @@ class BinanceRest:
 TRIGGER_ABOVE_TYPES = ('STOP_LOSS', 'TAKE_PROFIT')
 
 
+def add_trailing(order, bips, base):
+    """Make a STOP_LOSS/TAKE_PROFIT(_LIMIT) order a trailing stop of ``bips``: it
+    tracks from now, or from when the price meets its stopPrice (engine.Engine._trail)."""
+    if base not in TRIGGER_ABOVE_TYPES:
+        raise ApiError(400, -1013, 'Filter failure: TRAILING_DELTA')
+    delta = int(bips)
+    if not TRAILING_DELTA[0] <= delta <= TRAILING_DELTA[1]:
+        raise ApiError(400, -1013, 'Filter failure: TRAILING_DELTA')
+    order.extra['trailing_delta'] = delta
+    order.extra['trail'] = {'delta': dec(delta) / 10000, 'activation': order.stop_price or None,
+                            'activate_above': order.trigger_above, 'extreme': None}
+
+
 def _count_le(rows, end):
     n = 0
     for r in rows:
@@ -440,97 +457,6 @@ def _window(items, params, id_key, id_of, time_of):
     if end:
         items = [i for i in items if time_of(i) <= int(end)]
     return items[:limit] if start else items[-limit:]
-
-
-# -- payload shapes ---------------------------------------------------------------------
-def symbol_info(r):
-    """One exchangeInfo ``symbols[]`` entry, shaped like the real one."""
-    return {
-        'symbol': r.symbol, 'status': 'TRADING', 'baseAsset': r.base,
-        'baseAssetPrecision': r.base_precision, 'quoteAsset': r.quote,
-        'quotePrecision': r.quote_precision, 'quoteAssetPrecision': r.quote_precision,
-        'baseCommissionPrecision': 8, 'quoteCommissionPrecision': 8,
-        'orderTypes': ORDER_TYPES, 'icebergAllowed': True, 'ocoAllowed': False,
-        'otoAllowed': False, 'quoteOrderQtyMarketAllowed': True,
-        'allowTrailingStop': False, 'cancelReplaceAllowed': False,
-        'isSpotTradingAllowed': True, 'isMarginTradingAllowed': False,
-        'filters': [
-            {'filterType': 'PRICE_FILTER', 'minPrice': fmt(r.min_price),
-             'maxPrice': fmt(r.max_price), 'tickSize': fmt(r.tick)},
-            {'filterType': 'LOT_SIZE', 'minQty': fmt(r.min_qty), 'maxQty': fmt(r.max_qty),
-             'stepSize': fmt(r.step)},
-            {'filterType': 'MARKET_LOT_SIZE', 'minQty': fmt(0), 'maxQty': fmt(r.max_qty),
-             'stepSize': fmt(0)},
-            {'filterType': 'NOTIONAL', 'minNotional': fmt(r.min_notional),
-             'applyMinToMarket': True, 'maxNotional': '9000000.00000000',
-             'applyMaxToMarket': False, 'avgPriceMins': 5}],
-        'permissions': [], 'permissionSets': [['SPOT']],
-        'defaultSelfTradePreventionMode': 'EXPIRE_MAKER',
-        'allowedSelfTradePreventionModes': ['NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER',
-                                            'EXPIRE_BOTH']}
-
-
-def kline_row(r, end):
-    """A REST kline row; trade counts and taker volumes are synthesised."""
-    t, o, h, l, c, v = r
-    return [t, '%.8f' % o, '%.8f' % h, '%.8f' % l, '%.8f' % c, '%.8f' % v, end - 1,
-            '%.8f' % (v * (o + c) / 2), trade_count(v), '%.8f' % (v / 2),
-            '%.8f' % (v * (o + c) / 4), '0']
-
-
-def trade_count(volume):
-    return int(volume * 10) + (1 if volume > 0 else 0)
-
-
-def order_info(o):
-    """GET /api/v3/order shape."""
-    return {
-        'symbol': o.symbol, 'orderId': o.id, 'orderListId': -1,
-        'clientOrderId': o.client_id, 'price': fmt(o.price), 'origQty': fmt(o.qty),
-        'executedQty': fmt(o.executed), 'cummulativeQuoteQty': fmt(o.cum_quote),
-        'status': o.status, 'timeInForce': o.tif, 'type': o.type, 'side': o.side,
-        'stopPrice': fmt(o.stop_price), 'icebergQty': fmt(0), 'time': o.time,
-        'updateTime': o.update_time, 'isWorking': o.triggered,
-        'workingTime': o.working_time, 'origQuoteOrderQty': fmt(o.quote_qty),
-        'selfTradePreventionMode': 'EXPIRE_MAKER'}
-
-
-def order_reply(o, kind, trades):
-    """POST /api/v3/order reply for newOrderRespType ACK, RESULT or FULL."""
-    out = {'symbol': o.symbol, 'orderId': o.id, 'orderListId': -1,
-           'clientOrderId': o.client_id, 'transactTime': o.time}
-    if kind == 'ACK':
-        return out
-    out.update({
-        'price': fmt(o.price), 'origQty': fmt(o.qty), 'executedQty': fmt(o.executed),
-        'origQuoteOrderQty': fmt(o.quote_qty), 'cummulativeQuoteQty': fmt(o.cum_quote),
-        'status': o.status, 'timeInForce': o.tif, 'type': o.type, 'side': o.side,
-        'workingTime': o.working_time, 'selfTradePreventionMode': 'EXPIRE_MAKER'})
-    if o.stop_price:
-        out['stopPrice'] = fmt(o.stop_price)
-    if kind == 'FULL':
-        out['fills'] = [{'price': fmt(t.price), 'qty': fmt(t.qty),
-                         'commission': fmt(t.commission),
-                         'commissionAsset': t.commission_asset, 'tradeId': t.id}
-                        for t in trades[-200:] if t.order_id == o.id]
-    return out
-
-
-def cancel_reply(o):
-    return {'symbol': o.symbol, 'origClientOrderId': o.client_id, 'orderId': o.id,
-            'orderListId': -1, 'clientOrderId': o.cancel_tag, 'transactTime': o.update_time,
-            'price': fmt(o.price), 'origQty': fmt(o.qty), 'executedQty': fmt(o.executed),
-            'origQuoteOrderQty': fmt(o.quote_qty), 'cummulativeQuoteQty': fmt(o.cum_quote),
-            'status': o.status, 'timeInForce': o.tif, 'type': o.type, 'side': o.side,
-            'stopPrice': fmt(o.stop_price), 'selfTradePreventionMode': 'EXPIRE_MAKER'}
-
-
-def trade_info(t):
-    return {'symbol': t.symbol, 'id': t.id, 'orderId': t.order_id, 'orderListId': -1,
-            'price': fmt(t.price), 'qty': fmt(t.qty), 'quoteQty': fmt(t.quote_qty),
-            'commission': fmt(t.commission), 'commissionAsset': t.commission_asset,
-            'time': t.time, 'isBuyer': t.side == 'BUY', 'isMaker': t.is_maker,
-            'isBestMatch': True}
 
 
 @web.middleware

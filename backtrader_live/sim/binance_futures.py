@@ -12,7 +12,10 @@ import secrets
 from . import candles as cd
 from .binance import (ApiError, checked_symbol, mandatory, select_klines, wall_ms,
                       _window, kline_row)
+from .binance_futures_batch import FuturesBatch
+from .binance_market import premium_index
 from .binance_futures_shapes import (ALGO_TYPES, ENGINE_ERRORS, FUTURES_ORDER_TYPES,
+                                     PRICE_MATCH, match_price,
                                      TRIGGER_ABOVE, account_asset, algo_info, bracket,
                                      futures_symbol_info, order_info, position_info,
                                      trade_info)
@@ -27,7 +30,19 @@ VENUES = {
     'dapi': dict(prefix='/dapi', account=('v1',), balance=('v1',),
                  position_risk=('v1',), bracket=('v1', 'v2'), inverse=True),
 }
+CALLBACK_RATE = (dec('0.1'), dec('10'))  # TRAILING_STOP_MARKET callbackRate bounds, %
+UNPREFIXED = ('availableBalance', 'maxWithdrawAmount')  # /fapi/v2|v3/account top level
 MARGIN_TYPES = {'ISOLATED': ISOLATED, 'CROSSED': CROSS, 'CROSS': CROSS}
+
+
+def check_position_side(side):
+    """One-way accounts (the simulator's only mode) take positionSide BOTH or none."""
+    if side in (None, '', 'BOTH'):
+        return
+    if side in ('LONG', 'SHORT'):
+        raise ApiError(400, -4061, "Order's position side does not match user's setting.")
+    raise ApiError(400, -1100, "Illegal characters found in parameter 'positionSide'; "
+                               "legal range is 'BOTH, LONG, SHORT'.")
 
 
 class FuturesRest:
@@ -75,6 +90,7 @@ class FuturesRest:
                 ('PUT', 'listenKey', self.keep_listen_key),
                 ('DELETE', 'listenKey', self.close_listen_key)):
             r.add_route(method, v1 + path, handler)
+        FuturesBatch(self).add_routes(app)  # order modify and batch orders
 
     # -- plumbing ---------------------------------------------------------------------
     def reply(self, data, weight=1):
@@ -135,26 +151,26 @@ class FuturesRest:
                 row[5] = '%d' % int(r[cd.V] * (r[cd.O] + r[cd.C]) / 2 / size)
         return self.reply(out, weight=2)
 
+    def _many(self, symbol, items):
+        """One object for one symbol, else an array; COIN-M answers its tickers
+        and premium index as an array even for one symbol."""
+        return items[0] if symbol and not self.inverse else items
+
     async def premium_index(self, request):
         symbol = self.market(dict(request.query), required=False)
-        items = [self._premium(s) for s in ([symbol] if symbol else self.engine.markets)]
-        return self.reply(items[0] if symbol else items)
-
-    def _premium(self, symbol):
-        mark = fmt(self.engine.price_of(symbol))
-        nxt = (self.sim.clock.now // self.engine.funding_ms + 1) * self.engine.funding_ms
-        return {'symbol': symbol, 'pair': symbol.split('_')[0], 'markPrice': mark,
-                'indexPrice': mark, 'estimatedSettlePrice': mark,
-                'lastFundingRate': fmt(self.engine.funding_rate_of(symbol)),
-                'interestRate': '0.00010000', 'nextFundingTime': nxt,
-                'time': self.sim.clock.now}
+        items = [premium_index(self.engine, s, self.sim.clock.now, self.venue)
+                 for s in ([symbol] if symbol else self.engine.markets)]
+        return self.reply(self._many(symbol, items))
 
     async def ticker_price(self, request):
         symbol = self.market(dict(request.query), required=False)
         items = [{'symbol': s, 'price': fmt(self.engine.price_of(s)),
                   'time': self.sim.clock.now}
                  for s in ([symbol] if symbol else self.engine.markets)]
-        return self.reply(items[0] if symbol else items)
+        if self.inverse:
+            for item in items:
+                item['ps'] = item['symbol'].split('_')[0]
+        return self.reply(self._many(symbol, items))
 
     async def book_ticker(self, request):
         symbol = self.market(dict(request.query), required=False)
@@ -162,9 +178,13 @@ class FuturesRest:
         for s in ([symbol] if symbol else self.engine.markets):
             bid, ask = self.engine.best(s)
             qty = fmt(self.engine.level_qty(s))
-            items.append({'symbol': s, 'bidPrice': fmt(bid), 'bidQty': qty,
-                          'askPrice': fmt(ask), 'askQty': qty, 'time': self.sim.clock.now})
-        return self.reply(items[0] if symbol else items)
+            item = {'lastUpdateId': self.sim.clock.now, 'symbol': s, 'bidPrice': fmt(bid),
+                    'bidQty': qty, 'askPrice': fmt(ask), 'askQty': qty,
+                    'time': self.sim.clock.now}
+            if self.inverse:
+                item['pair'] = s.split('_')[0]
+            items.append(item)
+        return self.reply(self._many(symbol, items))
 
     # -- account ---------------------------------------------------------------------
     def _assets(self, acct):
@@ -179,6 +199,17 @@ class FuturesRest:
         return [position_info(self.engine, acct, acct.position(s), self.inverse)
                 for s in names]
 
+    def _account_positions(self, acct):
+        """positions[] of /account: the risk fields plus ``isolated`` (a bool) and
+        the notional cap (``maxNotional``; COIN-M ``maxQty``)."""
+        out = []
+        for item in self._positions(acct, all_symbols=False):
+            item = dict(item, isolated=item['marginType'] == 'isolated')
+            if not self.inverse:
+                item['maxNotional'] = item['maxNotionalValue']
+            out.append(item)
+        return out
+
     async def account(self, request):
         acct, _ = await self.signed(request)
         assets = self._assets(acct)
@@ -188,9 +219,10 @@ class FuturesRest:
             'crossWalletBalance', 'crossUnPnl', 'maxWithdrawAmount')}
         out = {'feeTier': 0, 'canTrade': True, 'canDeposit': True, 'canWithdraw': True,
                'updateTime': 0, 'multiAssetsMargin': False, 'tradeGroupId': -1,
-               'assets': assets, 'positions': self._positions(acct, all_symbols=False)}
-        if not self.inverse:
-            out.update({'total' + k[0].upper() + k[1:]: v for k, v in total.items()})
+               'assets': assets, 'positions': self._account_positions(acct)}
+        if not self.inverse:  # USD-M totals; available/maxWithdraw keep their own names
+            out.update({k if k in UNPREFIXED else 'total' + k[0].upper() + k[1:]: v
+                        for k, v in total.items()})
         return self.reply(out, weight=5)
 
     async def balance(self, request):
@@ -205,7 +237,10 @@ class FuturesRest:
     async def position_risk(self, request):
         acct, params = await self.signed(request)
         symbol = self.market(params, required=False)
-        return self.reply(self._positions(acct, symbol), weight=5)
+        rows = self._positions(acct, symbol)
+        if self.inverse and params.get('pair'):     # COIN-M: by pair (all its contracts)
+            rows = [r for r in rows if r['symbol'].split('_')[0] == params['pair']]
+        return self.reply(rows, weight=5)
 
     async def leverage_bracket(self, request):
         acct, params = await self.signed(request)
@@ -320,12 +355,17 @@ class FuturesRest:
         if otype not in FUTURES_ORDER_TYPES or (otype not in allowed):
             raise ApiError(400, -1116, 'Invalid orderType.')
         close = str(params.get('closePosition')).lower() == 'true'
+        check_position_side(params.get('positionSide'))
         if not params.get('quantity') and not close:
             raise mandatory('quantity')
-        if otype in ('LIMIT', 'STOP', 'TAKE_PROFIT') and not params.get('price'):
+        price_match = params.get('priceMatch') or 'NONE'
+        if price_match != 'NONE':
+            self._check_price_match(params, otype, price_match)
+        elif otype in ('LIMIT', 'STOP', 'TAKE_PROFIT') and not params.get('price'):
             raise mandatory('price')
         trigger = params.get('triggerPrice') or params.get('stopPrice')
-        if algo and not trigger:
+        trailing = otype == 'TRAILING_STOP_MARKET'
+        if algo and not trigger and not trailing:
             raise mandatory('triggerPrice')
         tif = params.get('timeInForce') or 'GTC'
         cid = (params.get('clientAlgoId') if algo else params.get('newClientOrderId')) \
@@ -342,7 +382,48 @@ class FuturesRest:
         order.extra['venue'] = self.venue
         if algo:
             order.extra['algo'] = True
+        if trailing:
+            self._add_callback(order, params)
+        if price_match != 'NONE':
+            bid, ask = self.engine.best(symbol)
+            order.price = match_price(bid, ask, self.engine.markets[symbol].tick, side,
+                                      price_match)
+            order.extra['price_match'] = price_match
         return order
+
+    @staticmethod
+    def _check_price_match(params, otype, mode):
+        if mode not in PRICE_MATCH:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'priceMatch'; "
+                                       "legal range is '%s'." % ', '.join(['NONE'] + list(
+                                           PRICE_MATCH)))
+        if otype not in ('LIMIT', 'STOP', 'TAKE_PROFIT'):
+            raise ApiError(400, -1106, "Parameter 'priceMatch' sent when not required.")
+        if params.get('price'):  # one or the other, never both
+            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
+
+    def _add_callback(self, order, params):
+        """TRAILING_STOP_MARKET: callbackRate (percent, 0.1-10) from the best price
+        since activation; activatePrice (default: now) must lie on the side the
+        price has yet to reach (SELL above, BUY below), else it would trigger now."""
+        if not params.get('callbackRate'):
+            raise mandatory('callbackRate')
+        rate = dec(params['callbackRate'])
+        if not CALLBACK_RATE[0] <= rate <= CALLBACK_RATE[1]:
+            raise ApiError(400, -4071, 'Invalid callback rate.')
+        raw = params.get('activatePrice') or params.get('activationPrice')
+        activation = dec(raw) if raw else None
+        sell = order.side == 'SELL'
+        if activation is not None:
+            rules = self.engine.markets[order.symbol]
+            if activation <= 0 or (activation - rules.min_price) % rules.tick:
+                raise ApiError(400, -4070, 'Invalid activation price.')
+            price = dec(self.engine.price_of(order.symbol))
+            if (activation <= price) if sell else (activation >= price):
+                raise ApiError(400, -2021, 'Order would immediately trigger.')
+        order.extra.update(callback_rate=rate, activation=activation, trail={
+            'delta': rate / 100, 'activation': activation, 'activate_above': sell,
+            'extreme': None})
 
     async def _place(self, key, params, algo):
         order = self.parse_order(key, params, algo)

@@ -10,7 +10,8 @@ PERPETUAL_DELIVERY = 4133404800000  # Binance's deliveryDate of a perpetual
 ONBOARD = 1569398400000
 FUTURES_ORDER_TYPES = ['LIMIT', 'MARKET', 'STOP', 'STOP_MARKET', 'TAKE_PROFIT',
                        'TAKE_PROFIT_MARKET', 'TRAILING_STOP_MARKET']
-ALGO_TYPES = ('STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET')
+ALGO_TYPES = ('STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET',
+              'TRAILING_STOP_MARKET')
 # a conditional order triggers when the price rises to it (True) or falls to it
 TRIGGER_ABOVE = {('STOP', 'BUY'): True, ('STOP_MARKET', 'BUY'): True,
                  ('STOP', 'SELL'): False, ('STOP_MARKET', 'SELL'): False,
@@ -40,6 +41,21 @@ ENGINE_ERRORS = {
     'bad_param': (400, -1102, "Mandatory parameter '%s' was not sent, was empty/null, "
                               "or malformed."),
 }
+
+
+#: priceMatch -> (the side of the book it prices from, levels from the top):
+#: OPPONENT* the other side (a buy: asks), QUEUE* its own side (a buy: bids)
+PRICE_MATCH = {'OPPONENT': ('opponent', 1), 'OPPONENT_5': ('opponent', 5),
+               'OPPONENT_10': ('opponent', 10), 'OPPONENT_20': ('opponent', 20),
+               'QUEUE': ('queue', 1), 'QUEUE_5': ('queue', 5), 'QUEUE_10': ('queue', 10),
+               'QUEUE_20': ('queue', 20)}
+
+
+def match_price(bid, ask, tick, side, mode):
+    """The limit price ``priceMatch=mode`` gives a ``side`` order on this book."""
+    book, level = PRICE_MATCH[mode]
+    above = (side == 'BUY') == (book == 'opponent')  # the asks (priced upwards)
+    return ask + (level - 1) * tick if above else bid - (level - 1) * tick
 
 
 def decimals(step):
@@ -97,14 +113,24 @@ def order_info(o, rules):
         'timeInForce': o.tif, 'type': o.type, 'reduceOnly': o.reduce_only,
         'closePosition': o.close_position, 'side': o.side, 'positionSide': 'BOTH',
         'stopPrice': fmt(o.stop_price), 'workingType': 'CONTRACT_PRICE',
-        'priceProtect': False, 'origType': o.type, 'priceMatch': 'NONE',
+        'priceProtect': False, 'origType': o.type,
+        'priceMatch': o.extra.get('price_match', 'NONE'),
         'selfTradePreventionMode': 'EXPIRE_MAKER', 'goodTillDate': 0,
         'time': o.time, 'updateTime': o.update_time}
     if rules.inverse:
         out.update({'pair': o.symbol.split('_')[0], 'cumBase': fmt(o.cum_quote)})
     else:
         out['cumQuote'] = fmt(o.cum_quote)
+    if 'callback_rate' in o.extra:
+        out.update(trailing_fields(o, 'priceRate'))
     return out
+
+
+def trailing_fields(o, rate_key):
+    """A TRAILING_STOP_MARKET's activation price and callback rate."""
+    activation = o.extra.get('activation')
+    return {'activatePrice': fmt(activation) if activation is not None else '',
+            rate_key: fmt(o.extra['callback_rate'], 1)}
 
 
 def algo_status(o):
@@ -125,7 +151,8 @@ def algo_info(o, rules=None):
         'selfTradePreventionMode': 'EXPIRE_MAKER', 'workingType': 'CONTRACT_PRICE',
         'priceMatch': 'NONE', 'closePosition': o.close_position, 'priceProtect': False,
         'reduceOnly': o.reduce_only, 'createTime': o.time, 'updateTime': o.update_time,
-        'triggerTime': o.working_time if o.triggered else 0, 'goodTillDate': 0}
+        'triggerTime': o.working_time if o.triggered else 0, 'goodTillDate': 0,
+        **(trailing_fields(o, 'callbackRate') if 'callback_rate' in o.extra else {})}
 
 
 def position_info(engine, acct, pos, inverse):
@@ -215,7 +242,9 @@ def order_trade_update(o, exec_type, trade, now, rules):
         'm': bool(trade and trade.is_maker), 'R': o.reduce_only, 'wt': 'CONTRACT_PRICE',
         'ot': o.type, 'ps': 'BOTH', 'cp': o.close_position,
         'rp': fmt(trade.realized_pnl if trade else 0), 'pP': False, 'si': 0, 'ss': 0,
-        'V': 'EXPIRE_MAKER', 'pm': 'NONE', 'gtd': 0}}
+        'V': 'EXPIRE_MAKER', 'pm': o.extra.get('price_match', 'NONE'), 'gtd': 0,
+        **({'AP': trailing_fields(o, 'cr')['activatePrice'] or '0',
+            'cr': fmt(o.extra['callback_rate'], 1)} if 'callback_rate' in o.extra else {})}}
 
 
 def account_update(engine, acct, reason, assets, symbols, now, change=ZERO):

@@ -22,6 +22,23 @@ from .models import fmt
 log = logging.getLogger(__name__)
 
 
+class Combined:
+    """A combined-stream socket seen as a user-data socket: wraps each event."""
+
+    def __init__(self, ws, name):
+        self.ws, self.name = ws, name
+
+    @property
+    def closed(self):
+        return self.ws.closed
+
+    async def send_str(self, text):
+        await self.ws.send_str('{"stream":%s,"data":%s}' % (dumps(self.name), text))
+
+    async def close(self, **kwargs):
+        await self.ws.close(**kwargs)
+
+
 class FuturesStreams:
     """User-data sockets per listenKey, fed by the derivative engines' events."""
 
@@ -40,6 +57,18 @@ class FuturesStreams:
 
     def is_listen_key(self, venue, lk):
         return lk in self.sim.futures_rest[venue].listen_keys
+
+    def is_live_key(self, venue, lk):
+        return self.sim.futures_rest[venue].listen_key_owner(lk) is not None
+
+    def attach(self, venue, lk, ws, combined):
+        """A market-stream connection that SUBSCRIBEd a listenKey: it hears the
+        account's events too (wrapped ``{"stream": lk, "data"}`` when combined)."""
+        self.users.setdefault((venue, lk), []).append(Combined(ws, lk) if combined else ws)
+
+    def detach(self, venue, lk, ws):
+        socks = self.users.get((venue, lk), [])
+        socks[:] = [s for s in socks if s is not ws and getattr(s, 'ws', None) is not ws]
 
     # -- connections ----------------------------------------------------------------
     async def private_ws(self, request):
@@ -127,6 +156,10 @@ class FuturesStreams:
             key, reason, assets, symbols, change = payload
             self._send(venue, key, account_update(engine, engine.accounts[key], reason,
                                                   assets, symbols, now, change))
+        elif kind == 'leverage':
+            key, symbol, leverage = payload
+            self._send(venue, key, {'e': 'ACCOUNT_CONFIG_UPDATE', 'E': wall_ms(), 'T': now,
+                                    'ac': {'s': symbol, 'l': leverage}})
 
     def _order_events(self, order, exec_type, trade, now, rules):
         """An algo order speaks ALGO_UPDATE until it triggers, then also order events."""

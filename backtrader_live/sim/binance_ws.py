@@ -24,6 +24,13 @@ from .models import fmt
 
 log = logging.getLogger(__name__)
 PING_SECONDS = 20.0  # the spot stream server pings every 20 s
+USER = object()  # conn.streams value of a listenKey subscription (futures user data)
+#: stream kinds every venue serves (the part after ``<symbol>@``, speed suffix apart)
+STREAM_KINDS = ('trade', 'aggTrade', 'bookTicker', 'ticker', 'miniTicker', 'depth',
+                'depth5', 'depth10', 'depth20')
+FUTURES_KINDS = ('markPrice',)
+#: update-speed suffixes Binance accepts per kind (``btcusdt@depth@100ms``)
+SPEEDS = {'depth': ('100ms', '250ms', '500ms', '1000ms'), 'markPrice': ('1s',)}
 
 
 def dumps(data):
@@ -73,41 +80,72 @@ class BinanceStreams:
 
     # -- stream names -----------------------------------------------------------------
     def parse_stream(self, name, venue='spot'):
-        """(symbol id, kind, interval) of a stream name, or None if not served."""
+        """(symbol id, kind, interval) of a stream name, or None if not served.
+
+        ``kind`` is the name's part after the symbol (``kline``, ``depth5``,
+        ``depth@100ms``...); a futures ``<pair>_<contractType>@continuousKline_<i>``
+        maps to the perpetual of that pair."""
         sym, _, kind = name.partition('@')
-        symbol = sym.upper()
-        if symbol not in self.sim.venue_markets(venue):
+        symbol = self._stream_symbol(sym, kind, venue)
+        if symbol is None:
             return None
-        if kind.startswith('kline_'):
-            interval = kind[len('kline_'):]
-            try:
-                cd.check_interval(interval, self.feed_of(symbol, venue).tf)
-            except cd.IntervalError:
-                return None
-            return symbol, 'kline', interval
-        if kind in ('trade', 'aggTrade', 'bookTicker') or (venue != 'spot' and
-                                                          kind in ('markPrice', 'markPrice@1s')):
+        for prefix in ('kline_', 'continuousKline_'):
+            if kind.startswith(prefix):
+                interval = kind[len(prefix):]
+                if interval not in cd.INTERVALS:
+                    return None
+                return symbol, prefix[:-1], interval
+        base, _, speed = kind.partition('@')
+        if speed and speed not in SPEEDS.get(base.rstrip('0123456789'), ()):
+            return None
+        if base in STREAM_KINDS or (venue != 'spot' and base in FUTURES_KINDS):
             return symbol, kind, None
         return None
+
+    def _stream_symbol(self, sym, kind, venue):
+        markets = self.sim.venue_markets(venue)
+        if kind.startswith('continuousKline_'):
+            pair, _, contract = sym.upper().rpartition('_')
+            if venue == 'spot' or contract != 'PERPETUAL':
+                return None
+            sym = pair + ('_PERP' if venue == 'dapi' else '')
+        symbol = sym.upper()
+        return symbol if symbol in markets else None
 
     def feed_of(self, symbol, venue):
         rules = self.sim.venue_markets(venue)[symbol]
         return self.sim.clock.feeds[rules.feed or symbol]
 
     def subscribe(self, conn, names):
-        """Add streams; a kline stream remembers which closed bar it saw last."""
+        """Add streams; a kline stream remembers which closed bar it saw last.
+        On futures, a live listenKey is a stream too: the account's user data."""
         for name in names:
+            if self._user_stream(conn, name):
+                continue
             parsed = self.parse_stream(name, conn.venue)
             if parsed is None:
                 raise ValueError('Invalid request: unknown stream %r' % name)
             symbol, kind, interval = parsed
             last = None
-            if kind == 'kline':
+            if kind in ('kline', 'continuousKline'):
                 rows, closed = self.feed_of(symbol, conn.venue).bars(
                     interval, self.sim.clock.now, start=self.sim.clock.now - _span(interval))
                 done = rows if closed else rows[:-1]
                 last = done[-1][0] if done else -1
             conn.streams[name] = last
+
+    def _user_stream(self, conn, name):
+        users = self.sim.futures_streams
+        if conn.venue == 'spot' or not users.is_live_key(conn.venue, name):
+            return False
+        users.attach(conn.venue, name, conn.ws, conn.combined)
+        conn.streams[name] = USER
+        return True
+
+    def _unsubscribe(self, conn, names):
+        for name in names:
+            if conn.streams.pop(name, None) is USER:
+                self.sim.futures_streams.detach(conn.venue, name, conn.ws)
 
     def subscriber_count(self, name):
         return sum(1 for c in self.conns if name in c.streams)
@@ -149,7 +187,8 @@ class BinanceStreams:
         ws, pinger = await self._open(request)
         conn = StreamConn(ws, combined, venue)
         # ccxt.pro opens <base>/<number> and subscribes later: ignore unknown path names
-        self.subscribe(conn, [n for n in names if self.parse_stream(n, venue)])
+        self.subscribe(conn, [n for n in names if self.parse_stream(n, venue) or (
+            venue != 'spot' and self.sim.futures_streams.is_live_key(venue, n))])
         self.conns.append(conn)
         try:
             async for msg in ws:
@@ -157,6 +196,7 @@ class BinanceStreams:
                     await self._control(conn, msg.data)
         finally:
             pinger.cancel()
+            self._unsubscribe(conn, list(conn.streams))
             if conn in self.conns:
                 self.conns.remove(conn)
         return ws
@@ -174,8 +214,7 @@ class BinanceStreams:
                 self.subscribe(conn, params)
                 reply = {'result': None, 'id': rid}
             elif method == 'UNSUBSCRIBE':
-                for name in params:
-                    conn.streams.pop(name, None)
+                self._unsubscribe(conn, params)
                 reply = {'result': None, 'id': rid}
             elif method == 'LIST_SUBSCRIPTIONS':
                 reply = {'result': list(conn.streams), 'id': rid}
@@ -191,11 +230,18 @@ class BinanceStreams:
         cache = {}
         for conn in list(self.conns):
             for name, last in list(conn.streams.items()):
+                if last is USER:  # user data goes out as the engines emit it
+                    continue
                 symbol, kind, interval = self.parse_stream(name, conn.venue)
-                if kind == 'kline':
+                if kind in ('kline', 'continuousKline'):
                     msgs = self._kline_msgs(conn, name, symbol, interval, before, now, cache)
+                    if kind == 'continuousKline':
+                        msgs = [continuous(m, conn.venue) for m in msgs]
                 elif kind.startswith('markPrice'):
                     msgs = [self.sim.futures_streams.mark_price_event(conn.venue, symbol)]
+                elif kind.partition('@')[0] in BOOK_KINDS:
+                    msgs = self.sim.market_streams.messages(conn.venue, symbol, kind,
+                                                            before, now)
                 else:
                     msgs = self._tick_msgs(symbol, kind, segments, now, conn.venue)
                 for data in msgs:
@@ -224,12 +270,6 @@ class BinanceStreams:
         return out
 
     def _tick_msgs(self, symbol, kind, segments, now, venue='spot'):
-        if kind == 'bookTicker':
-            engine = self.sim.venue_engine(venue)
-            bid, ask = engine.best(symbol)
-            qty = fmt(engine.level_qty(symbol))
-            return [{'u': now, 's': symbol, 'b': fmt(bid), 'B': qty,
-                     'a': fmt(ask), 'A': qty}]
         out = []
         feed = self.feed_of(symbol, venue).symbol
         for seg in segments:
@@ -294,7 +334,9 @@ class BinanceStreams:
                 self.user_subs[key] = [s for s in subs if s[0] is not ws or
                                        (wanted is not None and s[1] != wanted)]
             return {}
-        raise ApiError(400, -1100, "Illegal characters found in parameter 'method'.")
+        # Binance's answer to a well-formed call of a method it does not serve
+        # (errors.md -1020 UNSUPPORTED_OPERATION), not a complaint about characters
+        raise ApiError(400, -1020, 'This operation is not supported.')
 
     def _verify(self, params):
         """WS-API signature: HMAC over the other params sorted by key, ``k=v&...``."""
@@ -363,6 +405,17 @@ class BinanceStreams:
                              return_exceptions=True)
 
 
+#: kinds built by .binance_market_ws (book and ticker streams)
+BOOK_KINDS = ('bookTicker', 'ticker', 'miniTicker', 'depth', 'depth5', 'depth10', 'depth20')
+
+
+def continuous(msg, venue):
+    """A kline event as ``continuous_kline``: pair and contract type, no symbol."""
+    k = dict(msg['k'])
+    pair = k.pop('s').split('_')[0]
+    return {'e': 'continuous_kline', 'E': msg['E'], 'ps': pair, 'ct': 'PERPETUAL', 'k': k}
+
+
 def _span(interval):
     return 2 * cd.INTERVAL_MS.get(interval, 31 * 86400000)
 
@@ -385,9 +438,10 @@ def kline_event(symbol, interval, row, feed, now, closed):
 
 
 def execution_report(o, exec_type, trade, now):
-    """Binance's executionReport for one order event."""
+    """Binance's executionReport for one order event (``d``: a trailing delta)."""
     canceled = exec_type == 'CANCELED'
-    return {
+    extra = {'d': o.extra['trailing_delta']} if 'trailing_delta' in o.extra else {}
+    return {**extra, 
         'e': 'executionReport', 'E': now, 's': o.symbol,
         'c': o.cancel_tag if canceled else o.client_id, 'S': o.side, 'o': o.type,
         'f': o.tif, 'q': fmt(o.qty), 'p': fmt(o.price), 'P': fmt(o.stop_price),

@@ -15,8 +15,10 @@ from aiohttp import web
 
 from . import candles as cd
 from .faults import server_ms
-from .bybit_shapes import (BYBIT_INTERVALS, ENGINE_ERRORS, execution_info, instrument,
-                           order_info, position_info, ticker, wallet)
+from .bybit_shapes import (BYBIT_INTERVALS, ENGINE_ERRORS, BybitError, execution_info,
+                           instrument, order_info, position_info, wallet)
+from .bybit_market import BybitMarketRest
+from .bybit_orders import BybitOrders
 from .derivatives import CROSS, ISOLATED
 from .models import EngineError, Order, dec
 
@@ -25,19 +27,13 @@ BYBIT_KEY = web.AppKey('bybit', object)
 CATEGORIES = ('spot', 'linear', 'inverse')
 
 
-class BybitError(Exception):
-    def __init__(self, code, msg):
-        super().__init__(msg)
-        self.code, self.msg = code, msg
-
-
 def wall_ms():
     """The server's wall clock (shifted by ``sim.faults.clock_offset``)."""
     return server_ms()
 
 
-def envelope(result, code=0, msg='OK'):
-    return {'retCode': code, 'retMsg': msg, 'result': result, 'retExtInfo': {},
+def envelope(result, code=0, msg='OK', ext=None):
+    return {'retCode': code, 'retMsg': msg, 'result': result, 'retExtInfo': ext or {},
             'time': wall_ms()}
 
 
@@ -46,21 +42,22 @@ class BybitRest:
 
     def __init__(self, sim):
         self.sim = sim
+        self.market_data = BybitMarketRest(self)
+        self.orders = BybitOrders(self)
 
     def add_routes(self, app):
+        self.market_data.add_routes(app)
+        self.orders.add_routes(app)
         r = app.router
         for path, handler in (
                 ('market/time', self.market_time), ('market/instruments-info', self.instruments),
-                ('market/kline', self.kline), ('market/tickers', self.tickers),
+                ('market/kline', self.kline),
                 ('account/wallet-balance', self.wallet_balance),
                 ('user/query-api', self.query_api), ('account/info', self.account_info),
                 ('asset/coin/query-info', self.coin_info), ('account/fee-rate', self.fee_rate),
-                ('order/realtime', self.order_realtime), ('order/history', self.order_history),
                 ('execution/list', self.executions), ('position/list', self.position_list)):
             r.add_get('/v5/' + path, handler)
         for path, handler in (
-                ('order/create', self.order_create), ('order/cancel', self.order_cancel),
-                ('order/cancel-all', self.cancel_all),
                 ('position/set-leverage', self.set_leverage),
                 ('position/switch-isolated', self.switch_isolated),
                 ('account/set-margin-mode', self.set_margin_mode)):
@@ -68,8 +65,9 @@ class BybitRest:
 
     # -- plumbing ---------------------------------------------------------------------
     @staticmethod
-    def reply(result, code=0, msg='OK'):
-        return web.Response(text=json.dumps(envelope(result, code, msg), separators=(',', ':')),
+    def reply(result, code=0, msg='OK', ext=None):
+        return web.Response(text=json.dumps(envelope(result, code, msg, ext),
+                                            separators=(',', ':')),
                             content_type='application/json',
                             headers={'X-Bapi-Limit': '20', 'X-Bapi-Limit-Status': '19',
                                      'X-Bapi-Limit-Reset-Timestamp': str(wall_ms() + 1000)})
@@ -141,8 +139,10 @@ class BybitRest:
     async def instruments(self, request):
         """Cursor paging: ``cursor`` is an offset; ``nextPageCursor`` "" on the last page."""
         params = dict(request.query)
-        cat = self.category(params, CATEGORIES)
-        if params.get('status') not in (None, '', 'Trading'):
+        cat = self.category(params, CATEGORIES + ('option',))
+        if cat == 'option' or params.get('status') not in (None, '', 'Trading'):
+            # no option (or pre-listing) markets here: an empty page, as Bybit
+            # answers a coin without options
             return self.reply({'category': cat, 'list': [], 'nextPageCursor': ''})
         markets = self.sim.category_markets(cat)
         names = [s for s in markets if not params.get('symbol') or s == params['symbol']]
@@ -157,9 +157,14 @@ class BybitRest:
         params = dict(request.query)
         cat = self.category(params)
         symbol = self.market(params, cat)
-        interval = BYBIT_INTERVALS.get(params.get('interval'))
-        if interval is None:
+        if params.get('interval') not in BYBIT_INTERVALS:
             raise BybitError(10001, 'params error: Invalid interval')
+        return self.reply({'category': cat, 'symbol': symbol,
+                           'list': self.kline_rows(params, cat, symbol)})
+
+    def kline_rows(self, params, cat, symbol):
+        """[start, open, high, low, close, volume, turnover] strings, newest first."""
+        interval = BYBIT_INTERVALS[params['interval']]
         limit = min(int(params.get('limit') or 200), 1000)
         start, end = params.get('start'), params.get('end')
         feed = self.sim.feed_of(cat, symbol)
@@ -171,17 +176,8 @@ class BybitRest:
         if end:
             rows = [r for r in rows if r[0] <= int(end)]
         rows = rows[:limit] if start and not end else rows[-limit:]
-        out = [[str(r[0]), '%.8f' % r[1], '%.8f' % r[2], '%.8f' % r[3], '%.8f' % r[4],
-                '%.8f' % r[5], '%.8f' % (r[5] * (r[1] + r[4]) / 2)] for r in reversed(rows)]
-        return self.reply({'category': cat, 'symbol': symbol, 'list': out})
-
-    async def tickers(self, request):
-        params = dict(request.query)
-        cat = self.category(params, ('spot', 'linear', 'inverse', 'option'))
-        symbol = self.market(params, cat, required=False) if cat != 'option' else None
-        engine = self.sim.category_engine(cat) if cat != 'option' else None
-        names = [symbol] if symbol else list(self.sim.category_markets(cat)) if engine else []
-        return self.reply({'category': cat, 'list': [ticker(self.sim, cat, s) for s in names]})
+        return [[str(r[0]), '%.8f' % r[1], '%.8f' % r[2], '%.8f' % r[3], '%.8f' % r[4],
+                 '%.8f' % r[5], '%.8f' % (r[5] * (r[1] + r[4]) / 2)] for r in reversed(rows)]
 
     # -- account ---------------------------------------------------------------------------
     async def wallet_balance(self, request):
@@ -229,112 +225,7 @@ class BybitRest:
              'makerFeeRate': str(engine.maker_fee), 'baseCoin': r.base}
             for s, r in self.sim.category_markets(cat).items()]})
 
-    # -- orders -------------------------------------------------------------------------
-    def parse_order(self, key, params):
-        cat = self.category(params)
-        symbol = self.market(params, cat)
-        side, otype = params.get('side'), params.get('orderType')
-        if side not in ('Buy', 'Sell') or otype not in ('Market', 'Limit'):
-            raise BybitError(10001, 'params error: side or orderType invalid')
-        if not params.get('qty'):
-            raise BybitError(10001, 'params error: qty is empty')
-        tif = params.get('timeInForce') or ('IOC' if otype == 'Market' else 'GTC')
-        trigger = dec(params.get('triggerPrice') or 0)
-        direction = str(params.get('triggerDirection') or '')
-        rising = direction == '1' if direction else trigger > dec(self.sim.market_price(cat, symbol))
-        qty, quote_qty = dec(params['qty']), dec(0)
-        if cat == 'spot' and otype == 'Market' and side == 'Buy' and \
-                params.get('marketUnit', 'quoteCoin') == 'quoteCoin':
-            qty, quote_qty = dec(0), dec(params['qty'])  # Bybit's default: a quote amount
-        order = Order(
-            id=0, client_id=params.get('orderLinkId') or self.sim.new_client_id(), account=key,
-            symbol=symbol, side=side.upper(), type=otype, qty=qty, quote_qty=quote_qty,
-            price=dec(params.get('price') or 0) if otype == 'Limit' else dec(0),
-            stop_price=trigger, trigger_above=rising, is_limit=otype == 'Limit',
-            post_only=tif == 'PostOnly', tif={'PostOnly': 'GTC'}.get(tif, tif),
-            triggered=not trigger, reduce_only=bool(params.get('reduceOnly')) and cat != 'spot')
-        order.extra.update({'category': cat, 'tif': tif,
-                            'direction': 1 if rising else 2 if trigger else 0})
-        return cat, order
-
-    async def order_create(self, request):
-        key, params = await self.signed(request)
-        cat, order = self.parse_order(key, params)
-        order = await self.engine_call(cat, self.sim.category_engine(cat).place, order)
-        return self.reply({'orderId': str(order.id), 'orderLinkId': order.client_id})
-
-    def find(self, key, cat, params, symbol_required=True):
-        symbol = self.market(params, cat, required=symbol_required)
-        oid, link = params.get('orderId'), params.get('orderLinkId')
-        engine = self.sim.category_engine(cat)
-        for o in reversed(list(engine.orders.values())):
-            if o.account != key or o.extra.get('category') != cat or \
-                    (symbol and o.symbol != symbol):
-                continue
-            if (oid and str(o.id) == str(oid)) or (not oid and link and o.client_id == link):
-                return o
-        return None
-
-    async def order_cancel(self, request):
-        key, params = await self.signed(request)
-        cat = self.category(params)
-        order = self.find(key, cat, params)
-        if order is None or not order.is_open:
-            raise BybitError(170213 if cat == 'spot' else 110001,
-                             'Order does not exist.' if cat == 'spot' else
-                             'order not exists or too late to cancel')
-        engine = self.sim.category_engine(cat)
-        await self.engine_call(cat, engine.cancel, key, order.symbol, order.id)
-        return self.reply({'orderId': str(order.id), 'orderLinkId': order.client_id})
-
-    async def cancel_all(self, request):
-        key, params = await self.signed(request)
-        cat = self.category(params)
-        symbol = self.market(params, cat, required=False)
-        engine = self.sim.category_engine(cat)
-        done = [engine.cancel(key, o.symbol, o.id) for o in engine.open_orders(key, symbol)
-                if o.extra.get('category') == cat]
-        await self.sim.flush_events()
-        return self.reply({'list': [{'orderId': str(o.id), 'orderLinkId': o.client_id}
-                                    for o in done], 'success': '1'})
-
-    def _orders(self, key, cat, params, open_only):
-        symbol = self.market(params, cat, required=False)
-        engine = self.sim.category_engine(cat)
-        out = [o for o in engine.orders.values() if o.account == key and
-               o.extra.get('category') == cat and (symbol is None or o.symbol == symbol)]
-        if params.get('orderId') or params.get('orderLinkId'):
-            found = self.find(key, cat, params, symbol_required=False)
-            out = [found] if found else []
-        if params.get('orderFilter') == 'StopOrder':
-            out = [o for o in out if o.stop_price]
-        by_id = params.get('orderId') or params.get('orderLinkId')
-        if open_only and not by_id:
-            # openOnly 0 (default): open orders; 1/2: also the recently closed ones
-            recent = self.sim.clock.now - 600000 if str(params.get('openOnly', '0')) != '0' \
-                else None
-            out = [o for o in out if o.is_open or (recent and o.update_time >= recent)]
-        elif not open_only:
-            out = [o for o in out if not o.is_open]
-        limit = min(int(params.get('limit') or 20), 50)
-        return sorted(out, key=lambda o: -o.id)[:limit]
-
-    async def order_realtime(self, request):
-        key, params = await self.signed(request)
-        cat = self.category(params)
-        rules = self.sim.category_markets(cat)
-        orders = self._orders(key, cat, params, open_only=True)
-        return self.reply({'category': cat, 'nextPageCursor': '',
-                           'list': [order_info(o, rules[o.symbol]) for o in orders]})
-
-    async def order_history(self, request):
-        key, params = await self.signed(request)
-        cat = self.category(params)
-        rules = self.sim.category_markets(cat)
-        orders = self._orders(key, cat, params, open_only=False)
-        return self.reply({'category': cat, 'nextPageCursor': '',
-                           'list': [order_info(o, rules[o.symbol]) for o in orders]})
-
+    # -- executions ---------------------------------------------------------------------
     async def executions(self, request):
         key, params = await self.signed(request)
         cat = self.category(params)
@@ -364,7 +255,9 @@ class BybitRest:
         key, params = await self.signed(request)
         cat = self.category(params, ('linear', 'inverse'))
         symbol = self.market(params, cat, required=False)
-        if not symbol and not params.get('settleCoin') and not params.get('baseCoin'):
+        # Bybit: linear needs a symbol or settleCoin; inverse lists every position
+        if cat == 'linear' and not symbol and not params.get('settleCoin') and \
+                not params.get('baseCoin'):
             raise BybitError(10001, 'Missing some parameters that must be filled in, '
                              'symbol or settleCoin')
         engine = self.sim.category_engine(cat)
@@ -374,7 +267,8 @@ class BybitRest:
                                          r.settle == params.get('settleCoin', r.settle)]
         names = [s for s in names if symbol or acct.position(s).size]
         return self.reply({'category': cat, 'nextPageCursor': '', 'list': [
-            position_info(engine, acct, acct.position(s)) for s in names]})
+            position_info(engine, acct, acct.position(s), self.sim.tpsl.levels(key, s))
+            for s in names]})
 
     async def set_leverage(self, request):
         key, params = await self.signed(request)
@@ -443,8 +337,10 @@ async def bybit_errors(request, handler):
 
 # -- fault injection (sim/faults.py): Bybit's routes and error shapes ---------------------
 FAULT_ROUTES = {
-    'create_order': (('POST', '/v5/order/create'),),
-    'cancel_order': (('POST', '/v5/order/cancel'),),
+    'create_order': (('POST', '/v5/order/create'), ('POST', '/v5/order/create-batch')),
+    'cancel_order': (('POST', '/v5/order/cancel'), ('POST', '/v5/order/cancel-batch')),
+    'amend_order': (('POST', '/v5/order/amend'), ('POST', '/v5/order/amend-batch')),
+    'trading_stop': (('POST', '/v5/position/trading-stop'),),
     'fetch_order': (('GET', '/v5/order/realtime'), ('GET', '/v5/order/history')),
     'open_orders': (('GET', '/v5/order/realtime'),),
     'trades': (('GET', '/v5/execution/list'),),

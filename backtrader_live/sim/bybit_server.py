@@ -12,6 +12,7 @@ import time
 from aiohttp import web
 
 from .bybit import FAULT_ROUTES, BybitRest, bybit_errors, fault_reply as bybit_fault_reply
+from .bybit_tpsl import PositionStops
 from .bybit_ws import BybitStreams
 from .clock import MarketClock
 from .contracts import build_contracts
@@ -22,6 +23,17 @@ from .server import DEFAULT_API_KEY, DEFAULT_API_SECRET, SimulatorBase, load_fee
 BYBIT_INVERSE = {'contractSize': '1', 'stepSize': '1', 'minQty': '1', 'minNotional': '0'}
 VENUES = {'spot': 'spot', 'linear': 'contract', 'inverse': 'contract',
           'contract': 'contract', 'futures': 'contract'}
+
+
+def _count_fees(kind, payload):
+    """Engine listener: an order's ``cumExecFee`` is the sum of its fills' fees.
+
+    The event carries a copy of the order whose ``extra`` dict is the order's
+    own (a shallow copy), so the sum lands on the engine's order too."""
+    if kind == 'order' and payload[2] is not None:
+        order, _, trade = payload
+        order.extra['cum_fee'] = order.extra.get('cum_fee', 0) + trade.commission
+        order.extra['fee_asset'] = trade.commission_asset
 
 
 class BybitSimulator(SimulatorBase):
@@ -37,8 +49,11 @@ class BybitSimulator(SimulatorBase):
                  api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET, balances=None,
                  contract_balances=None, fees=(0.001, 0.001), contract_fees=(0.0002, 0.00055),
                  depth_qty=1.0, liquidity=0.5, seed=0, markets=None, linear_markets=None,
-                 inverse_markets=None, funding_rate=0.0001, contract_depth_qty=None):
+                 inverse_markets=None, funding_rate=0.0001, contract_depth_qty=None,
+                 ws_reply_delay=0.02):
         self.host, self._port, self.speed = host, port, speed
+        #: seconds before a WebSocket control reply (subscribe, auth, ping) is sent
+        self.ws_reply_delay = ws_reply_delay
         self._rng = random.Random(seed)
         now = int(time.time() * 1000)
         feeds, self.markets, self.symbols = load_feeds(data, start_index, markets, now)
@@ -68,6 +83,10 @@ class BybitSimulator(SimulatorBase):
                           if contract_balances is None else contract_balances)
         self.rest = BybitRest(self)
         self.streams = BybitStreams(self)
+        for engine in (self.engine, self.contracts):
+            engine.listeners.append(_count_fees)   # first: every reply shows the fee
+        # TP/SL before the streams: the position update a fill sends shows its stops
+        self.tpsl = PositionStops(self)
         self.engine.listeners.append(lambda k, p: self.streams.on_engine_event('spot', k, p))
         self.contracts.listeners.append(
             lambda k, p: self.streams.on_engine_event('contract', k, p))
@@ -123,6 +142,7 @@ class BybitSimulator(SimulatorBase):
 
     def _add_routes(self, app):
         self.rest.add_routes(app)
+        app.router.add_post('/v5/position/trading-stop', self.tpsl.trading_stop)
         self.streams.add_routes(app)
 
     def _publish(self, before, now, segments):

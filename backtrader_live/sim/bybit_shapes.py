@@ -1,11 +1,21 @@
 """Bybit v5 payload shapes and error table (REST and the private WebSocket)."""
 from .binance_futures_shapes import avg_price
-from .models import ZERO, fmt
+from .models import ZERO, dec, fmt
 
 #: Bybit interval code -> the simulator's interval name
 BYBIT_INTERVALS = {'1': '1m', '3': '3m', '5': '5m', '15': '15m', '30': '30m', '60': '1h',
                    '120': '2h', '240': '4h', '360': '6h', '720': '12h', 'D': '1d',
                    'W': '1w', 'M': '1M'}
+
+
+class BybitError(Exception):
+    """A request Bybit refuses: HTTP 200 with ``retCode`` ``code`` and ``retMsg`` ``msg``."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
 INTERVAL_CODES = {v: k for k, v in BYBIT_INTERVALS.items()}
 CONTRACT_TYPES = {'linear': 'LinearPerpetual', 'inverse': 'InversePerpetual'}
 STATUS = {'NEW': 'New', 'PARTIALLY_FILLED': 'PartiallyFilled', 'FILLED': 'Filled',
@@ -67,50 +77,72 @@ def instrument(r, cat):
             'isPreListing': False, 'preListingInfo': None}
 
 
-def ticker(sim, cat, symbol):
-    engine = sim.category_engine(cat)
-    price = sim.price(cat, symbol)
-    bid, ask = engine.best(symbol)
-    qty = fmt(engine.level_qty(symbol))
-    out = {'symbol': symbol, 'lastPrice': fmt(price), 'bid1Price': fmt(bid), 'bid1Size': qty,
-           'ask1Price': fmt(ask), 'ask1Size': qty, 'prevPrice24h': fmt(price),
-           'price24hPcnt': '0', 'highPrice24h': fmt(price), 'lowPrice24h': fmt(price),
-           'turnover24h': '0', 'volume24h': '0'}
-    if cat != 'spot':
-        nxt = (sim.clock.now // engine.funding_ms + 1) * engine.funding_ms
-        out.update({'markPrice': fmt(price), 'indexPrice': fmt(price),
-                    'fundingRate': fmt(engine.funding_rate_of(symbol)),
-                    'nextFundingTime': str(nxt), 'openInterest': '0'})
-    return out
+#: coins worth one US dollar in the wallet's USD totals
+USD_COINS = ('USDT', 'USDC', 'USD')
+
+
+def usd_price(sim, coin):
+    """A coin's dollar price: 1 for stable coins, else a spot or linear market's price."""
+    if coin in USD_COINS:
+        return dec(1)
+    for cat in ('spot', 'linear'):
+        for symbol, r in sim.category_markets(cat).items():
+            if r.base == coin and r.quote in USD_COINS:
+                return dec(sim.market_price(cat, symbol))
+    return ZERO   # no dollar market: Bybit leaves such a coin out of the totals too
+
+
+def _coin_item(sim, spot, contract, c):
+    """One wallet ``coin[]`` item and its dollar figures."""
+    free, locked = spot.balances.get(c, (ZERO, ZERO))
+    view = sim.contracts.balance_view(contract, c)
+    total = free + locked + view['wallet']
+    equity = total + view['unrealized']
+    order_im = view['order_margin'] + locked
+    usd = usd_price(sim, c)
+    item = {
+        'coin': c, 'equity': fmt(equity), 'usdValue': fmt(equity * usd),
+        'walletBalance': fmt(total), 'free': '', 'locked': fmt(locked),
+        'spotHedgingQty': '0', 'borrowAmount': '0', 'accruedInterest': '0',
+        'availableToWithdraw': fmt(free + max(view['available'], ZERO)),
+        'availableToBorrow': '', 'totalOrderIM': fmt(order_im),
+        'totalPositionIM': fmt(view['position_margin']),
+        'totalPositionMM': fmt(view['maint']), 'unrealisedPnl': fmt(view['unrealized']),
+        'cumRealisedPnl': fmt(sum((p.realized for p in contract.positions.values()
+                                   if sim.contracts.markets[p.symbol].settle == c), ZERO)),
+        'bonus': '0', 'marginCollateral': True, 'collateralSwitch': True,
+        'spotBorrow': '0'}
+    dollars = {'wallet': total * usd, 'equity': equity * usd,
+               'upl': view['unrealized'] * usd,
+               'im': (order_im + view['position_margin']) * usd, 'mm': view['maint'] * usd}
+    return item, dollars
 
 
 def wallet(sim, key, coin_filter=None):
-    """The UNIFIED wallet: spot holdings plus the contract wallet, per coin."""
+    """The UNIFIED wallet: spot holdings plus the contract wallet, per coin; the
+    account totals are in US dollars over every coin (not only the filtered ones).
+    totalMarginBalance = wallet + perpetual unrealised PnL; available = margin
+    balance - initial margin (open orders and positions)."""
     spot = sim.engine.accounts[key]
     contract = sim.contracts.accounts[key]
     coins = sorted(set(spot.balances) | set(contract.wallet))
-    if coin_filter:
-        coins = [c for c in coins if c in coin_filter.split(',')]
-    items = []
+    wanted = coin_filter.split(',') if coin_filter else coins
+    items, sums = [], dict.fromkeys(('wallet', 'equity', 'upl', 'im', 'mm'), ZERO)
     for c in coins:
-        free, locked = spot.balances.get(c, (ZERO, ZERO))
-        view = sim.contracts.balance_view(contract, c)
-        total = free + locked + view['wallet']
-        items.append({
-            'coin': c, 'equity': fmt(total + view['unrealized']), 'usdValue': '0',
-            'walletBalance': fmt(total), 'free': '', 'locked': fmt(locked),
-            'spotHedgingQty': '0', 'borrowAmount': '0', 'accruedInterest': '0',
-            'availableToWithdraw': fmt(free + max(view['available'], ZERO)),
-            'availableToBorrow': '', 'totalOrderIM': fmt(view['order_margin']),
-            'totalPositionIM': fmt(view['position_margin']),
-            'totalPositionMM': fmt(view['maint']), 'unrealisedPnl': fmt(view['unrealized']),
-            'cumRealisedPnl': fmt(sum((p.realized for p in contract.positions.values()
-                                       if sim.contracts.markets[p.symbol].settle == c), ZERO)),
-            'bonus': '0', 'marginCollateral': True, 'collateralSwitch': True})
-    return {'accountType': 'UNIFIED', 'accountIMRate': '0', 'accountMMRate': '0',
-            'totalEquity': '0', 'totalWalletBalance': '0', 'totalMarginBalance': '0',
-            'totalAvailableBalance': '0', 'totalPerpUPL': '0', 'totalInitialMargin': '0',
-            'totalMaintenanceMargin': '0', 'accountLTV': '0', 'coin': items}
+        item, dollars = _coin_item(sim, spot, contract, c)
+        for k, v in dollars.items():
+            sums[k] += v
+        if c in wanted:
+            items.append(item)
+    margin = sums['wallet'] + sums['upl']
+    return {'accountType': 'UNIFIED',
+            'accountIMRate': fmt(sums['im'] / margin if margin > 0 else ZERO, 4),
+            'accountMMRate': fmt(sums['mm'] / margin if margin > 0 else ZERO, 4),
+            'totalEquity': fmt(sums['equity']), 'totalWalletBalance': fmt(sums['wallet']),
+            'totalMarginBalance': fmt(margin),
+            'totalAvailableBalance': fmt(max(margin - sums['im'], ZERO)),
+            'totalPerpUPL': fmt(sums['upl']), 'totalInitialMargin': fmt(sums['im']),
+            'totalMaintenanceMargin': fmt(sums['mm']), 'accountLTV': '0', 'coin': items}
 
 
 def order_status(o):
@@ -128,26 +160,47 @@ def reject_reason(o):
 
 
 def order_info(o, rules):
-    """order/realtime and order/history item; also the private ``order`` topic's data."""
-    return {
+    """order/realtime and order/history item; also the private ``order`` topic's data.
+
+    Spot orders carry no derivative-only field (``tpslMode``, ``createType``:
+    clients such as ccxt tell a contract order or trade by their presence); ``cumExecFee`` is the sum of
+    the order's fills' fees (``extra['cum_fee']``, kept by the simulator).
+    """
+    spot = o.extra.get('category') == 'spot'
+    tp, sl = o.extra.get('tp'), o.extra.get('sl')
+    item = {
         'orderId': str(o.id), 'orderLinkId': o.client_id, 'blockTradeId': '',
         'symbol': o.symbol, 'price': fmt(o.price) if o.is_limit else '0',
         'qty': fmt(o.qty if o.qty else o.quote_qty), 'side': o.side.capitalize(),
-        'isLeverage': '', 'positionIdx': 0, 'orderStatus': order_status(o),
-        'cancelType': 'CancelByUser' if o.status == 'CANCELED' else 'UNKNOWN',
+        'isLeverage': '0' if spot else '', 'positionIdx': 0, 'orderStatus': order_status(o),
+        'cancelType': o.extra.get('cancel_type', 'CancelByUser') if o.status == 'CANCELED'
+        else 'UNKNOWN',
         'rejectReason': reject_reason(o), 'avgPrice': fmt(avg_price(o, rules)) if o.executed else '',
         'leavesQty': fmt(o.remaining if o.is_open else 0),
-        'leavesValue': '0', 'cumExecQty': fmt(o.executed), 'cumExecValue': fmt(o.cum_quote),
-        'cumExecFee': '0', 'timeInForce': o.extra.get('tif', o.tif),
-        'orderType': o.type, 'stopOrderType': 'Stop' if o.stop_price else '',
+        'leavesValue': fmt(o.remaining * o.price if o.is_open and o.is_limit else 0),
+        'cumExecQty': fmt(o.executed), 'cumExecValue': fmt(o.cum_quote),
+        'cumExecFee': fmt(o.extra.get('cum_fee', ZERO)),
+        'cumFeeDetail': {o.extra['fee_asset']: fmt(o.extra['cum_fee'])}
+        if 'fee_asset' in o.extra else {},
+        'timeInForce': o.extra.get('tif', o.tif),
+        'orderType': o.type, 'stopOrderType': o.extra.get('stop_type') or
+        ('Stop' if o.stop_price else ''),
         'orderIv': '', 'marketUnit': 'quoteCoin' if o.quote_qty else 'baseCoin',
         'triggerPrice': fmt(o.stop_price) if o.stop_price else '',
-        'takeProfit': '', 'stopLoss': '', 'tpTriggerBy': '', 'slTriggerBy': '',
+        'takeProfit': fmt(tp) if tp else '', 'stopLoss': fmt(sl) if sl else '',
+        'tpTriggerBy': 'LastPrice' if tp else '', 'slTriggerBy': 'LastPrice' if sl else '',
+        'tpLimitPrice': '0', 'slLimitPrice': '0',
         'triggerDirection': o.extra.get('direction', 0), 'triggerBy': 'LastPrice' if
         o.stop_price else '', 'lastPriceOnCreated': '', 'reduceOnly': o.reduce_only,
-        'closeOnTrigger': False, 'smpType': 'None', 'smpGroup': 0, 'smpOrderId': '',
-        'tpslMode': '', 'category': o.extra.get('category', ''),
+        'closeOnTrigger': o.close_position, 'smpType': 'None', 'smpGroup': 0,
+        'smpOrderId': '', 'placeType': '', 'createType': o.extra.get(
+            'create_type', 'CreateByUser'),
+        'tpslMode': 'Full' if tp or sl or o.extra.get('stop_type') else '',
+        'category': o.extra.get('category', ''),
         'createdTime': str(o.time), 'updatedTime': str(o.update_time)}
+    if spot:   # Bybit: linear/inverse only
+        del item['tpslMode'], item['createType']
+    return item
 
 
 def execution_info(t, o, rules, funding=None):
@@ -176,7 +229,8 @@ def execution_info(t, o, rules, funding=None):
             'category': o.extra.get('category', ''), 'seq': t.id}
 
 
-def position_info(engine, acct, pos):
+def position_info(engine, acct, pos, stops=(None, None)):
+    """position/list item; ``stops``: the position's (take profit, stop loss) prices."""
     rules = engine.markets[pos.symbol]
     mark = engine.price_of(pos.symbol)
     margin = engine.position_margin(acct, pos) if pos.size else ZERO
@@ -191,7 +245,8 @@ def position_info(engine, acct, pos):
         'liqPrice': fmt(engine.liquidation_price(acct, pos)) if pos.size else '',
         'bustPrice': '', 'positionIM': fmt(margin),
         'positionMM': fmt(rules.mmr * engine.notional(rules, abs(pos.size), mark)),
-        'positionBalance': fmt(margin), 'takeProfit': '0', 'stopLoss': '0',
+        'positionBalance': fmt(margin), 'takeProfit': fmt(stops[0] or 0),
+        'stopLoss': fmt(stops[1] or 0),
         'trailingStop': '0', 'sessionAvgPrice': '', 'delta': '', 'gamma': '', 'vega': '',
         'theta': '', 'unrealisedPnl': fmt(engine.unrealized(pos)),
         'curRealisedPnl': fmt(pos.realized), 'cumRealisedPnl': fmt(pos.realized),

@@ -3,10 +3,16 @@
 Public ``/v5/public/spot|linear|inverse``: ``{"op":"subscribe","args":["kline.60.BTCUSDT"]}``;
 each clock move sends, per closed bar, a ``confirm:false`` update then the
 ``confirm:true`` one (once per bar per connection), then the forming bar.
+``tickers.<symbol>`` (a snapshot on subscribe; then spot: snapshots, contracts:
+deltas of the changed fields), ``orderbook.<1|50|200|1000>.<symbol>`` (a snapshot
+on subscribe, then deltas of the changed levels, a size of "0" deleting one; depth
+1: snapshots only) and ``publicTrade.<symbol>`` (the prints of :mod:`.bybit_market`
+the clock move crossed) follow the same clock.
 Private ``/v5/private``: ``{"op":"auth","args":[key, expires, hex HMAC(secret,
 "GET/realtime"+expires)]}`` then topics ``order``, ``execution``, ``position``,
 ``wallet`` (also ``order.linear`` etc.).  ``{"op":"ping"}`` gets a pong.
 """
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -15,6 +21,7 @@ import uuid
 
 from aiohttp import WSMsgType
 
+from . import bybit_market as mkt
 from .bybit import wall_ms
 from .bybit_shapes import (BYBIT_INTERVALS, execution_info, order_info, position_info,
                            wallet)
@@ -32,6 +39,8 @@ class Conn:
         self.category = category      # spot / linear / inverse, or 'private'
         self.topics = {}              # topic -> last confirmed bar start (klines)
         self.key = None               # api key once authenticated
+        self.pending = []             # snapshots owed after a subscribe reply
+        self.seq = itertools.count(1)  # orderbook update ids ("u") of this connection
         self.id = str(uuid.UUID(int=next(Conn._ids)))
 
     _ids = itertools.count(1)
@@ -61,7 +70,13 @@ class BybitStreams:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await ws.send_str(dumps(self.control(conn, msg.data)))
+                    reply = self.control(conn, msg.data)
+                    # a network's round trip: clients that file a request only after
+                    # sending it (pybit) lose replies that come back at once
+                    await asyncio.sleep(self.sim.ws_reply_delay)
+                    await ws.send_str(dumps(reply))
+                    while conn.pending:  # the snapshots follow the subscribe reply
+                        await ws.send_str(dumps(conn.pending.pop(0)))
         finally:
             pinger.cancel()
             if conn in self.conns:
@@ -89,7 +104,7 @@ class BybitStreams:
                 return dict(base, success=False, ret_msg='Invalid topic: %s' % bad[0])
             for topic in args:
                 if op == 'subscribe':
-                    conn.topics[topic] = self._last_closed(conn, topic)
+                    conn.topics[topic] = self._initial_state(conn, topic)
                 else:
                     conn.topics.pop(topic, None)
             return dict(base, success=True, ret_msg='')
@@ -115,12 +130,31 @@ class BybitStreams:
         if conn.category == 'private':
             return conn.key is not None and topic.split('.')[0] in PRIVATE_TOPICS
         parts = topic.split('.')
-        return (len(parts) == 3 and parts[0] == 'kline' and parts[1] in BYBIT_INTERVALS
-                and parts[2] in self.sim.category_markets(conn.category))
+        if parts[-1] not in self.sim.category_markets(conn.category):
+            return False
+        if len(parts) == 2:
+            return parts[0] in ('tickers', 'publicTrade')
+        return len(parts) == 3 and (parts[0] == 'kline' and parts[1] in BYBIT_INTERVALS or
+                                    parts[0] == 'orderbook' and parts[1] in mkt.WS_DEPTHS)
 
-    def _last_closed(self, conn, topic):
+    def _initial_state(self, conn, topic):
+        """The topic's per-connection state; queues the snapshot it starts with."""
         if conn.category == 'private':
             return None
+        kind, symbol = topic.split('.')[0], topic.split('.')[-1]
+        if kind == 'kline':
+            return self._last_closed(conn, topic)
+        if kind == 'tickers':
+            data = mkt.ticker(self.sim, conn.category, symbol)
+            conn.pending.append(self._ticker_msg(topic, 'snapshot', data))
+            return data
+        if kind == 'orderbook':
+            state = self._book(conn, topic)
+            conn.pending.append(self._book_msg(conn, topic, 'snapshot', state))
+            return state
+        return None  # publicTrade: prints from now on
+
+    def _last_closed(self, conn, topic):
         _, code, symbol = topic.split('.')
         feed, now = self.sim.feed_of(conn.category, symbol), self.sim.clock.now
         interval = BYBIT_INTERVALS[code]
@@ -140,9 +174,62 @@ class BybitStreams:
             if conn.category == 'private':
                 continue
             for topic in list(conn.topics):
-                for data in self._kline_updates(conn, topic, before, now):
-                    self._outbox.append((conn.ws, dumps({
-                        'topic': topic, 'data': [data], 'ts': now, 'type': 'snapshot'})))
+                kind = topic.split('.')[0]
+                if kind == 'kline':
+                    msgs = [{'topic': topic, 'data': [data], 'ts': now, 'type': 'snapshot'}
+                            for data in self._kline_updates(conn, topic, before, now)]
+                else:
+                    msgs = getattr(self, '_%s_updates' % kind)(conn, topic, before, now)
+                self._outbox.extend((conn.ws, dumps(m)) for m in msgs)
+
+    def _ticker_msg(self, topic, kind, data):
+        now = self.sim.clock.now
+        return {'topic': topic, 'type': kind, 'data': data, 'cs': now, 'ts': now}
+
+    def _tickers_updates(self, conn, topic, before, now):
+        """Spot: a snapshot per move; contracts: a delta of the changed fields."""
+        data = mkt.ticker(self.sim, conn.category, topic.split('.')[1])
+        if conn.category == 'spot':
+            return [self._ticker_msg(topic, 'snapshot', data)]
+        last, conn.topics[topic] = conn.topics[topic], data
+        delta = {k: v for k, v in data.items() if last.get(k) != v}
+        if not delta:
+            return []
+        return [self._ticker_msg(topic, 'delta', dict(delta, symbol=data['symbol']))]
+
+    def _book(self, conn, topic):
+        _, depth, symbol = topic.split('.')
+        levels = mkt.book(self.sim, conn.category, symbol, int(depth))
+        return {side: dict(rows) for side, rows in levels.items()}
+
+    def _book_msg(self, conn, topic, kind, levels):
+        now = self.sim.clock.now
+        data = {'s': topic.split('.')[2], 'u': next(conn.seq), 'seq': now}
+        data.update({side: [[p, q] for p, q in rows.items()] for side, rows in levels.items()})
+        return {'topic': topic, 'type': kind, 'ts': now, 'data': data, 'cts': now}
+
+    def _orderbook_updates(self, conn, topic, before, now):
+        """Changed levels since the last message ("0": level gone); depth 1: snapshots."""
+        old, new = conn.topics[topic], self._book(conn, topic)
+        conn.topics[topic] = new
+        if topic.split('.')[1] == '1':
+            return [self._book_msg(conn, topic, 'snapshot', new)] if new != old else []
+        delta = {}
+        for side in ('b', 'a'):
+            rows = {p: '0' for p in old[side] if p not in new[side]}
+            rows.update({p: q for p, q in new[side].items() if old[side].get(p) != q})
+            delta[side] = rows
+        if not delta['b'] and not delta['a']:
+            return []
+        return [self._book_msg(conn, topic, 'delta', delta)]
+
+    def _publicTrade_updates(self, conn, topic, before, now):
+        symbol = topic.split('.')[1]
+        items = [mkt.ws_trade(p, conn.category)
+                 for p in mkt.prints(self.sim, conn.category, symbol, before, now)]
+        if not items:
+            return []
+        return [{'topic': topic, 'type': 'snapshot', 'ts': now, 'data': items}]
 
     def _kline_updates(self, conn, topic, before, now):
         _, code, symbol = topic.split('.')
@@ -185,10 +272,17 @@ class BybitStreams:
             for s in symbols:
                 cat = 'inverse' if engine.markets[s].inverse else 'linear'
                 self._private(key, 'position', cat, [position_info(
-                    engine, engine.accounts[key], engine.accounts[key].position(s))], now)
+                    engine, engine.accounts[key], engine.accounts[key].position(s),
+                    self.sim.tpsl.levels(key, s))], now)
             self._private(key, 'wallet', None, [wallet(self.sim, key)], now)
         elif kind == 'balance':
             self._private(payload[0], 'wallet', None, [wallet(self.sim, payload[0])], now)
+        elif kind == 'leverage':      # pushed for a flat position too
+            key, symbol, _ = payload
+            engine = self.sim.contracts
+            cat = 'inverse' if engine.markets[symbol].inverse else 'linear'
+            self._private(key, 'position', cat, [position_info(
+                engine, engine.accounts[key], engine.accounts[key].position(symbol))], now)
 
     def _private(self, key, topic, cat, data, now):
         for conn in self.conns:

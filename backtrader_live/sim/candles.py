@@ -1,9 +1,21 @@
-"""Candle files and Binance interval arithmetic for the simulator.
+"""Candle files, interval arithmetic and the intrabar path, for every simulator.
 
 A candle file is a JSON array (optionally gzipped) of
 ``[open_time_ms, open, high, low, close, volume]`` rows, oldest first.
 Rows are kept as plain tuples: the simulator reads millions of fields while
 serving klines and plain tuples keep that cheap.
+
+Every interval is served, whatever the file's timeframe (real exchanges do):
+coarser ones that are whole multiples of it by aggregation, the others
+(finer, or not a multiple, e.g. 3m on 5m data) by slicing each candle along
+its documented synthetic path (:func:`path_points`): open, then the high for
+a rising candle (the low for a falling one) a third of the way in, the other
+extreme at two thirds, the close at the end, straight lines between.  A slice's
+open/close are the path's prices at its edges, its high/low the extremes the
+path reaches inside it, its volume the candle's volume pro rata to time, in
+whole 1e-8 units (:func:`volume_between`), so the slices of one candle give
+back its open, high, low, close and volume exactly.  The market clock moves
+prices along the same path, so finer klines agree with fills and triggers.
 """
 import calendar
 import datetime as _dt
@@ -35,7 +47,7 @@ O, H, L, C, V = 1, 2, 3, 4, 5  # row field positions (0 is the open time)
 
 
 class IntervalError(ValueError):
-    """An interval the simulator cannot serve (unknown or finer than its data)."""
+    """An interval the simulator does not know."""
 
 
 def load_candles(path):
@@ -69,21 +81,26 @@ def interval_for_ms(ms):
     return None
 
 
-def check_interval(interval, data_tf_ms):
-    """Refuse an interval that is unknown or cannot be built from the data.
-
-    Coarser intervals are built by aggregation, so they must be a whole
-    multiple of the data's timeframe (``1M`` always is, for tf <= 1d).
-    """
-    if interval == MONTH:
-        ok = 86400000 % data_tf_ms == 0
-    elif interval in INTERVAL_MS:
-        length = INTERVAL_MS[interval]
-        ok = length >= data_tf_ms and length % data_tf_ms == 0
-    else:
-        ok = False
-    if not ok:
+def check_interval(interval, data_tf_ms=None):
+    """Refuse an unknown interval; every known one can be served from any data."""
+    if interval not in INTERVALS:
         raise IntervalError('Invalid interval.')
+
+
+def aggregates(interval, data_tf_ms):
+    """True when ``interval`` is built by merging whole candles of the data
+    (a whole multiple of its timeframe; ``1M`` when the timeframe divides a day)."""
+    if interval == MONTH:
+        return 86400000 % data_tf_ms == 0
+    length = INTERVAL_MS[interval]
+    return length >= data_tf_ms and length % data_tf_ms == 0
+
+
+def bucket_before(start, interval):
+    """Open time of the bucket before the one opening at ``start``."""
+    if interval == MONTH:
+        return bucket_start(start - 1, interval)
+    return start - INTERVAL_MS[interval]
 
 
 def bucket_start(ts, interval):
@@ -127,3 +144,51 @@ def aggregate(rows, interval):
     if group:
         out.append((key,) + merge(group)[1:])
     return out
+
+
+# -- the intrabar path: finer bars are slices of it ----------------------------------------
+VOLUME_UNITS = 10 ** 8  # volumes are split in whole 1e-8 units: slices add up exactly
+
+
+def path_points(row, end):
+    """The (time, price) knots of a candle's synthetic path (see the module doc)."""
+    t, o, h, l, c, _ = row
+    span = end - t
+    mid = (l, h) if c < o else (h, l)
+    return ((t, o), (t + span / 3.0, mid[0]), (t + 2 * span / 3.0, mid[1]), (end, c))
+
+
+def path_price(points, ms):
+    """The path's price at ``ms``; a knot's own price exactly at a knot."""
+    for (ta, pa), (tb, pb) in zip(points, points[1:]):
+        if ms <= ta:
+            return pa
+        if ms < tb:
+            return pa + (pb - pa) * (ms - ta) / (tb - ta)
+    return points[-1][1]
+
+
+def path_range(points, a, b):
+    """(low, high) of the path between times a and b (knots inside included)."""
+    prices = [path_price(points, a), path_price(points, b)]
+    prices += [p for t, p in points if a < t < b]
+    return min(prices), max(prices)
+
+
+def volume_between(row, end, a, b):
+    """The candle's volume traded between a and b, pro rata to time, in whole
+    1e-8 units: slices that tile the candle sum to its volume exactly."""
+    t, span = row[0], end - row[0]
+    units = int(round(row[V] * VOLUME_UNITS))
+    return (units * (b - t) // span - units * (a - t) // span) / float(VOLUME_UNITS)
+
+
+def slice_bar(row, end, a, b):
+    """OHLCV of the candle's path between times a and b (a <= b, inside it)."""
+    points = path_points(row, end)
+
+    def inside(price):  # float interpolation must not leave the candle's range
+        return min(max(price, row[L]), row[H])
+    low, high = path_range(points, a, b)
+    return (a, inside(path_price(points, a)), inside(high), inside(low),
+            inside(path_price(points, b)), volume_between(row, end, a, b))

@@ -58,26 +58,14 @@ class SymbolFeed:
 
     # -- the intrabar path ------------------------------------------------
     def _points(self, i):
-        t, o, h, l, c, _ = self.rows[i]
-        span = self.ends[i] - t
-        mid = (l, h) if c < o else (h, l)
-        return ((t, o), (t + span / 3.0, mid[0]), (t + 2 * span / 3.0, mid[1]),
-                (self.ends[i], c))
+        return cd.path_points(self.rows[i], self.ends[i])
 
     def path_price(self, i, ms):
-        pts = self._points(i)
-        for (ta, pa), (tb, pb) in zip(pts, pts[1:]):
-            if ms <= tb:
-                if tb == ta:
-                    return pb
-                return pa + (pb - pa) * (max(ms, ta) - ta) / (tb - ta)
-        return pts[-1][1]
+        return cd.path_price(self._points(i), ms)
 
     def path_range(self, i, a, b):
         """(low, high) of the path of bar ``i`` between times a and b."""
-        prices = [self.path_price(i, a), self.path_price(i, b)]
-        prices += [p for t, p in self._points(i) if a < t < b]
-        return min(prices), max(prices)
+        return cd.path_range(self._points(i), a, b)
 
     def price(self, ms):
         """The market price at ``ms``: on the path, else the last close."""
@@ -111,16 +99,20 @@ class SymbolFeed:
         return out
 
     # -- bars as served -----------------------------------------------------
-    def bars(self, interval, now, start=None):
+    def bars(self, interval, now, start=None, limit=None, end=None):
         """Bars of ``interval`` opened by ``now`` (and at or after ``start``).
 
         Returns ``(rows, last_closed)``: rows oldest first, every row but the
         last is closed; the last one is still forming unless ``last_closed``.
+        ``limit`` and ``end`` (latest open time) bound the work of slicing
+        candles into finer bars; callers still apply them to every result.
         """
-        cd.check_interval(interval, self.tf)
+        cd.check_interval(interval)
         n = self.visible_count(now)
         if n == 0:
             return [], True
+        if not cd.aggregates(interval, self.tf):
+            return self._derived(interval, now, start, limit, end)
         if interval == self.interval:
             i0 = 0 if start is None else bisect.bisect_left(self.times, start)
             if i0 >= n:
@@ -139,6 +131,62 @@ class SymbolFeed:
         part = list(self.rows[firsts[j - 1]:n - 1]) + [self.partial(n - 1, now)]
         merged = (first,) + cd.merge(part)[1:]
         return buckets[j0:j - 1] + [merged], now >= cd.bucket_end(first, interval)
+
+    #: newest bars served when a finer interval is asked without a start or limit
+    DERIVED_DEFAULT = 1500
+
+    def _derived(self, interval, now, start, limit, end):
+        """Bars sliced from the candles' paths (finer or non-multiple intervals):
+        forward from ``start``, else backward from ``end``/``now``."""
+        stop = now if end is None else min(now, end)
+        rows = []
+        if start is not None:
+            b = cd.bucket_start(max(start, self.times[0]), interval)
+            b = b if b >= start else cd.bucket_end(b, interval)
+            while b <= stop and (limit is None or len(rows) < limit):
+                row = self._bucket(b, interval, now)
+                if row is not None:
+                    rows.append(row)
+                b = self._skip_gap(cd.bucket_end(b, interval), interval, forward=True)
+        else:
+            b, want = cd.bucket_start(stop, interval), limit or self.DERIVED_DEFAULT
+            while b is not None and b + cd.INTERVAL_MS.get(interval, 0) > self.times[0] \
+                    and len(rows) < want:
+                row = self._bucket(b, interval, now)
+                if row is not None:
+                    rows.append(row)
+                b = self._skip_gap(cd.bucket_before(b, interval), interval, forward=False)
+            rows.reverse()
+        if not rows:
+            return [], True
+        return rows, now >= cd.bucket_end(rows[-1][0], interval)
+
+    def _skip_gap(self, b, interval, forward):
+        """``b``, or past a gap in the data (no bar covers b) the bucket where
+        data resumes (forward) or last was (backward); None before the data."""
+        i = bisect.bisect_right(self.times, b) - 1
+        if i >= 0 and b < self.ends[i]:
+            return b
+        if forward:
+            return b if i + 1 >= len(self.times) else max(
+                b, cd.bucket_start(self.times[i + 1], interval))
+        return None if i < 0 else min(b, cd.bucket_start(self.ends[i] - 1, interval))
+
+    def _bucket(self, b, interval, now):
+        """One finer bar opening at ``b``: the candles' path slices it covers,
+        clipped at ``now`` while it forms; None where the data has no bar."""
+        be = min(cd.bucket_end(b, interval), now)
+        parts = []
+        i = max(bisect.bisect_right(self.times, b) - 1, 0)
+        while i < len(self.rows) and self.times[i] <= be:
+            a0, b0 = max(b, self.times[i]), min(be, self.ends[i])
+            # a bar that has just opened (now == b) is one point of the path
+            if a0 < b0 or (a0 == b0 == b == now and self.times[i] <= now < self.ends[i]):
+                parts.append(cd.slice_bar(self.rows[i], self.ends[i], a0, b0))
+            i += 1
+        if not parts:
+            return None
+        return (b,) + cd.merge(parts)[1:]
 
     def _agg_table(self, interval):
         """Aggregated buckets of the whole file, each one's first row, starts."""

@@ -129,6 +129,11 @@ class DerivEngine(Engine):
         if self.available(acct, rules.settle) < ZERO:  # the position needs more margin
             acct.leverage[symbol] = old if old else self.default_leverage
             raise EngineError('insufficient_margin')
+        if lev != old:
+            # The exchanges announce it, position or not (Binance:
+            # ACCOUNT_CONFIG_UPDATE; Bybit: the position topic).
+            for listener in self.listeners:
+                listener('leverage', (key, symbol, lev))
         return lev
 
     def set_margin_mode(self, key, symbol, mode):

@@ -110,6 +110,16 @@ class Engine:
             self._open[order.symbol].append(order)
         return order
 
+    def check(self, order):
+        """Refuse ``order`` exactly as :meth:`place` would, placing and keeping
+        nothing (a test order): funds are locked for the check, then released."""
+        rules = self.markets.get(order.symbol)
+        if rules is None:
+            raise EngineError('unknown_symbol')
+        acct = self.accounts[order.account]
+        self._lock(order, rules, acct, self._check(order, rules, acct))
+        acct.lock(order.lock_asset, -order.locked)
+
     def _check(self, order, rules, acct):
         """Refuse a bad order the way the exchange does; returns taker levels."""
         if order.is_limit:
@@ -131,7 +141,10 @@ class Engine:
         if any(o.client_id == order.client_id and o.account == acct.key
                for o in self._open[order.symbol]):
             raise EngineError('duplicate')
-        if not order.triggered and self._trigger_hit(order, self.price_of(order.symbol)):
+        trail = order.extra.get('trail')
+        if trail is not None:
+            self._start_trail(order, trail)
+        elif not order.triggered and self._trigger_hit(order, self.price_of(order.symbol)):
             raise EngineError('would_trigger')
         if order.post_only and self._marketable(order, bid, ask):
             raise EngineError('would_take')
@@ -299,6 +312,40 @@ class Engine:
         self._open[symbol].remove(order)
         return order
 
+    def amend(self, order, qty, price):
+        """Give a resting limit order a new quantity and price (Binance futures order
+        modify): it goes to the back of the queue and takes liquidity if it now
+        crosses. Filter failures refuse it and keep the order as it was; a quantity
+        at or below what already filled, or a post-only order that would now take,
+        cancels it (as Binance documents)."""
+        rules, acct = self.markets[order.symbol], self.accounts[order.account]
+        self._check_price(price, rules)
+        self._check_qty(qty, rules)
+        bid, ask = self.best(order.symbol)
+        crosses = price >= ask if order.side == 'BUY' else price <= bid
+        if qty <= order.executed or (order.post_only and crosses):
+            return self.cancel(order.account, order.symbol, order.id)
+        saved = (order.qty, order.price, order.lock_asset, order.locked)
+        acct.lock(order.lock_asset, -order.locked)
+        order.qty, order.price, order.locked = qty, price, ZERO
+        try:
+            self._lock(order, rules, acct, None)
+        except EngineError:
+            order.qty, order.price, order.lock_asset, order.locked = saved
+            acct.lock(order.lock_asset, order.locked)
+            raise
+        order.update_time = self.now()
+        book = self._open[order.symbol]
+        book.remove(order)
+        book.append(order)  # re-queued behind every other order at its price
+        self._emit_order(order, 'AMENDMENT')
+        self._emit_balance(acct.key, [order.lock_asset])
+        if crosses:
+            self._work(order)
+            if not order.is_open:
+                book.remove(order)
+        return order
+
     def open_orders(self, key, symbol=None):
         symbols = [symbol] if symbol else list(self._open)
         return [o for s in symbols for o in self._open[s] if o.account == key]
@@ -313,9 +360,16 @@ class Engine:
             if not order.is_open:
                 continue
             if not order.triggered:
-                if not self._crossed(order, seg):
+                trail = order.extra.get('trail')
+                if trail is not None:
+                    if not self._trail(order, trail, seg):
+                        continue
+                    # it triggered mid-segment, at its stop: not a gap from seg.first
+                    self._trigger(order, seg._replace(first=float(order.stop_price)))
+                elif not self._crossed(order, seg):
                     continue
-                self._trigger(order, seg)
+                else:
+                    self._trigger(order, seg)
             if order.is_open and order.is_limit:
                 self._rest_fill(order, seg)
         book[:] = [o for o in book if o.is_open]
@@ -323,6 +377,54 @@ class Engine:
     def _crossed(self, order, seg):
         return (seg.high >= order.stop_price if order.trigger_above
                 else seg.low <= order.stop_price)
+
+    # -- trailing stops ----------------------------------------------------------------
+    # ``order.extra['trail']``: {'delta': fraction, 'activation': price or None,
+    # 'activate_above': bool, 'extreme': best price since tracking began or None}.
+    # A SELL tracks the highest price and triggers after a fall of ``delta`` from it,
+    # a BUY tracks the lowest and triggers after a rise; tracking starts at once, or
+    # when the price meets ``activation`` (Binance's trailing stop FAQ).
+    def _start_trail(self, order, trail):
+        price = dec(self.price_of(order.symbol))
+        activation = trail['activation']
+        if activation is None or (price >= activation if trail['activate_above']
+                                  else price <= activation):
+            trail['extreme'] = price if activation is None else activation
+
+    def _trail(self, order, trail, seg):
+        """Follow the segment's path; True (and the stop set) once the order triggers."""
+        sell = order.side == 'SELL'
+        for p in map(dec, self._path(order.symbol, seg)):
+            if trail['extreme'] is None:
+                if trail['activation'] is None or not (
+                        p >= trail['activation'] if trail['activate_above']
+                        else p <= trail['activation']):
+                    continue
+                trail['extreme'] = trail['activation']
+            trail['extreme'] = max(trail['extreme'], p) if sell else min(trail['extreme'], p)
+            stop = trail['extreme'] * (1 - trail['delta'] if sell else 1 + trail['delta'])
+            if (p <= stop) if sell else (p >= stop):
+                rules = self.markets[order.symbol]
+                order.stop_price = rules.price(stop, ROUND_DOWN if sell else ROUND_UP)
+                order.trigger_above = not sell
+                return True
+        return False
+
+    #: path samples per segment a trailing stop follows (1 h bars: one a minute,
+    #: so the path's knots at a third and two thirds are hit exactly)
+    TRAIL_SAMPLES = 60
+
+    def _path(self, symbol, seg):
+        """The segment's prices in time order: sampled from ``price_at(symbol, ms)``
+        when the simulator gives one, else first, the extremes (the high first when
+        the segment falls overall), last."""
+        price_at = getattr(self, 'price_at', None)
+        if price_at is None:
+            lo, hi = (seg.high, seg.low) if seg.last < seg.first else (seg.low, seg.high)
+            return (seg.first, lo, hi, seg.last)
+        n = max(1, min(self.TRAIL_SAMPLES, (seg.end - seg.start) // 1000))
+        return [seg.first] + [price_at(symbol, seg.start + (seg.end - seg.start) * k // n)
+                              for k in range(1, n + 1)]
 
     def _trigger(self, order, seg):
         """A stop's price was reached: it becomes a market or limit order."""

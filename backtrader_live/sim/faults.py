@@ -53,13 +53,16 @@ class RestFault:
     """One REST rule: which calls, what to do, how often. ``hits`` counts uses."""
 
     def __init__(self, call, routes, action, times=1, after=0, seconds=None, status=None,
-                 retry_after=None, error=None, probability=1.0):
+                 retry_after=None, error=None, probability=1.0, during=None):
         if action not in REST_ACTIONS:
             raise ValueError('action is one of %s, got %r' % (', '.join(REST_ACTIONS), action))
         self.call, self.routes, self.action = call, routes, action
         self.times, self.after, self.probability = times, after, probability
         self.seconds, self.status, self.retry_after, self.error = (seconds, status,
                                                                    retry_after, error)
+        # async fn(faults) awaited when the rule acts, before its action: a
+        # fault that lands while this request is in flight (stream dropped...)
+        self.during = during
         self.seen = 0       # matching requests so far
         self.hits = 0       # requests this rule acted on
 
@@ -82,6 +85,9 @@ class Faults:
         self.rng = random.Random(seed)
         self.rules = []
         self.applied = collections.deque(maxlen=1000)   # (what, detail), oldest first
+        # every fault by kind, never trimmed (a soak outlives ``applied``), plus
+        # 'ws duplicated' / 'ws reordered' per scrambled message
+        self.counts = collections.Counter()
         self.clock_offset_ms = 0
         self._down = {}                 # channel -> monotonic time it comes back (inf)
         self._scramble = {}             # channel -> (duplicate p, reorder p)
@@ -110,6 +116,7 @@ class Faults:
 
     def _note(self, what, detail=''):
         self.applied.append((what, detail))
+        self.counts[what] += 1
         log.info('fault injected: %s %s', what, detail)
 
     def clear(self):
@@ -126,7 +133,7 @@ class Faults:
 
     # -- REST ---------------------------------------------------------------------------
     def rest(self, call, action, *, times=1, after=0, seconds=None, status=None,
-             retry_after=None, error=None, probability=1.0):
+             retry_after=None, error=None, probability=1.0, during=None):
         """Act on the next ``times`` (None: every) calls named ``call``.
 
         ``call``: a name from the simulator's ``fault_routes`` ('create_order',
@@ -138,10 +145,13 @@ class Faults:
         'accept_then_reset' / 'accept_then_timeout' (handled, then the answer
         is lost: dropped, or held ``seconds`` until the client gives up).
         ``after`` skips that many matching calls first; ``probability`` picks
-        calls at random (seeded). Returns the rule (``.hits`` counts uses).
+        calls at random (seeded). ``during`` (an async function of this
+        Faults) runs on the loop when the rule acts, before the action: another
+        fault that lands while the request is in flight. Returns the rule
+        (``.hits`` counts uses).
         """
         rule = RestFault(call, self._routes(call), action, times, after, seconds, status,
-                         retry_after, error, probability)
+                         retry_after, error, probability, during)
         self.rules.append(rule)      # read on the loop; a list append is atomic
         return rule
 
@@ -174,6 +184,8 @@ class Faults:
         if rule is None:
             return await handler(request)
         self._note('rest %s' % rule.action, '%s %s' % (request.method, request.path))
+        if rule.during is not None:
+            await rule.during(self)
         action = rule.action
         if action == 'delay':
             await request.read()         # received in full; only handling waits
@@ -237,17 +249,19 @@ class Faults:
     def drop_ws(self, channel='all', seconds=0.0):
         """Close the channel's connections now; refuse new ones for ``seconds``
         (None: until :meth:`restore_ws`)."""
-        until = math.inf if seconds is None else time.monotonic() + seconds
+        self._channels(channel)
+        return self._on_loop(self.drop_ws_now, channel, seconds)
 
-        async def run():
-            for ch in self._channels(channel):
-                self._down[ch] = until
-            socks = self._selected(channel)
-            self._note('ws drop', '%s x%d for %ss' % (channel, len(socks), seconds))
-            await asyncio.gather(*(ws.close(code=1001, message=b'fault: dropped')
-                                   for ws in socks), return_exceptions=True)
-            return len(socks)
-        return self._on_loop(run)
+    async def drop_ws_now(self, channel='all', seconds=0.0):
+        """:meth:`drop_ws` on the simulator's loop (e.g. as a rule's ``during``)."""
+        until = math.inf if seconds is None else time.monotonic() + seconds
+        for ch in self._channels(channel):
+            self._down[ch] = until
+        socks = self._selected(channel)
+        self._note('ws drop', '%s x%d for %ss' % (channel, len(socks), seconds))
+        await asyncio.gather(*(ws.close(code=1001, message=b'fault: dropped')
+                               for ws in socks), return_exceptions=True)
+        return len(socks)
 
     def restore_ws(self, channel='all'):
         """Accept connections on the channel again; end stalls on it."""
@@ -309,10 +323,12 @@ class Faults:
             dup, reorder = self._scramble.get(entry[0] if entry else None, (0.0, 0.0))
             if reorder and self.rng.random() < reorder:
                 deferred.append(item)          # goes out after the rest of this batch
+                self.counts['ws reordered'] += 1
                 continue
             out.append(item)
             if dup and self.rng.random() < dup:
                 out.append(item)
+                self.counts['ws duplicated'] += 1
         return out + deferred
 
     def connection_lifetime(self, seconds):
@@ -396,6 +412,77 @@ PRESETS = {
     'user_stream_expiry': lambda f: f.expire_user_streams(),
     'clock_jump': lambda f: f.clock_offset(f.rng.choice((-20000, 20000))),
 }
+
+
+async def _drop_private(faults):
+    await faults.drop_ws_now('private')
+
+
+async def _jump_clock(faults):
+    faults.clock_offset(faults.rng.choice((-20000, 20000)))
+
+
+#: Presets of the soak (tests/soakkit.py): REST faults on every order route,
+#: lost answers, outages longer than the client's retries, and faults that land
+#: while a request is in flight (``rest(..., during=...)``).
+SOAK_PRESETS = {
+    'create_timeout': lambda f: f.rest('create_order', 'accept_then_timeout'),
+    'create_late': lambda f: f.rest('create_order', 'delay', seconds=1.15),
+    'create_rate_limit': lambda f: f.rest('create_order', 'rate_limit', retry_after=0.2),
+    'cancel_lost_answer': lambda f: f.rest('cancel_order', 'accept_then_reset'),
+    'cancel_timeout': lambda f: f.rest('cancel_order', 'accept_then_timeout'),
+    'cancel_reset': lambda f: f.rest('cancel_order', 'reset'),
+    'cancel_5xx': lambda f: f.rest('cancel_order', 'server_error', status=503),
+    'read_rate_limit': lambda f: f.rest('fetch_order', 'rate_limit', retry_after=0.2),
+    # more failures in a row than the client retries a read (rest_retries=3)
+    'read_outage': lambda f: f.rest('fetch_order', 'server_error', status=502, times=6),
+    'inflight_create_ws_drop': lambda f: f.rest('create_order', 'delay', seconds=0.3,
+                                                during=_drop_private),
+    'inflight_cancel_ws_drop': lambda f: f.rest('cancel_order', 'accept_then_reset',
+                                                during=_drop_private),
+    'inflight_create_clock_jump': lambda f: f.rest('create_order', 'delay', seconds=0.2,
+                                                   during=_jump_clock),
+    # a cancel's answer lost while order queries fail: the retried cancel finds
+    # no open order, and the lookup by client id fails past its retries
+    'cancel_lost_read_outage': lambda f: (
+        f.rest('fetch_order', 'server_error', status=502, times=6),
+        f.rest('cancel_order', 'accept_then_reset')),
+}
+PRESETS.update(SOAK_PRESETS)
+
+# What a preset holds while it lasts: two faults on the same stream channel (or
+# the clock) at the same step would hide each other (a drop finds the sockets
+# its twin closed already).
+_HOLDS = {'ws_drop_public': ('public',), 'ws_stall_public': ('public',),
+          'ws_drop_private': ('private',), 'ws_stall_private': ('private',),
+          'user_stream_expiry': ('private',), 'ws_drop_all': ('public', 'private'),
+          'inflight_create_ws_drop': ('private',), 'inflight_cancel_ws_drop': ('private',),
+          'clock_jump': ('clock',), 'inflight_create_clock_jump': ('clock',)}
+
+
+def _clash(name, group):
+    held = set(_HOLDS.get(name, ()))
+    return any(held & set(_HOLDS.get(other, ())) for other in group) or name in group
+
+
+def overlapping_schedule(seed, steps, names=None, rate=0.3, most=3):
+    """[(step, (preset, ...))], seeded: every preset at least once, up to
+    ``most`` at the same step (never two on one stream channel or the
+    clock), plus one more at each step with probability ``rate``."""
+    rng = random.Random(seed)
+    names = sorted(names or PRESETS)
+    plan = {step: [] for step in range(steps)}
+    for name in rng.sample(names, len(names)):
+        free = [s for s in range(steps) if len(plan[s]) < most and not _clash(name, plan[s])]
+        if not free:
+            raise ValueError('%d presets do not fit in %d steps of at most %d'
+                             % (len(names), steps, most))
+        plan[rng.choice(free)].append(name)
+    for step in range(steps):
+        fits = [n for n in names if not _clash(n, plan[step])]
+        if len(plan[step]) < most and fits and rng.random() < rate:
+            plan[step].append(rng.choice(fits))
+    return [(step, tuple(group)) for step, group in sorted(plan.items()) if group]
 
 
 def random_schedule(seed, steps, rate=0.0, names=None):

@@ -21,6 +21,8 @@ from .binance import (FAULT_ROUTES, REST_KEY, BinanceRest, api_errors,
                       fault_reply as binance_fault_reply)
 from .binance_futures import FuturesRest
 from .binance_futures_ws import FuturesStreams
+from .binance_market import MarketData
+from .binance_market_ws import MarketStreams
 from .binance_ws import BinanceStreams
 from .clock import MarketClock, SymbolFeed
 from .contracts import build_contracts
@@ -421,6 +423,8 @@ class BinanceSimulator(SimulatorBase):
         self.clock = MarketClock(feeds, now)
         self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,
                              fees=fees, depth_qty=depth_qty, liquidity=liquidity)
+        # the price path in time order, for trailing stops (Engine._path)
+        self.engine.price_at = lambda s, ms: self.clock.feeds[s].price(ms)
         self.deriv_engines, self.contract_symbols = {}, {}
         for venue, spec, kind, fmt_id in (('fapi', futures_markets, 'linear', '%(base)s%(quote)s'),
                                           ('dapi', coinm_markets, 'inverse',
@@ -439,6 +443,8 @@ class BinanceSimulator(SimulatorBase):
         self.streams = BinanceStreams(self)
         self.futures_rest = {v: FuturesRest(self, v) for v in self.deriv_engines}
         self.futures_streams = FuturesStreams(self)
+        self.market_data = {v: MarketData(self, v) for v in ('spot', 'fapi', 'dapi')}
+        self.market_streams = MarketStreams(self)
         self.engine.listeners.append(self.streams.on_engine_event)
         for venue, engine in self.deriv_engines.items():
             engine.listeners.append(self.futures_streams.listener(venue))
@@ -455,6 +461,8 @@ class BinanceSimulator(SimulatorBase):
         for rest in self.futures_rest.values():
             rest.add_routes(app)
         self.futures_streams.add_routes(app)
+        for market_data in self.market_data.values():
+            market_data.add_routes(app)
 
     def _publish(self, before, now, segments):
         self.streams.publish(before, now, segments)

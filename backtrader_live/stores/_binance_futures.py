@@ -3,8 +3,8 @@
 Kept apart from stores/binance.py so that each file stays readable; the
 store imports these parsers and nothing else uses them.
 """
-from ..events import (BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment, OPEN,
-                      OrderUpdate, PositionUpdate, REJECTED)
+from ..events import (BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
+                      LeverageUpdate, OPEN, OrderUpdate, PositionUpdate, REJECTED)
 
 # Order statuses (X) of regular and algo orders -> ours. A triggered algo
 # order lives on as a regular order, so TRIGGERED/FINISHED are not the end.
@@ -63,5 +63,16 @@ def algo_update(store, e):
                         aliases=(str(actual),) if actual not in (None, '', 0, '0') else ()),)
 
 
+def account_config_update(store, e):
+    """A symbol's leverage changed (``ac``); ``ai`` (multi-assets mode) is
+    no concern of ours."""
+    ac = e.get('ac')
+    if not ac or ac.get('l') in (None, ''):
+        return ()
+    return (LeverageUpdate(symbol=store.symbol_of(ac['s']), leverage=float(ac['l']),
+                           timestamp=e.get('E')),)
+
+
 PARSERS = {'ORDER_TRADE_UPDATE': order_trade_update, 'ACCOUNT_UPDATE': account_update,
+           'ACCOUNT_CONFIG_UPDATE': account_config_update,
            'ALGO_UPDATE': algo_update}

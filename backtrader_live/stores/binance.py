@@ -15,6 +15,7 @@ from ..errors import (AuthenticationFailed, ClockSkewError, OrderRejected, RateL
                       RetryableError, UnknownOutcome)
 from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
 from ..markets import INVERSE, LINEAR, SPOT
+from ..secrets import install_log_redaction
 from ..store import Store
 from ..brokers.binance import BinanceBroker
 from ..feeds.binance import BinanceData
@@ -44,6 +45,14 @@ _WS = {
 # ccxt implicit methods for the futures listenKey: (create, keep alive).
 _LISTEN_KEY = {LINEAR: ('fapiPrivatePostListenKey', 'fapiPrivatePutListenKey'),
                INVERSE: ('dapiPrivatePostListenKey', 'dapiPrivatePutListenKey')}
+
+# Where a futures symbol's leverage is read with or without a position:
+# ccxt's fetch_positions drops flat entries, Binance's positionRisk lists them
+# (USDⓈ-M v2 every symbol, by ``symbol``; COIN-M v1 by ``pair``). USDⓈ-M v3
+# lists only symbols with a position or open orders. (ccxt method, request
+# parameter, the field of the exchange's market info it takes.)
+_LEVERAGE_SOURCE = {LINEAR: ('fapiPrivateV2GetPositionRisk', 'symbol', 'symbol'),
+                    INVERSE: ('dapiPrivateGetPositionRisk', 'pair', 'pair')}
 
 _COMMON_OPTIONS = {
     # Skip the hidden sapi calls load_markets makes with keys set: they cost
@@ -80,6 +89,7 @@ class BinanceStore(Store):
     OHLCV_PAGE_LIMIT = 1000
     CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends newClientOrderId / origClientOrderId
     UNCHANGED_CODES = ('-4046', '-4059')   # margin type / position side already so
+    REDUCE_ONLY_SKIPS_MIN_NOTIONAL = (LINEAR, INVERSE)   # -4164: "unless ... reduce only"
     LISTEN_KEY_REFRESH = 30 * 60.0         # a listenKey lives 60 min after each PUT
     LOGIN_CLOCK_ERRORS = ('-1021',)        # WS-API subscription outside recvWindow
     # Codes whose meaning ccxt's class gets wrong on a non-Binance host (only its
@@ -136,6 +146,15 @@ class BinanceStore(Store):
         return {self.exchange.safe_currency_code(a['asset']): float(a['walletBalance'])
                 for a in assets or () if a.get('walletBalance') is not None}
 
+    def leverage_setting(self, symbol):
+        method, param, field = _LEVERAGE_SOURCE[self.kind]
+        market = self.market_rules(symbol).info
+        rows = self.call(method, {param: market['info'][field]})
+        for row in rows if isinstance(rows, list) else (rows,):
+            if row.get('symbol') == market['id'] and row.get('leverage'):
+                return float(row['leverage'])
+        return None
+
     def open_order_queries(self):
         # Futures conditional orders live in the algo service, listed apart.
         return ({},) if self.kind == SPOT else ({}, {'trigger': True})
@@ -171,6 +190,9 @@ class BinanceStore(Store):
             return self._stream_url('user')
         # A fresh listenKey on every (re)connect: an expired one is useless.
         self._listen_key = self.call(_LISTEN_KEY[self.kind][0])['listenKey']
+        # Anyone holding it reads the account's stream: never in a log line
+        # (COIN-M puts it in the URL path, where no key=value pattern shows it).
+        install_log_redaction(self._listen_key)
         return self._stream_url('user', key=self._listen_key)
 
     def user_stream_ping(self):

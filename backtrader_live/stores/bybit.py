@@ -36,6 +36,19 @@ EXPIRED_WHEN = {'rejectReason': frozenset(('EC_NoImmediateQtyToFill', 'EC_Cancel
 
 _CATEGORY = {SPOT: 'spot', LINEAR: 'linear', INVERSE: 'inverse'}
 
+# How each category takes a conditional order (Bybit v5 /v5/order/create):
+# derivatives need triggerDirection (1 rises to, 2 falls to the triggerPrice);
+# spot takes none (Bybit compares the trigger with the last price itself, and
+# ccxt refuses the parameter) but orderFilter=StopOrder, which ccxt sends for
+# a spot order with a triggerPrice. Cancelling or looking up a spot
+# conditional order needs the same filter (ccxt: trigger=True); without it
+# Bybit searches the regular orders only.
+_CONDITIONAL = {
+    SPOT: {'direction': False, 'lookup': {'trigger': True}},
+    LINEAR: {'direction': True, 'lookup': {}},
+    INVERSE: {'direction': True, 'lookup': {}},
+}
+
 _WS_HOST = {'mainnet': 'wss://stream.bybit.com', 'testnet': 'wss://stream-testnet.bybit.com'}
 
 # Pre-seeding the account type skips ccxt's unified-account probes
@@ -94,7 +107,10 @@ class BybitStore(Store):
 
     def client_id_query(self, client_id, conditional=False):
         # ccxt insists on acknowledging that order/realtime only sees recent orders.
-        return {'orderLinkId': client_id, 'acknowledged': True}
+        query = {'orderLinkId': client_id, 'acknowledged': True}
+        if conditional:
+            query.update(_CONDITIONAL[self.kind]['lookup'])
+        return query
 
     def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
         found = self.call('fetch_open_orders', symbol, None, None, {'orderLinkId': client_id})
@@ -117,7 +133,7 @@ class BybitStore(Store):
 
     def trigger_params(self, price, rising=None):
         params = {'triggerPrice': price}
-        if rising is not None:
+        if rising is not None and _CONDITIONAL[self.kind]['direction']:
             params['triggerDirection'] = 1 if rising else 2
         return params
 

@@ -69,10 +69,16 @@ def test_coarser_intervals_accepted(interval):
     cd.check_interval(interval, H)
 
 
-@pytest.mark.parametrize('interval', ['1s', '1m', '3m', '5m', '15m', '30m', '7m', 'x'])
-def test_finer_or_unknown_intervals_refused(interval):
+@pytest.mark.parametrize('interval', ['7m', 'x', '1y', ''])
+def test_unknown_intervals_refused(interval):
     with pytest.raises(cd.IntervalError, match='Invalid interval.'):
         cd.check_interval(interval, H)
+
+
+@pytest.mark.parametrize('interval', ['1s', '1m', '3m', '5m', '15m', '30m'])
+def test_finer_intervals_accepted_and_sliced(interval):
+    cd.check_interval(interval, H)
+    assert not cd.aggregates(interval, H)
 
 
 def test_aggregate_ohlcv():

@@ -74,7 +74,7 @@ def test_live_subscribe_list_unsubscribe(sim, ws_factory):
     assert c.drain() == []
     c.send({'method': 'SUBSCRIBE', 'params': ['nope@kline_1h'], 'id': 4})
     assert c.recv()['error']['code'] == 2
-    c.send({'method': 'SUBSCRIBE', 'params': ['btcusdt@kline_1m'], 'id': 5})
+    c.send({'method': 'SUBSCRIBE', 'params': ['btcusdt@kline_7m'], 'id': 5})
     assert 'error' in c.recv()
     c.send({'method': 'WHAT', 'id': 6})
     assert c.recv()['id'] == 6
