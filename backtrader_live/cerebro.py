@@ -38,13 +38,18 @@ def available_exchanges():
 
 
 def find_store(exchange):
-    """``backtrader_live.stores.<exchange>.<Exchange>Store``, by name."""
+    """``backtrader_live.stores.<exchange>.<Exchange>Store`` (the native tier),
+    else the generic tier for any ccxt exchange id; ``'ccxt:<id>'`` forces it."""
+    from . import generic
     names = available_exchanges()
-    if not isinstance(exchange, str) or exchange.lower() not in names:
-        raise ConfigError('unknown exchange %r; available exchanges: %s'
-                          % (exchange, ', '.join(names)))
-    module = importlib.import_module('backtrader_live.stores.' + exchange.lower())
-    return getattr(module, exchange.capitalize() + 'Store')
+    if isinstance(exchange, str) and exchange.lower() in names:
+        module = importlib.import_module('backtrader_live.stores.' + exchange.lower())
+        return getattr(module, exchange.capitalize() + 'Store')
+    if isinstance(exchange, str) and generic.is_ccxt_exchange(exchange):
+        return generic.generic_store(exchange)
+    raise ConfigError('unknown exchange %r; native exchanges: %s; or any ccxt exchange id '
+                      '(ccxt.exchanges, e.g. okx), %s<id> to force the generic tier'
+                      % (exchange, ', '.join(names), generic.PREFIX))
 
 
 class _StopControl:

@@ -38,7 +38,7 @@ def _bad(kind, exchange, exc):
 
 
 CONFIG_CASES = [
-    ('unknown exchange', dict(exchange='kraken'), 'unknown exchange'),
+    ('unknown exchange', dict(exchange='nosuchexchange'), 'unknown exchange'),
     ('unknown symbol', dict(symbol='FOO/BAR'), 'unknown symbol'),
     ('contract symbol on spot', dict(symbol='BTC/USDT:USDT'), 'looks like a linear symbol'),
     ('unknown timeframe', dict(timeframe='7m'), 'unknown timeframe'),

@@ -175,7 +175,8 @@ def test_wrong_secret_is_one_clear_error_without_retries(sim, caplog):
 
 
 @pytest.mark.parametrize('kwargs,match', [
-    (dict(exchange='kraken'), "unknown exchange 'kraken'; available exchanges: binance"),
+    (dict(exchange='nosuchexchange'),
+     "unknown exchange 'nosuchexchange'; native exchanges: binance, bybit; or any ccxt"),
     (dict(symbol='FOO/BAR'), "unknown symbol 'FOO/BAR'"),
     (dict(timeframe='7m'), 'unknown timeframe .* valid timeframes: 1m, 3m'),
     (dict(market_type='options'),

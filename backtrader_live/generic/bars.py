@@ -1,0 +1,188 @@
+"""Closed bars from ccxt.pro's ``watch_ohlcv``, or from REST polling.
+
+ccxt.pro hands out the forming candle with every trade and keeps no
+"closed" flag. A candle is closed here once a later candle has appeared, or
+once its end has passed on the exchange's clock (plus a grace for the last
+update in flight). Only closed candles reach the feed, which keeps its own
+promises (each bar once, in order, holes filled over REST as DELAYED).
+
+ccxt.pro does not backfill after a reconnect (ccxt issue 26945) and a socket
+can hang silently (ccxt issue 20946): a watch silent for ``silence`` seconds
+is dropped and reconnected, and every reconnect is told to the feed through
+``on_state(LIVE, reconnected=True)``, so the feed fills the hole over REST.
+"""
+import asyncio
+import logging
+import time
+
+from ..backoff import Backoff
+from ..events import Bar
+from ..stream import CONNECTING, LIVE, RECONNECTING
+from .loop import drop_dead, sockets_up
+
+log = logging.getLogger(__name__)
+
+TICK = 0.25          # seconds between clock checks while a watch is quiet
+CLOSE_GRACE_MS = 2000    # a candle's last update may arrive this late after its end
+
+
+class ClosedBars:
+    """Candle rows in (forming ones too), closed bars out, each once."""
+
+    def __init__(self, tf_ms, grace_ms=CLOSE_GRACE_MS):
+        self.tf_ms = tf_ms
+        self.grace_ms = grace_ms
+        self.last = None        # open time of the last bar handed out
+        self._rows = {}         # open time -> latest row seen, not handed out
+
+    def update(self, rows, now_ms):
+        """Take rows (any order, repeats fine); return the bars now closed."""
+        for row in rows or ():
+            t = int(row[0])
+            if self.last is None or t > self.last:
+                self._rows[t] = row
+        return self.due(now_ms)
+
+    def due(self, now_ms):
+        """Bars closed by a later candle or by the clock, oldest first."""
+        if not self._rows:
+            return []
+        newest = max(self._rows)
+        out = []
+        for t in sorted(self._rows):
+            if t < newest or t + self.tf_ms + self.grace_ms <= now_ms:
+                out.append(_bar(self._rows.pop(t)))
+                self.last = t
+        return out
+
+
+def _bar(row):
+    return Bar(int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]),
+               float(row[5] or 0.0), True)
+
+
+class _Watch:
+    """State shared by the stream and the polling kind: deliver and report."""
+
+    def __init__(self, store, client, loop, symbol, tf, deliver, on_state):
+        self.store, self.client, self.loop = store, client, loop
+        self.symbol, self.tf = symbol, tf
+        self.deliver, self.on_state = deliver, on_state
+        self.bars = ClosedBars(store.parse_timeframe(tf)[2])
+        self.state = CONNECTING
+        self.broken = False
+        self.backoff = Backoff(base=0.25, cap=5.0)
+
+    def set_state(self, state):
+        if state == self.state:
+            return
+        reconnected = state == LIVE and self.broken
+        self.broken = self.broken or state == RECONNECTING
+        if state == LIVE:
+            self.broken = False
+        self.state = state
+        log.info('%s %s %s bars: %s%s', self.store.exchange_name, self.symbol, self.tf, state,
+                 ' (reconnected)' if reconnected else '')
+        self.on_state(state, reconnected)
+
+    def emit(self, bars):
+        for bar in bars:
+            self.deliver(bar)
+
+    async def failed(self, exc, attempt):
+        """A watch or poll failed: report, wait (backoff); True to stop."""
+        log.warning('%s %s %s bars: %r; reconnecting', self.store.exchange_name,
+                    self.symbol, self.tf, exc)
+        self.set_state(RECONNECTING)
+        await drop_dead(self.client)
+        return await self.loop.sleep(self.backoff.delay(attempt))
+
+
+class StreamBars(_Watch):
+    """``watch_ohlcv`` with the closed-bar rule and a silence watchdog."""
+
+    def __init__(self, *args, silence=60.0):
+        super().__init__(*args)
+        self.silence = silence
+
+    async def run(self):
+        task, attempt, heard = None, 0, time.monotonic()
+        try:
+            while not self.loop.stopping.is_set():
+                if task is None:
+                    task = asyncio.ensure_future(self.client.watch_ohlcv(self.symbol, self.tf))
+                done, _ = await asyncio.wait({task}, timeout=TICK)
+                if not done:
+                    if self.state != LIVE and sockets_up(self.client):
+                        # Subscribed again: LIVE now, not at the next candle, so
+                        # the feed fills the hole over REST at once.
+                        self.set_state(LIVE)
+                    self.emit(self.bars.update(self._cached(), self.store.server_ms()))
+                    if time.monotonic() - heard > self.silence:
+                        heard = time.monotonic()
+                        task.cancel()       # a closed client may never answer it
+                        task = None
+                        await self._drop()
+                    continue
+                finished, task = task, None
+                try:
+                    rows = finished.result()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:   # any ccxt/socket error: reconnect, never end
+                    attempt += 1
+                    if await self.failed(exc, attempt - 1):
+                        return
+                    continue
+                attempt, heard = 0, time.monotonic()
+                self.set_state(LIVE)
+                self.emit(self.bars.update(list(rows) + self._cached(), self.store.server_ms()))
+        finally:
+            if task is not None:
+                task.cancel()
+
+    def _cached(self):
+        """Every candle ccxt.pro holds for the watch. A watch resolves on the
+        first message of a batch (a closing candle), and with ``newUpdates`` the
+        next one returns only what changed after it: the candle that opened in
+        the same batch, which closes the previous one, would wait a whole bar.
+        ccxt.pro keeps them all in ``ohlcvs[symbol][timeframe]``."""
+        try:
+            return list(self.client.ohlcvs[self.symbol][self.tf])
+        except (AttributeError, KeyError, TypeError):
+            return []
+
+    async def _drop(self):
+        """The socket went silent (a hang): close it; the watch then fails
+        and is made again on a new connection."""
+        log.warning('%s %s %s bars: no message for %.0fs; reconnecting',
+                    self.store.exchange_name, self.symbol, self.tf, self.silence)
+        self.set_state(RECONNECTING)
+        await self.client.close_ws_clients()
+
+
+class PolledBars(_Watch):
+    """No ``watchOHLCV``: ``fetch_ohlcv`` every ``interval`` seconds."""
+
+    def __init__(self, *args, interval=5.0):
+        super().__init__(*args)
+        self.interval = interval
+
+    async def run(self):
+        attempt = 0
+        while not self.loop.stopping.is_set():
+            since = self.bars.last + 1 if self.bars.last is not None else None
+            try:
+                rows = await self.client.fetch_ohlcv(self.symbol, self.tf, since, 100)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # network/exchange error: try again, never end
+                attempt += 1
+                if await self.failed(exc, attempt - 1):
+                    return
+                continue
+            attempt = 0
+            self.set_state(LIVE)
+            self.emit(self.bars.update(rows, self.store.server_ms()))
+            if await self.loop.sleep(self.interval):
+                return
