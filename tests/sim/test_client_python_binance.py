@@ -33,9 +33,10 @@ def pb(sim, monkeypatch):
     monkeypatch.setattr(BaseClient, 'WS_API_URL', sim.ws_url + '/ws-api/v3')
     for name, path in STREAM_URLS.items():
         monkeypatch.setattr(BinanceSocketManager, name, sim.ws_url + path)
-    # the client's read loop polls with this timeout and a close waits for one poll
-    # (10 s against any server): a shorter poll keeps the suite quick
-    monkeypatch.setattr(ReconnectingWebsocket, 'TIMEOUT', 1)
+    # the client's read loop polls with this timeout (10 s) and a socket's close waits
+    # for one poll, against any server: a shorter poll keeps closes and the
+    # ThreadedWebsocketManager's stop quick
+    monkeypatch.setattr(ReconnectingWebsocket, 'TIMEOUT', 2)
     client = Client(KEY, SECRET)
     yield sim, client
     client.close_connection()
@@ -107,7 +108,7 @@ def test_streams_through_the_socket_manager(pb):
         client = await AsyncClient.create(KEY, SECRET)
         bm = BinanceSocketManager(client)
         try:
-            async with bm.user_socket() as user, bm.kline_socket('BTCUSDT', '1m') as kl, \
+            async with bm.kline_socket('BTCUSDT', '1m') as kl, \
                     bm.depth_socket('BTCUSDT', depth=BinanceSocketManager.WEBSOCKET_DEPTH_5) \
                     as depth:
                 await asyncio.to_thread(sim.wait_subscribed, 'btcusdt@kline_1m')
@@ -115,6 +116,7 @@ def test_streams_through_the_socket_manager(pb):
                 event = await asyncio.wait_for(kl.recv(), 5)
                 assert event['e'] == 'kline' and event['k']['i'] == '1m'
                 assert len((await asyncio.wait_for(depth.recv(), 5))['bids']) == 5
+            async with bm.user_socket() as user:  # spot user data: the WS-API
                 await client.create_order(symbol='BTCUSDT', side='BUY', type='MARKET',
                                           quantity='0.01')
                 reports = [await asyncio.wait_for(user.recv(), 5) for _ in range(3)]
@@ -141,9 +143,10 @@ def test_threaded_websocket_manager(pb):
     got = queue.Queue()
     twm = ThreadedWebsocketManager(api_key=KEY, api_secret=SECRET)
     twm.start()
+    names = []
     try:
-        twm.start_kline_socket(callback=got.put, symbol='BTCUSDT', interval='15m')
-        twm.start_user_socket(callback=got.put)
+        names = [twm.start_kline_socket(callback=got.put, symbol='BTCUSDT', interval='15m'),
+                 twm.start_user_socket(callback=got.put)]
         sim.wait_subscribed('btcusdt@kline_15m')
         sim.wait_user_subscribed()
         sim.advance(900)
@@ -152,7 +155,11 @@ def test_threaded_websocket_manager(pb):
         while not {'kline', 'executionReport'} <= kinds:
             kinds.add(got.get(timeout=5).get('e'))
     finally:
+        # sockets first, then the client: stop() alone closes the WS-API before the
+        # user socket has unsubscribed over it
+        for name in names:
+            twm.stop_socket(name)
         twm.stop()
-        twm.join(timeout=10)
+        twm.join(timeout=30)
     assert not twm.is_alive()
     assert not [t for t in threading.enumerate() if t is twm]
