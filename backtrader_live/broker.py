@@ -20,6 +20,7 @@ import collections
 import inspect
 import logging
 import time
+from decimal import Decimal
 
 from backtrader import Order
 from backtrader.brokers import BackBroker
@@ -38,6 +39,8 @@ from .risk import KillSwitch, gate_rules
 log = logging.getLogger(__name__)
 
 _PLACE = inspect.signature(BackBroker.buy)     # upstream's buy()/sell() arguments
+_PLACE_NAMES = frozenset(_PLACE.parameters) - {'kwargs'}
+_NUMERIC = ('size', 'price', 'plimit', 'trailamount', 'trailpercent')
 
 
 class BrokerBase(LiveFills, BackBroker):
@@ -108,11 +111,24 @@ class BrokerBase(LiveFills, BackBroker):
         return EventQueue(self.p.event_queue_size, wake=self._wake_loop,
                           stopping=self._stopping)
 
+    def _bind_paper_fast_paths(self):
+        for name in self._PAPER_FAST + ('getcommissioninfo',):
+            self.__dict__.pop(name, None)
+        if self.live:
+            return
+        for name in self._PAPER_FAST:
+            setattr(self, name, getattr(super(), name))
+        if self.store is None:      # no market rules: upstream's comminfo as is
+            self.getcommissioninfo = super().getcommissioninfo
+
     def __getstate__(self):
         # Optimization (maxcpus > 1) pickles Cerebro and its default broker for
-        # the worker processes: the stream queue holds a lock; workers start empty.
+        # the worker processes: the stream queue holds a lock; workers start empty
+        # (and bind their fast paths again in start()).
         state = self.__dict__.copy()
         state.pop('_events', None)
+        for name in self._PAPER_FAST + ('getcommissioninfo',):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
@@ -128,9 +144,15 @@ class BrokerBase(LiveFills, BackBroker):
         return not self.p.paper_trading
 
     # -- lifecycle -------------------------------------------------------------
+    # Called every bar by upstream (observers, analyzers, the loop): in paper
+    # mode they are upstream's own, bound on the instance at start(), so a
+    # backtest pays nothing for the live layer's branches (issue 12: <= 2 %).
+    _PAPER_FAST = ('next', 'getcash', 'getvalue')
+
     def start(self):
         super().start()
         self._live_started = self._final_synced = False
+        self._bind_paper_fast_paths()
         if self.store is None:
             if self.live:
                 raise FatalError('live trading needs a store (use store.getbroker())')
@@ -327,12 +349,22 @@ class BrokerBase(LiveFills, BackBroker):
         """Build the order through upstream's ``buy``/``sell``, or, if an
         argument is no valid number (NaN, inf, a string, a missing price),
         build it with NaN in that place and reject it with the reason."""
+        if not args:
+            # Strategy.buy()/sell() pass keywords only: check them as they are
+            # (binding a signature costs more than a backtest may spend here).
+            options = {k: v for k, v in kwargs.items() if k not in _PLACE_NAMES}
+            problem = input_problem(kwargs.get('exectype'), kwargs.get('size'),
+                                    kwargs.get('price'), kwargs.get('plimit'),
+                                    kwargs.get('trailamount'), kwargs.get('trailpercent'),
+                                    options)
+            if problem is None and not any(isinstance(kwargs.get(n), Decimal) for n in _NUMERIC):
+                return place(owner, data, **kwargs)
         bound = _PLACE.bind(self, owner, data, *args, **kwargs)
         given = bound.arguments
         problem = input_problem(given.get('exectype'), given.get('size'), given.get('price'),
                                 given.get('plimit'), given.get('trailamount'),
                                 given.get('trailpercent'), given.get('kwargs'))
-        for name in ('size', 'price', 'plimit', 'trailamount', 'trailpercent'):
+        for name in _NUMERIC:
             if given.get(name) is not None or (problem and name == 'size'):
                 # Decimal -> float (exact: its repr); a non-number -> NaN
                 given[name] = placeholder(given.get(name))

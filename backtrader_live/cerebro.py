@@ -121,12 +121,21 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         self._broker = BrokerBase(history_kept=None)
         self._line_window = None     # a live run's LineWindow (keep_bars)
 
-    def _next_writers(self, runstrats):
-        # Upstream calls this once per bar, after every strategy's next() (both
-        # loops): the one point where no line is half-way through a bar.
-        super()._next_writers(runstrats)
-        if self._line_window is not None:
-            self._line_window.tick(runstrats)
+    def keep_recent_bars(self, window):
+        """Trim every line to a :class:`LineWindow` each bar of the next runs
+        (None: keep every bar, backtrader's behaviour). run_live does this."""
+        self._line_window = window
+        if window is None:
+            self.__dict__.pop('_next_writers', None)
+        else:
+            self._next_writers = self._next_writers_trimming
+
+    def _next_writers_trimming(self, runstrats):
+        # Upstream calls _next_writers once per bar, after every strategy's
+        # next() (both loops): the one point where no line is half-way through
+        # a bar. run_live installs this in its place (a backtest pays nothing).
+        bt.Cerebro._next_writers(self, runstrats)
+        self._line_window.tick(runstrats)
 
     def run_live(self, exchange, symbol, timeframe, strategy_cls, *,
                  apikey=None, secret=None, testnet=True, market_type='spot',
@@ -183,7 +192,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         # Live: hand order notifications to the strategy as they happen, not
         # at the next bar (an hour later on 1h bars).
         run_kwargs.setdefault('quicknotify', True)
-        self._line_window = window
+        self.keep_recent_bars(window)
         # ccxt's client (API tables, markets) is several hundred thousand
         # objects: a full collection scanning them stalls the loop ~75 ms.
         # They live as long as the run: take them out of the collector's way.
@@ -201,7 +210,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
             _exit_after_interrupt(broker, EXIT_TIMEOUT)
             raise
         finally:
-            self._line_window = None     # a later run() is a backtest: every bar kept
+            self.keep_recent_bars(None)     # a later run() is a backtest: every bar kept
             store.stop()
             gc.unfreeze()    # what the run left behind may be collected again
         if getattr(broker, 'halted', None) is not None:

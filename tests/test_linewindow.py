@@ -39,7 +39,7 @@ def _run(window):
     cerebro.adddata(Rows(rows=load_rows()[:BARS], timeframe=backtrader.TimeFrame.Minutes,
                          compression=60))
     cerebro.addstrategy(Watcher)
-    cerebro._line_window = window
+    cerebro.keep_recent_bars(window)
     # bar by bar, as a live run goes (a preloaded backtest never trims)
     return cerebro, cerebro.run(preload=False, runonce=False)[0]
 
@@ -84,6 +84,7 @@ def test_run_live_trims_by_default(sim):
     strategy = run.rec.strategy
     assert len(strategy.data) == 150 + 8 and len(strategy.data.close.array) <= 110
     assert cerebro._line_window is None            # a later run() is a plain backtest
+    assert '_next_writers' not in vars(cerebro)
     default = btl.Cerebro.run_live.__kwdefaults__['keep_bars']
     assert default == 20000
 
