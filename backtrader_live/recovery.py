@@ -30,13 +30,18 @@ NOT_PLACED = ('the create request got no answer and the exchange has no order %s
               'receive window: nothing was placed')
 
 
-def window_left(broker, order):
-    """Seconds until an unanswered create of ``order`` can no longer land."""
-    sent = broker._book.sent_at(order)
+def _left(broker, sent):
+    """Seconds until a signed request sent at ``sent`` (monotonic) can no
+    longer be accepted: the exchange refuses one older than its window."""
     if sent is None:
         return 0.0
     deadline = sent + broker.store.recv_window_ms / 1000.0 + SETTLE_MARGIN
     return max(0.0, deadline - time.monotonic())
+
+
+def window_left(broker, order):
+    """Seconds until an unanswered create of ``order`` can no longer land."""
+    return _left(broker, broker._book.sent_at(order))
 
 
 def resolve_unknown(broker, order, cid, symbol, conditional):
@@ -90,11 +95,7 @@ GAVE_UP = ('cancel of %s refused %d times; giving up: the order stays open on th
 
 def cancel_window_left(broker, order):
     """Seconds until the last cancel sent for ``order`` can no longer land."""
-    sent = broker._book.cancel_sent_at(order)
-    if sent is None:
-        return 0.0
-    deadline = sent + broker.store.recv_window_ms / 1000.0 + SETTLE_MARGIN
-    return max(0.0, deadline - time.monotonic())
+    return _left(broker, broker._book.cancel_sent_at(order))
 
 
 def settle_cancel(broker, order, raw):
