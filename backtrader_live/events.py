@@ -187,12 +187,16 @@ class EventQueue:
         self.maxsize = maxsize
         self.waits = 0          # times a stream thread had to wait (tests, metrics)
 
-    def put(self, event):
+    def _put_now(self, event):
         try:
             self._queue.put_nowait(event)
-            return
+            return True
         except self._full:
-            pass
+            return False
+
+    def put(self, event):
+        if self._put_now(event):
+            return
         self.waits += 1
         log.warning('broker event queue full (%d events): the stream waits until the '
                     'strategy thread catches up', self.maxsize)

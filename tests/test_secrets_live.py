@@ -9,16 +9,9 @@ import pytest
 
 from helpers import KEY, SECRET
 from livekit import LiveRun
+from venues import VENUES as _VENUES     # the one venue table (tests/venues.py)
 
-VENUES = {
-    'binance-spot': ('binance', 'spot', 'BTC/USDT', 'btcusdt@kline_1h', 'spot', 0.01),
-    'binance-usdm': ('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h', 'futures',
-                     0.01),
-    'binance-coinm': ('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h',
-                      'delivery', 1),
-    'bybit-spot': ('bybit', 'spot', 'BTC/USDT', 'kline.60.BTCUSDT', 'spot', 0.01),
-    'bybit-linear': ('bybit', 'linear', 'BTC/USDT:USDT', 'kline.60.BTCUSDT', 'linear', 0.01),
-}
+VENUES = {v: row[:6] for v, row in _VENUES.items() if v != 'bybit-inverse'}
 
 # HMAC-SHA256 in hex: Binance's signature, Bybit's X-BAPI-SIGN, the sim's listenKey
 _HEX64 = re.compile(r'(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])')

@@ -11,18 +11,11 @@ import pytest
 import backtrader_live as btl
 from helpers import eventually
 from livekit import LiveRun
+from venues import VENUES as _VENUES     # the one venue table (tests/venues.py)
 
-# exchange, market_type, symbol, topic, the simulator's market name, order size
-VENUES = {
-    'binance-spot': ('binance', 'spot', 'BTC/USDT', 'btcusdt@kline_1h', 'spot', 0.01),
-    'binance-usdm': ('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h', 'futures',
-                     0.01),
-    'binance-coinm': ('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h',
-                      'delivery', 2),
-    'bybit-spot': ('bybit', 'spot', 'BTC/USDT', 'kline.60.BTCUSDT', 'spot', 0.01),
-    'bybit-linear': ('bybit', 'linear', 'BTC/USDT:USDT', 'kline.60.BTCUSDT', 'linear', 0.01),
-    'bybit-inverse': ('bybit', 'inverse', 'BTC/USD:BTC', 'kline.60.BTCUSD', 'inverse', 100),
-}
+# the order sizes these stops were written with (COIN-M: 2 contracts, not 1)
+_SIZE = {'binance-coinm': 2}
+VENUES = {v: row[:5] + (_SIZE.get(v, row[5]),) for v, row in _VENUES.items()}
 
 
 @pytest.fixture
