@@ -87,14 +87,30 @@ def scenario(sim, exchange, before_step=None, script=SCRIPT, steps=LIVE_BARS, st
     run = LiveRun(sim, exchange=exchange, topic=TOPIC[exchange], strategy=Tracked,
                   script=script, backfill_bars=5, max_bars=steps,
                   store_kwargs=dict(FAST, **(store or {})), **kwargs)
+    return drive(run, sim, steps, before_step)
+
+
+def drive(run, sim, steps, before_step=None, wait_subscribed=True):
+    """Start ``run``, close ``steps`` live bars (``before_step[i](sim, run)``
+    first, for bar i), and join it."""
     run.rec.order_log = []
-    run.start()
+    run.start(wait_subscribed=wait_subscribed)
     for i in range(steps):
         if before_step and i in before_step:
             before_step[i](sim, run)
         run.step(1)
     run.join(30)
     return run
+
+
+def saw(run, *statuses):
+    """The data notifications include ``statuses`` in this order."""
+    seen, at = run.rec.data_status, 0
+    for status in statuses:
+        if status not in seen[at:]:
+            return False
+        at = seen.index(status, at) + 1
+    return True
 
 
 def closed_bar_times(sim, start_ms, end_ms):

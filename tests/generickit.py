@@ -30,20 +30,14 @@ def generic_scenario(sim, venue, before_step=None, steps=None, store=None, strea
                      **kwargs):
     """faultkit.scenario on the generic tier: the fault matrix's script for
     ``steps`` live bars; ``before_step[i](sim, run)`` before live bar i closes."""
-    from faultkit import FAST, LIVE_BARS, SCRIPT, Tracked
+    from faultkit import FAST, LIVE_BARS, SCRIPT, Tracked, drive
     steps = LIVE_BARS if steps is None else steps
     run = generic_run(sim, venue, strategy=Tracked, script=kwargs.pop('script', SCRIPT),
                       backfill_bars=5, max_bars=steps,
                       store_kwargs=dict(FAST, **dict({"stream_timeout": 5.0}, **(store or {}))),
                       **kwargs)
-    run.rec.order_log = []
-    run.start(wait_subscribed=streams)     # polled (no stream): nothing to wait for
-    for i in range(steps):
-        if before_step and i in before_step:
-            before_step[i](sim, run)
-        run.step(1)
-    run.join(30)
-    return run
+    # polled (no stream): nothing to wait for
+    return drive(run, sim, steps, before_step, wait_subscribed=streams)
 
 
 def check_venue(run, sim, venue):

@@ -6,7 +6,7 @@ the recorded rows into the table of docs/faults.md."""
 import pytest
 
 from faultkit import (EXCHANGES, LIVE_BARS, SCRIPT, check, make_sim, matrix_rows,  # noqa: F401
-                      record, scenario)
+                      record, saw, scenario)
 from helpers import eventually
 
 
@@ -37,16 +37,6 @@ def chain(*hooks):
         for hook in hooks:
             hook(sim, live_run)
     return run
-
-
-def saw(run, *statuses):
-    """The data notifications include ``statuses`` in this order."""
-    seen, at = run.rec.data_status, 0
-    for status in statuses:
-        if status not in seen[at:]:
-            return False
-        at = seen.index(status, at) + 1
-    return True
 
 
 # -- streams ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 import backtrader_live as btl
 from backtrader_live.generic import profile
+from faultkit import saw
 from generickit import (GENERIC_VENUES, VENUES, check_venue, generic_run, generic_scenario,
                         venue_sim)
 from helpers import eventually
@@ -20,15 +21,6 @@ from helpers import eventually
 def gsim(request):
     with venue_sim(request.param, seed=6) as sim:
         yield request.param, sim
-
-
-def _saw(run, *statuses):
-    seen, at = run.rec.data_status, 0
-    for status in statuses:
-        if status not in seen[at:]:
-            return False
-        at = seen.index(status, at) + 1
-    return True
 
 
 def _no_loop_thread():
@@ -52,7 +44,7 @@ def test_market_stream_dropped_is_backfilled(gsim):
         2: lambda s, r: s.faults.drop_ws('public', seconds=0.3)})
     check_venue(run, sim, venue)
     assert any(a[0].startswith('ws drop') for a in sim.faults.applied), sim.faults.applied
-    assert _saw(run, 'LIVE', 'CONNBROKEN', 'DELAYED', 'LIVE')
+    assert saw(run, 'LIVE', 'CONNBROKEN', 'DELAYED', 'LIVE')
 
 
 def test_user_stream_dropped_during_a_fill(gsim):
@@ -131,7 +123,7 @@ def test_silent_market_stream_is_reconnected(gsim):
         store={'stream_timeout': 1.0})
     check_venue(run, sim, venue)
     assert any(a[0] == 'ws stall' for a in sim.faults.applied), sim.faults.applied
-    assert _saw(run, 'LIVE', 'CONNBROKEN', 'LIVE')
+    assert saw(run, 'LIVE', 'CONNBROKEN', 'LIVE')
 
 
 def test_silent_user_stream_is_reconnected(gsim):
