@@ -208,6 +208,13 @@ class KillSwitch:
         return trips
 
     @property
+    def armed(self):
+        """True if any condition is recorded (some may have expired by now):
+        a cheap test that needs no bar time, taken without the lock (reading a
+        dict's size is atomic)."""
+        return bool(self._trips)
+
+    @property
     def tripped(self):
         return bool(self.active())
 
@@ -217,6 +224,8 @@ class KillSwitch:
 
 # -- the rules ----------------------------------------------------------------------------------
 def rule_kill_switch(broker, order):
+    if not broker.kill_switch.armed:    # the usual case: no bar time, no lock, no copy
+        return None
     trips = broker.kill_switch.active(bar_time(order.data))
     if not trips or not increases_exposure(broker, order):
         return None
