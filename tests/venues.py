@@ -69,24 +69,6 @@ def market_type(venue):
     return VENUES[venue][1]
 
 
-def symbol(venue):
-    return VENUES[venue][2]
-
-
-def topic(venue):
-    return VENUES[venue][3]
-
-
-def market(venue):
-    """The simulator's name of the venue's market (``sim.orders(market=...)``)."""
-    return VENUES[venue][4]
-
-
-def sim_options(venue):
-    """The simulator options the venue's tests start from (balances)."""
-    return dict(VENUES[venue][6])
-
-
 @contextlib.contextmanager
 def venue_sim(venue, **kwargs):
     """A step-mode simulator serving ``venue``."""
