@@ -16,7 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = ['baselines', 'order_latency', 'bar_latency', 'idle_cpu', 'memory',
-              'backtest_overhead', 'throughput']
+              'backtest_overhead', 'throughput', 'vs_btccxt']
 EXTRA = {'backtest_overhead': ['--breakdown']}
 
 

@@ -16,7 +16,6 @@ returns a report (figures + ``violations``) so a long run (benchmarks/soak.py)
 can tell every failure with its venue, seed and a reproduction.
 """
 import collections
-import decimal
 import random
 import re
 import time
@@ -25,42 +24,36 @@ import traceback
 import backtrader
 
 import backtrader_live as btl
-from backtrader_live.sim import BinanceSimulator, BybitSimulator
 from backtrader_live.sim.faults import PRESETS, apply_spec, overlapping_schedule
 import soakcheck
 from helpers import eventually
 from livekit import LiveRun, Recorder
+from venues import SIMS, STEP
+from venues import VENUES as _VENUES
 
 Venue = collections.namedtuple(
     'Venue', 'exchange market_type symbol topic market step sizes spot sim_options '
              'clock_capped')
-D = decimal.Decimal
 # sizes: multiples of the market's step the strategy picks from (futures sizes
 # that are not sums of "round" floats: 0.009 - 0.002 is 0.006999... in floats)
-VENUES = {
-    'binance-spot': Venue('binance', 'spot', 'BTC/USDT', 'btcusdt@kline_1h', 'spot',
-                          D('0.00001'), (300, 400, 500), True, {}, False),
-    'binance-usdm': Venue('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h',
-                          'futures', D('0.001'), (2, 3, 7, 9), False, {}, False),
-    'binance-coinm': Venue('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h',
-                           'delivery', D('1'), (1, 2, 3), False, {}, True),
-    # Bybit's unified wallet sums spot and contract coins: no BTC on the
-    # contract side, so the spot position starts flat.
-    'bybit-spot': Venue('bybit', 'spot', 'BTC/USDT', 'kline.60.BTCUSDT', 'spot',
-                        D('0.00001'), (300, 400, 500), True,
-                        {'contract_balances': {'USDT': 10000}}, False),
-    'bybit-linear': Venue('bybit', 'linear', 'BTC/USDT:USDT', 'kline.60.BTCUSDT', 'linear',
-                          D('0.001'), (2, 3, 7, 9), False, {}, False),
-    'bybit-inverse': Venue('bybit', 'inverse', 'BTC/USD:BTC', 'kline.60.BTCUSD', 'inverse',
-                           D('1'), (100, 200, 300), False, {}, False),
-}
+SIZES = {'binance-spot': (300, 400, 500), 'binance-usdm': (2, 3, 7, 9),
+         'binance-coinm': (1, 2, 3), 'bybit-spot': (300, 400, 500),
+         'bybit-linear': (2, 3, 7, 9), 'bybit-inverse': (100, 200, 300)}
+# The soak's simulators keep their default balances, except that Bybit's
+# unified wallet sums spot and contract coins: no BTC on the contract side,
+# so the spot position starts flat.
+SIM_OPTIONS = {'bybit-spot': {'contract_balances': {'USDT': 10000}}}
 # clock_capped: ccxt caps a COIN-M kline query at the client's clock (endTime =
 # min(now, ...)); in step mode the simulator's market runs hours ahead of the
 # wall clock, so a gap fill right after a reconnect cannot see the bar that
 # closed meanwhile (the next bar's hole query can). Not so live, where market
 # time is wall time: on that venue the soak steps only once the market stream
 # is back, so bars close while connected.
-SIMS = {'binance': BinanceSimulator, 'bybit': BybitSimulator}
+CLOCK_CAPPED = {'binance-coinm'}
+# The one venue table (tests/venues.py), with the soak's columns.
+VENUES = {v: Venue(*row[:5], step=STEP[v], sizes=SIZES[v], spot=row[1] == 'spot',
+                   sim_options=SIM_OPTIONS.get(v, {}), clock_capped=v in CLOCK_CAPPED)
+          for v, row in _VENUES.items()}
 # An unanswered create settles in ~1.1 s, a silent stream is given up after 1 s.
 FAST = {'recv_window': 600, 'timeout': 1.0, 'stream_heartbeat': 0.3,
         'stream_timeout': 1.0}

@@ -8,23 +8,13 @@ import pytest
 
 from backtrader_live.errors import RateLimitedError
 from backtrader_live.sim import BybitSimulator
-from backtrader_live.stores import BinanceStore, BybitStore
 from helpers import KEY, SECRET, eventually
-
-# store class, market type, simulator
-VENUES = {
-    'binance-spot': (BinanceStore, 'spot'),
-    'binance-usdm': (BinanceStore, 'futures'),
-    'binance-coinm': (BinanceStore, 'delivery'),
-    'bybit-spot': (BybitStore, 'spot'),
-    'bybit-linear': (BybitStore, 'linear'),
-    'bybit-inverse': (BybitStore, 'inverse'),
-}
+from venues import ALL, STORES, exchange, market_type
 
 
 @pytest.fixture
 def venue_sim(request, sim):
-    if VENUES[request.node.callspec.params['venue']][0] is BybitStore:
+    if exchange(request.node.callspec.params['venue']) == 'bybit':
         with BybitSimulator(speed=None, start_index=600) as bybit:
             yield bybit
     else:
@@ -32,9 +22,8 @@ def venue_sim(request, sim):
 
 
 def _store(sim, venue, **kwargs):
-    cls, market_type = VENUES[venue]
-    store = cls(apikey=KEY, secret=SECRET, endpoint=sim.base_url, market_type=market_type,
-                **kwargs)
+    store = STORES[exchange(venue)](apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                    market_type=market_type(venue), **kwargs)
     store.get_markets()
     return store
 
@@ -57,7 +46,7 @@ def _in_thread(fn):
     return out['value']
 
 
-@pytest.mark.parametrize('venue', sorted(VENUES))
+@pytest.mark.parametrize('venue', ALL)
 def test_retry_after_comes_from_the_failing_response(venue_sim, venue):
     """A 429 (Bybit: 10006) says "wait 7 s"; before the store reads that,
     another thread's call gets a plain answer. The wait is still 7 s."""
@@ -137,7 +126,7 @@ def test_a_slow_keep_alive_does_not_hold_up_an_order(sim):
 
 
 def test_markets_loaded_by_another_thread_serve_every_thread(sim):
-    store = BinanceStore(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+    store = STORES['binance'](apikey=KEY, secret=SECRET, endpoint=sim.base_url)
     try:
         markets = _in_thread(store.get_markets)          # not the creating thread
         assert 'BTC/USDT' in markets

@@ -6,23 +6,16 @@ import pytest
 
 from backtrader_live.events import LeverageUpdate, PositionUpdate
 from backtrader_live.sim import BybitSimulator
-from backtrader_live.stores import BinanceStore, BybitStore
 from helpers import KEY, SECRET, eventually
 from livekit import LiveRun
+from venues import DERIVATIVES, SETTLE, STORES
+from venues import VENUES as _VENUES
 
-# exchange, market_type, symbol, topic, the simulator's market name, a big
-# size (margin at 1x would be several times the wallet), settle asset
-VENUES = {
-    'binance-usdm': ('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h', 'futures',
-                     10, 'USDT'),
-    'binance-coinm': ('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h',
-                      'delivery', 150, 'BTC'),
-    'bybit-linear': ('bybit', 'linear', 'BTC/USDT:USDT', 'kline.60.BTCUSDT', 'linear', 10,
-                     'USDT'),
-    'bybit-inverse': ('bybit', 'inverse', 'BTC/USD:BTC', 'kline.60.BTCUSD', 'inverse', 15000,
-                      'BTC'),
-}
-STORES = {'binance': BinanceStore, 'bybit': BybitStore}
+# The one venue table (tests/venues.py): exchange, market_type, symbol, topic,
+# the simulator's market name; then a big size (margin at 1x would be several
+# times the wallet) and the settle asset.
+_BIG = {'binance-usdm': 10, 'binance-coinm': 150, 'bybit-linear': 10, 'bybit-inverse': 15000}
+VENUES = {v: _VENUES[v][:5] + (_BIG[v], SETTLE[v]) for v in DERIVATIVES}
 
 
 @pytest.fixture
@@ -124,7 +117,7 @@ def test_a_leverage_change_during_the_run_reaches_cash(venue_sim, venue):
 
 
 def test_a_leverage_the_exchange_does_not_name_is_1x_with_a_warning(sim, caplog, monkeypatch):
-    store = BinanceStore(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+    store = STORES['binance'](apikey=KEY, secret=SECRET, endpoint=sim.base_url,
                          market_type='futures')
     try:
         assert store.current_leverage('BTC/USDT:USDT') == 20.0     # the simulator's default
@@ -137,7 +130,7 @@ def test_a_leverage_the_exchange_does_not_name_is_1x_with_a_warning(sim, caplog,
 
 def test_account_config_updates_other_than_leverage_are_not_events(sim):
     from backtrader_live.stores import _binance_futures as futures
-    store = BinanceStore(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+    store = STORES['binance'](apikey=KEY, secret=SECRET, endpoint=sim.base_url,
                          market_type='futures')
     try:
         store.get_markets()

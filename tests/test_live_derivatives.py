@@ -7,19 +7,14 @@ import backtrader_live as btl
 from backtrader_live.events import CANCELED, EXPIRED, order_from_ccxt
 from helpers import eventually
 from livekit import LiveRun
+from venues import DERIVATIVES, SETTLE
+from venues import VENUES as _VENUES
 
-# exchange, market_type, symbol, stream topic, the simulator's market name,
-# a small order size (BTC for linear, contracts of 100 USD for inverse), settle asset
-VENUES = {
-    'binance-usdm': ('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h', 'futures',
-                     0.005, 'USDT'),
-    'binance-coinm': ('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h', 'delivery',
-                      1, 'BTC'),
-    'bybit-linear': ('bybit', 'linear', 'BTC/USDT:USDT', 'kline.60.BTCUSDT', 'linear',
-                     0.005, 'USDT'),
-    'bybit-inverse': ('bybit', 'inverse', 'BTC/USD:BTC', 'kline.60.BTCUSD', 'inverse',
-                      100, 'BTC'),
-}
+# The one venue table (tests/venues.py): exchange, market_type, symbol, stream
+# topic, the simulator's market name; then a small order size (BTC for linear,
+# contracts of 100 USD for inverse) and the settle asset.
+_SMALL = {'binance-usdm': 0.005, 'binance-coinm': 1, 'bybit-linear': 0.005, 'bybit-inverse': 100}
+VENUES = {v: _VENUES[v][:5] + (_SMALL[v], SETTLE[v]) for v in DERIVATIVES}
 
 
 @pytest.fixture

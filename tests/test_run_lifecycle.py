@@ -11,40 +11,20 @@ import time
 import pytest
 
 import backtrader_live as btl
-from backtrader_live.sim import BinanceSimulator, BybitSimulator
 from helpers import KEY, SECRET, eventually
 from livekit import LiveRun, Scripted
+from venues import DERIVATIVES, SIMS, VENUES, sim_orders
+from venues import live_run as venue_run
 
-# exchange, market_type, symbol, kline topic, user market, order size, sim kwargs
-VENUES = {
-    'binance-spot': ('binance', 'spot', 'BTC/USDT', 'btcusdt@kline_1h', 'spot', 0.01,
-                     {'balances': {'USDT': 100000.0}}),
-    'binance-usdm': ('binance', 'futures', 'BTC/USDT:USDT', 'btcusdt@kline_1h', 'futures', 0.01,
-                     {}),
-    'binance-coinm': ('binance', 'delivery', 'BTC/USD:BTC', 'btcusd_perp@kline_1h', 'delivery',
-                      1, {}),
-    'bybit-spot': ('bybit', 'spot', 'BTC/USDT', 'kline.60.BTCUSDT', 'spot', 0.01,
-                   {'balances': {'USDT': 100000.0}, 'contract_balances': {'USDT': 10000.0}}),
-    'bybit-linear': ('bybit', 'linear', 'BTC/USDT:USDT', 'kline.60.BTCUSDT', 'linear', 0.01, {}),
-    'bybit-inverse': ('bybit', 'inverse', 'BTC/USD:BTC', 'kline.60.BTCUSD', 'inverse', 100, {}),
-}
-SIMS = {'binance': BinanceSimulator, 'bybit': BybitSimulator}
-FUTURES = sorted(v for v in VENUES if VENUES[v][1] != 'spot')
+# The one venue table (tests/venues.py): exchange, market_type, symbol, kline
+# topic, user market, order size, sim kwargs.
+FUTURES = DERIVATIVES
 
 
 def venue_sim(venue, **kwargs):
+    """The venue's step-mode simulator, started (the test stops it)."""
     exchange, extra = VENUES[venue][0], VENUES[venue][6]
     return SIMS[exchange](speed=None, start_index=600, **dict(extra, **kwargs)).start()
-
-
-def venue_run(sim, venue, **kwargs):
-    exchange, market_type, symbol, topic, user = VENUES[venue][:5]
-    return LiveRun(sim, exchange=exchange, symbol=symbol, market_type=market_type, topic=topic,
-                   user_market=user, **kwargs)
-
-
-def sim_orders(sim, venue):
-    return sim.orders(market=VENUES[venue][4])
 
 
 def held(sim, venue):

@@ -1,7 +1,14 @@
-"""The six venues (exchange x market type) for broker tests, and their simulators."""
+"""The six venues (exchange x market type) for the tests, and their simulators.
+
+The one table of what each venue is and how the simulator serves it: test
+modules read it (and pick the columns they need) rather than keep copies.
+Sizes a test needs for its own scenario stay in that test, keyed by venue.
+"""
 import contextlib
+import decimal
 
 from backtrader_live.sim import BinanceSimulator, BybitSimulator
+from backtrader_live.stores import BinanceStore, BybitStore
 from livekit import LiveRun
 
 # exchange, market_type, symbol, market stream topic, the simulator's market name,
@@ -25,6 +32,41 @@ VENUES = {
 ALL = sorted(VENUES)
 DERIVATIVES = [v for v in ALL if VENUES[v][1] != 'spot']
 SIMS = {'binance': BinanceSimulator, 'bybit': BybitSimulator}
+STORES = {'binance': BinanceStore, 'bybit': BybitStore}
+
+# The instrument's id on the wire (REST parameters, stream names).
+SYMBOL_ID = {'binance-spot': 'BTCUSDT', 'binance-usdm': 'BTCUSDT',
+             'binance-coinm': 'BTCUSD_PERP', 'bybit-spot': 'BTCUSDT',
+             'bybit-linear': 'BTCUSDT', 'bybit-inverse': 'BTCUSD'}
+# The asset the account's cash is counted in: the quote coin on spot, the
+# settle (margin) coin on derivatives.
+SETTLE = {'binance-spot': 'USDT', 'binance-usdm': 'USDT', 'binance-coinm': 'BTC',
+          'bybit-spot': 'USDT', 'bybit-linear': 'USDT', 'bybit-inverse': 'BTC'}
+# ccxt's exchange id for the venue (Binance has one ccxt class per API family).
+CCXT_ID = {'binance-spot': 'binance', 'binance-usdm': 'binanceusdm',
+           'binance-coinm': 'binancecoinm', 'bybit-spot': 'bybit', 'bybit-linear': 'bybit',
+           'bybit-inverse': 'bybit'}
+# The market's amount step (BTC, or contracts).
+D = decimal.Decimal
+STEP = {'binance-spot': D('0.00001'), 'binance-usdm': D('0.001'), 'binance-coinm': D('1'),
+        'bybit-spot': D('0.00001'), 'bybit-linear': D('0.001'), 'bybit-inverse': D('1')}
+# Simulator options for a thin book (two units on each level), so that an order
+# of more than that fills in parts.
+THIN_BOOK = {'binance-spot': {'depth_qty': 0.02}, 'binance-usdm': {'futures_depth_qty': 0.02},
+             'binance-coinm': {'futures_depth_qty': 2}, 'bybit-spot': {'depth_qty': 0.02},
+             'bybit-linear': {'contract_depth_qty': 0.02},
+             'bybit-inverse': {'contract_depth_qty': 200}}
+# Bybit's venues in the order of its API's categories (its market types).
+BYBIT = ['bybit-spot', 'bybit-linear', 'bybit-inverse']
+BINANCE = ['binance-spot', 'binance-usdm', 'binance-coinm']
+
+
+def exchange(venue):
+    return VENUES[venue][0]
+
+
+def market_type(venue):
+    return VENUES[venue][1]
 
 
 @contextlib.contextmanager

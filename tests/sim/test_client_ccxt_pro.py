@@ -15,10 +15,15 @@ import ccxt.pro
 import pytest
 
 from simutil import KEY, SECRET
+from venues import BINANCE, CCXT_ID, SETTLE
+from venues import VENUES as _VENUES
 
-VENUES = {'spot': (ccxt.pro.binance, 'BTC/USDT', 0.01, 'USDT'),
-          'usdm': (ccxt.pro.binanceusdm, 'BTC/USDT:USDT', 0.01, 'USDT'),
-          'coinm': (ccxt.pro.binancecoinm, 'BTC/USD:BTC', 1, 'BTC')}
+# The one venue table (tests/venues.py), keyed by Binance's API family: ccxt.pro
+# class, symbol, the test's order size, settle asset, the simulator's market.
+_QTY = {'binance-spot': 0.01, 'binance-usdm': 0.01, 'binance-coinm': 1}
+_FAMILY = {'binance-spot': 'spot', 'binance-usdm': 'usdm', 'binance-coinm': 'coinm'}
+VENUES = {_FAMILY[v]: (getattr(ccxt.pro, CCXT_ID[v]), _VENUES[v][2], _QTY[v], SETTLE[v],
+                       _VENUES[v][4]) for v in BINANCE}
 
 
 def point_pro(ex, sim):
@@ -52,7 +57,7 @@ async def watched(sim, coro, part, seconds=1):
 
 @pytest.mark.parametrize('venue', list(VENUES))
 def test_ccxt_pro_session(sim, venue):
-    cls, symbol, qty, settle = VENUES[venue]
+    cls, symbol, qty, settle, user_market = VENUES[venue]
 
     async def session():
         ex = point_pro(cls({'apiKey': KEY, 'secret': SECRET, 'options': {
@@ -73,8 +78,7 @@ def test_ccxt_pro_session(sim, venue):
             trades = asyncio.ensure_future(ex.watch_my_trades(symbol))
             balance = asyncio.ensure_future(ex.watch_balance())
             await asyncio.to_thread(sim.wait_user_subscribed, count=1,
-                                    market='spot' if venue == 'spot' else
-                                    ('futures' if venue == 'usdm' else 'coinm'))
+                                    market=user_market)
             price = float(ex.price_to_precision(symbol, ticker['last'] * 0.9))
             limit = await ex.create_order(symbol, 'limit', 'buy', qty, price)
             seen = await asyncio.wait_for(orders, 5)

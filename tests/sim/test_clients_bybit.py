@@ -19,8 +19,13 @@ from pybit import unified_trading as pybit_ut   # the `test` extra installs it
 
 from simutil import KEY, SECRET, eventually
 
-VENUES = [('spot', 'BTC/USDT', 'BTCUSDT', '0.1'), ('linear', 'BTC/USDT:USDT', 'BTCUSDT', '0.1'),
-          ('inverse', 'BTC/USD:BTC', 'BTCUSD', '100')]
+from venues import BYBIT, SYMBOL_ID
+from venues import VENUES as _VENUES
+
+# The one venue table (tests/venues.py): Bybit's category (its market type),
+# symbol, symbol id, and the test's order size.
+_QTY = {'bybit-spot': '0.1', 'bybit-linear': '0.1', 'bybit-inverse': '100'}
+VENUES = [(_VENUES[v][1], _VENUES[v][2], SYMBOL_ID[v], _QTY[v]) for v in BYBIT]
 
 
 def rehost(urls, http, ws):

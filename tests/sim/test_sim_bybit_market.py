@@ -11,9 +11,11 @@ import pytest
 import requests
 
 from simutil import KEY, SECRET, H
+from venues import BYBIT, SYMBOL_ID
+from venues import VENUES as _VENUES
 
-VENUES = [('spot', 'BTC/USDT', 'BTCUSDT'), ('linear', 'BTC/USDT:USDT', 'BTCUSDT'),
-          ('inverse', 'BTC/USD:BTC', 'BTCUSD')]
+# The one venue table (tests/venues.py): Bybit's category, symbol, symbol id.
+VENUES = [(_VENUES[v][1], _VENUES[v][2], SYMBOL_ID[v]) for v in BYBIT]
 SPOT_TICKER = {'symbol', 'bid1Price', 'bid1Size', 'ask1Price', 'ask1Size', 'lastPrice',
                'prevPrice24h', 'price24hPcnt', 'highPrice24h', 'lowPrice24h',
                'turnover24h', 'volume24h', 'usdIndexPrice'}

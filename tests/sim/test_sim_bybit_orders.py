@@ -9,8 +9,13 @@ from decimal import Decimal as D
 import ccxt
 import pytest
 
-VENUES = [('spot', 'BTC/USDT', 0.1), ('linear', 'BTC/USDT:USDT', 0.1),
-          ('inverse', 'BTC/USD:BTC', 100)]
+from venues import BYBIT
+from venues import VENUES as _VENUES
+
+# The one venue table (tests/venues.py): Bybit's category, symbol, the test's
+# order size.
+_QTY = {'bybit-spot': 0.1, 'bybit-linear': 0.1, 'bybit-inverse': 100}
+VENUES = [(_VENUES[v][1], _VENUES[v][2], _QTY[v]) for v in BYBIT]
 CONTRACTS = [v for v in VENUES if v[0] != 'spot']
 SPOT_PARAMS = {'marketUnit': 'baseCoin'}
 
