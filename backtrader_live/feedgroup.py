@@ -1,0 +1,148 @@
+"""Several live feeds in one run: bars are released in close-time order.
+
+backtrader's loop (``Cerebro._runnext``) asks every data for a bar each
+round and delivers the earliest datetime; a data with no bar *yet*
+(``_load`` returned None) is simply skipped. In a backtest every bar is
+there, so two feeds' 10:00 bars meet in one ``next()``. Live, the bars of
+two symbols arrive a few milliseconds apart: left alone, the first would be
+delivered in a ``next()`` of its own, with the other symbol still at 09:00,
+and a feed whose bar is late (a slow message, a reconnect filling a gap over
+REST) would let the others run ahead of it.
+
+A :class:`FeedGroup` links the live feeds of a run. A feed holds its next
+bar (its ``_load`` returns None, the loop keeps running for notifications)
+until no other feed can still produce a bar that closes earlier or at the
+same time; then they are released in the same round and upstream's loop
+puts them in one ``next()`` exactly as in a backtest. A feed that stays
+late longer than ``sync_timeout`` seconds no longer holds the others back
+(logged with its name): a silent market must not freeze a run.
+
+Feeds of a longer timeframe than the group's shortest (``timeframe=['1h',
+'4h']``, ``cerebro.resampledata(feed, ...)``) are stamped with their open
+time like every feed here, and are flagged as resampled for upstream's loop
+(``resampling``): the 4h bar of 08:00, which closes at 12:00, comes in the
+same ``next()`` as the 1h bar of 11:00, which closes then too; it never
+comes alone (upstream's loop needs a bar of a base feed in every round), and
+never before it has closed.
+"""
+import logging
+import threading
+import time
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: default seconds a feed waits for a late one before going on without it
+SYNC_TIMEOUT = 10.0
+
+
+class FeedGroup:
+    """The live feeds of one run, released in close-time order."""
+
+    def __init__(self, feeds, sync_timeout=SYNC_TIMEOUT):
+        self.feeds = list(feeds)
+        self.sync_timeout = sync_timeout
+        self.changed = threading.Condition()
+        shortest = min(f._tf_ms for f in self.feeds)
+        for feed in self.feeds:
+            feed._group = self
+            # upstream's flag: not a clock of the loop (see the module's docstring)
+            feed.resampling = 1 if feed._tf_ms > shortest else 0
+        self.base = [f for f in self.feeds if not f.resampling]
+
+    # -- stream threads: something a held feed may wait for happened -------------------
+    def notify(self):
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait(self, seconds):
+        """Block (Cerebro's thread) until a member gets a bar or a wake, or ``seconds``."""
+        with self.changed:
+            self.changed.wait(seconds)
+
+    def stop_all(self):
+        """One feed reached the run's end (max_bars): every feed finishes."""
+        for feed in self.feeds:
+            feed._stop_requested.set()
+        self.notify()
+
+    # -- Cerebro's thread: may this feed deliver its next bar now? ---------------------
+    def blockers(self, feed, close_ms):
+        """The other feeds that may still produce a bar that must come before or
+        with ``feed``'s bar closing at ``close_ms`` (empty: release it)."""
+        if feed.resampling:
+            return self._rides_along(close_ms)
+        late = []
+        for other in self.feeds:
+            if other is feed or other._finished_feed():
+                continue
+            head = other._head_close()
+            if head is not None:
+                # an earlier bar of a base feed goes first; any resampled bar
+                # closing by then comes along in the same round
+                if not other.resampling and head < close_ms:
+                    late.append(other)
+            elif other._next_unknown_close() <= close_ms:
+                late.append(other)      # its bar for this time is not here yet
+        return late
+
+    def _rides_along(self, close_ms):
+        """A resampled bar comes with a base feed's bar closing at the same
+        time or later, delivered in this round, never alone: upstream's loop
+        takes a round's time from the base feeds (which come first: it sorts
+        the datas by timeframe) and fails on a round without one."""
+        for base in self.base:
+            if base._delivered_now() and base._last_close() >= close_ms:
+                return []
+        return self.base
+
+    def before_base(self, close_ms):
+        """True for a longer timeframe's history bar that closed before the
+        first bar of the base feeds opened: no round can carry it (a backtest
+        resampling the same base bars would not have it either)."""
+        if any(b._last_ts is not None for b in self.base):
+            return False
+        heads = [b._pending[0][0].open_time for b in self.base if b._pending]
+        return len(heads) == len(self.base) and close_ms <= min(heads)
+
+    def hold(self, feed, blockers):
+        """True to hold ``feed``'s bar this round; False once it waited longer
+        than ``sync_timeout`` for ``blockers`` (logged) and goes on."""
+        now = time.monotonic()
+        if feed._held_since is None:
+            feed._held_since = now
+        if feed.resampling:
+            return True      # it never goes alone; the base feeds carry the timeout
+        if now - feed._held_since > self.sync_timeout:
+            log.warning('%s: no bar from %s for %.1fs after ours closed; going on '
+                        'without waiting for it', feed._name or feed.p.dataname,
+                        ', '.join(str(b._name or b.p.dataname) for b in blockers),
+                        self.sync_timeout)
+            return False
+        if not any(b._arriving() for b in blockers):
+            # nothing of theirs is queued for this round: wait for it (woken
+            # by any member's bar, a broker event or a stop), bounded
+            self.wait(min(feed.p.qcheck, self.sync_timeout))
+        return True
+
+
+def link_feeds(datas, sync_timeout=SYNC_TIMEOUT):
+    """Group the live feeds among ``datas`` (at least two); None otherwise.
+
+    Feeds of one run must share one store (one exchange account, one market
+    type): the broker trades through one store.
+    """
+    from .feed import DataBase
+    feeds = [d for d in datas if isinstance(d, DataBase) and d.p.live]
+    for feed in feeds:
+        feed._group = None
+    if len(feeds) < 2:
+        return None
+    stores = {id(f._store): f._store for f in feeds}
+    if len(stores) > 1:
+        raise ConfigError(
+            'the live feeds of one run must come from one store (one exchange and market '
+            'type; the broker trades through one account), got %s; run each market in its '
+            'own Cerebro' % ', '.join(sorted({repr(s) for s in stores.values()})))
+    return FeedGroup(feeds, sync_timeout)
