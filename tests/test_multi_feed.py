@@ -142,7 +142,8 @@ def test_two_symbols_next_as_in_a_backtest(venue, tmp_path):
         rec = run_multi(sim, venue, symbols, '1h', 8, sync_timeout=0.5)
         assert sim.faults.connections('public') == 0        # closed at the end
         btc = served_rows(sim, 'BTC/USDT', first_seen(rec, 0), rec.bars[-1][0])
-        eth = served_rows(sim, 'ETH/USDT', first_seen(rec, 1), rec.bars[-1][1])
+        # the same window for both: both histories start at the same hour
+        eth = served_rows(sim, 'ETH/USDT', first_seen(rec, 0), rec.bars[-1][1])
     reference = backtest([(btc, 0), (eth, 0)])
     assert rec.bars == reference.bars
     # the closes of both datas (the exchange rounds prices to its tick)
@@ -331,3 +332,39 @@ def test_object_api_two_feeds_match_run_live(tmp_path):
         # the newest 4h bar closed when this hour's bar closed: never a forming one
         closed_by = ms(hour) + H
         assert ms(four) == closed_by // (4 * H) * (4 * H) - 4 * H
+
+
+# -- the risk gate and the kill switch see the whole account -----------------------------------
+class Probe(Stamps):
+    """``orders``: {bar number: [(data index, size)]}, 1-based."""
+    params = (('orders', None),)
+
+    def next(self):
+        super().next()
+        for index, size in self.p.orders.get(len(self.p.rec.bars), ()):
+            (self.buy if size > 0 else self.sell)(data=self.datas[index], size=abs(size))
+
+
+def test_exposure_over_both_symbols_trips_the_kill_switch(tmp_path):
+    """BTC and ETH each ~19% of equity (under max_position_pct 30%), together
+    ~38%: RiskAnalyzer's gross exposure over every data breaches 30% and the
+    kill switch refuses the next order that adds exposure, on either symbol."""
+    from backtrader_live.analyzers import RiskAnalyzer
+    venue = 'binance-spot'
+    with venue_sim(venue, **sim_options(venue, tmp_path)) as sim:
+        cerebro = btl.Cerebro()
+        cerebro.addanalyzer(RiskAnalyzer, _name='risk', max_position_risk=0.3,
+                            max_drawdown_limit=None, daily_loss_limit=None)
+        price = sim.price('BTC/USDT')
+        btc, eth = round(1900.0 / price, 3), round(1900.0 / (price / 15.0), 2)
+        script = {2: [(0, btc), (1, eth)], 4: [(1, eth / 10)], 5: [(0, -round(btc / 2, 3))]}
+        rec = run_multi(sim, venue, ['BTC/USDT', 'ETH/USDT'], '1h', 5, cerebro=cerebro,
+                        strategy=Probe, orders=script, paper_trading=True, cash=10000.0,
+                        broker_kwargs={'max_position_pct': 0.3})
+    done = [o for o in rec.orders if o[0] == 'Completed']
+    rejected = [o for o in rec.orders if o[0] == 'Rejected']
+    assert len(done) == 3, rec.orders            # both buys, then the reducing sell
+    assert len(rejected) == 1 and 'kill switch active (exposure' in rejected[0][4], rec.orders
+    assert 'gross exposure 3' in rejected[0][4]       # both symbols' positions counted
+    booked = [rec.strategy.getposition(d).size for d in rec.strategy.datas]
+    assert booked == pytest.approx([btc - round(btc / 2, 3), eth], abs=1e-3)
