@@ -29,6 +29,7 @@ from .timeframes import TIMEFRAME_MAP, TIMEFRAME_SPECS, parse_timeframe
 log = logging.getLogger(__name__)
 
 _BACKFILL, _LIVE, _DONE = 'backfill', 'live', 'done'
+_INF = float('inf')
 _RECONNECTED = object()     # queue marker: the stream came back
 _BROKEN = object()          # queue marker: the stream dropped
 
@@ -97,6 +98,7 @@ class DataBase(bt.feed.DataBase):
         self._held_since = None     # monotonic time the group began holding our next bar
         self._rounds = 0            # rounds of Cerebro's loop (do_qcheck), and the
         self._delivered_round = -1  # one in which our last bar was delivered
+        self._limit = -_INF         # _group_limit() as of our last _load
 
     def __repr__(self):
         return '%s(%s %s, store=%r)' % (type(self).__name__, self.p.dataname,
@@ -135,7 +137,6 @@ class DataBase(bt.feed.DataBase):
         """Finish after the current bar (thread-safe; signal handlers)."""
         self._stop_requested.set()
         self.wake()
-        self._notify_group()
 
     def do_qcheck(self, onoff, qlapse):
         # upstream calls this on every data at the start of each round
@@ -160,7 +161,9 @@ class DataBase(bt.feed.DataBase):
                 self._q.put_nowait(None)
             except queue.Full:      # filled meanwhile by the stream thread: same
                 pass
-        self._notify_group()        # a feed held by the group waits on it, not on its queue
+        group = self._group
+        if group is not None:
+            group.wake()    # a feed held by the group waits on it, not on its queue
 
     # -- stream thread side ---------------------------------------------------------
     def _on_bar(self, bar):
@@ -186,6 +189,13 @@ class DataBase(bt.feed.DataBase):
 
     # -- Cerebro thread side ----------------------------------------------------------
     def _load(self):
+        try:
+            return self._load_next()
+        finally:
+            if self._group is not None:
+                self._limit = self._group_limit()
+
+    def _load_next(self):
         while True:
             if self._stop_requested.is_set() and not self._pending:
                 return self._finishing()
@@ -305,6 +315,16 @@ class DataBase(bt.feed.DataBase):
         return group.hold(self, late)
 
     # -- what the group asks of a member (Cerebro's thread) ------------------------------
+    def _group_limit(self):
+        """The latest close time (ms) another feed's bar may have to be released
+        before we could still have to deliver one of ours first or with it
+        (updated after each _load: only _load changes what a feed holds)."""
+        if self._finished_feed():
+            return _INF
+        if self._pending:
+            return _INF if self.resampling else self._head_close()
+        return self._next_unknown_close() - 1
+
     def _finished_feed(self):
         if self._state == _DONE or (self._stop_requested.is_set() and not self._pending):
             return True

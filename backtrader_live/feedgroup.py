@@ -50,22 +50,34 @@ class FeedGroup:
             # upstream's flag: not a clock of the loop (see the module's docstring)
             feed.resampling = 1 if feed._tf_ms > shortest else 0
         self.base = [f for f in self.feeds if not f.resampling]
+        self._woken = False
 
     # -- stream threads: something a held feed may wait for happened -------------------
     def notify(self):
         with self.changed:
             self.changed.notify_all()
 
-    def wait(self, seconds):
-        """Block (Cerebro's thread) until a member gets a bar or a wake, or ``seconds``."""
+    def wake(self):
+        """A broker event or a stop: a held feed returns to Cerebro's loop now."""
         with self.changed:
-            self.changed.wait(seconds)
+            self._woken = True
+            self.changed.notify_all()
+
+    def wait_for(self, blockers, seconds):
+        """Block (Cerebro's thread) until every one of ``blockers`` has its bar
+        queued, a wake, or ``seconds``. Waking on each member's bar and going
+        round Cerebro's loop for nothing would cost a round per symbol, in the
+        thread that also parses the stream (one GIL)."""
+        with self.changed:
+            self._woken = False
+            self.changed.wait_for(
+                lambda: self._woken or all(b._arriving() for b in blockers), seconds)
 
     def stop_all(self):
         """One feed reached the run's end (max_bars): every feed finishes."""
         for feed in self.feeds:
             feed._stop_requested.set()
-        self.notify()
+        self.wake()
 
     # -- Cerebro's thread: may this feed deliver its next bar now? ---------------------
     def blockers(self, feed, close_ms):
@@ -73,19 +85,11 @@ class FeedGroup:
         with ``feed``'s bar closing at ``close_ms`` (empty: release it)."""
         if feed.resampling:
             return self._rides_along(close_ms)
-        late = []
-        for other in self.feeds:
-            if other is feed or other._finished_feed():
-                continue
-            head = other._head_close()
-            if head is not None:
-                # an earlier bar of a base feed goes first; any resampled bar
-                # closing by then comes along in the same round
-                if not other.resampling and head < close_ms:
-                    late.append(other)
-            elif other._next_unknown_close() <= close_ms:
-                late.append(other)      # its bar for this time is not here yet
-        return late
+        # each feed's _limit says how far it lets the others go (feed.py):
+        # an earlier bar of a base feed goes first, a bar of this time not
+        # here yet is waited for; a resampled bar comes along in the round
+        return [other for other in self.feeds
+                if other._limit < close_ms and other is not feed]
 
     def _rides_along(self, close_ms):
         """A resampled bar comes with a base feed's bar closing at the same
@@ -120,10 +124,10 @@ class FeedGroup:
                         ', '.join(str(b._name or b.p.dataname) for b in blockers),
                         self.sync_timeout)
             return False
-        if not any(b._arriving() for b in blockers):
-            # nothing of theirs is queued for this round: wait for it (woken
-            # by any member's bar, a broker event or a stop), bounded
-            self.wait(min(feed.p.qcheck, self.sync_timeout))
+        if not all(b._arriving() for b in blockers):
+            # not all of theirs is queued for this round: wait for it (or a
+            # broker event, a stop), bounded
+            self.wait_for(blockers, min(feed.p.qcheck, self.sync_timeout))
         return True
 
 
