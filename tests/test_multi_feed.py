@@ -368,3 +368,61 @@ def test_exposure_over_both_symbols_trips_the_kill_switch(tmp_path):
     assert 'gross exposure 3' in rejected[0][4]       # both symbols' positions counted
     booked = [rec.strategy.getposition(d).size for d in rec.strategy.datas]
     assert booked == pytest.approx([btc - round(btc / 2, 3), eth], abs=1e-3)
+
+
+# -- guards: what feedgroup.py relies on in upstream's loop (backtrader 1.9.78.123) ------------
+class Scripted(bt.feed.DataBase):
+    """_load answers from ``script``: None (nothing yet), an hour (a bar at
+    that hour of 2024-01-01) or False (done); counts do_qcheck calls."""
+    params = (('script', ()),)
+
+    def start(self):
+        super().start()
+        self._answers = list(self.p.script)
+        self.qchecks = 0
+
+    def islive(self):
+        return True
+
+    def do_qcheck(self, onoff, qlapse):
+        self.qchecks += 1
+        super().do_qcheck(onoff, qlapse)
+
+    def _load(self):
+        answer = self._answers.pop(0) if self._answers else False
+        if answer is None or answer is False:
+            return answer
+        self.lines.datetime[0] = bt.date2num(datetime.datetime(2024, 1, 1, answer))
+        self.lines.close[0] = float(answer)
+        return True
+
+
+def guarded_run(*scripts, resampled=()):
+    cerebro = bt.Cerebro(stdstats=False)
+    datas = [Scripted(script=s, timeframe=bt.TimeFrame.Minutes, compression=60 * (i + 1))
+             for i, s in enumerate(scripts)]
+    for i, data in enumerate(datas):
+        if i in resampled:
+            data.resampling = 1
+        cerebro.adddata(data)
+    rec = Recorder()
+    cerebro.addstrategy(Stamps, rec=rec)
+    cerebro.run()
+    return [tuple(d.hour for d in b) for b in rec.bars], datas
+
+
+def test_upstream_retries_a_data_that_had_nothing_in_the_same_round():
+    """A data whose _load said None in a round where another delivered is
+    asked again in that round (next(datamaster=...)): what lets a held feed
+    go with the others once they pulled their bars."""
+    bars, datas = guarded_run([None, 10, None, False], [10, False])
+    assert bars == [(10, 10)]
+    assert datas[0].qchecks >= 2 and datas[0].qchecks == datas[1].qchecks   # every round
+
+
+def test_upstream_resampled_data_rides_along_and_never_drives_the_clock():
+    """A data flagged ``resampling`` with an earlier datetime than the round's
+    base bar is delivered in that round (not rewound), and its time is not
+    the round's time."""
+    bars, _ = guarded_run([10, 11, False], [None, None, 8, False], resampled=(1,))
+    assert bars == [(11, 8)]
