@@ -144,8 +144,10 @@ class DataBase(bt.feed.DataBase):
         super().do_qcheck(onoff, qlapse)
 
     def _notify_group(self):
+        # stream thread, every bar: the lock only when a held feed waits (it
+        # sets ``waiting`` before it looks at our queue: no bar is missed)
         group = self._group
-        if group is not None:
+        if group is not None and group.waiting:
             group.notify()
 
     def wake(self):
@@ -312,9 +314,23 @@ class DataBase(bt.feed.DataBase):
             self._pending.clear()
             self._stop_requested.set()
             return True
-        return group.hold(self, late)
+        return group.hold(self, bar.open_time + self._tf_ms, late)
 
     # -- what the group asks of a member (Cerebro's thread) ------------------------------
+    def _prefetch(self):
+        """Take what the stream queued into _pending now (Cerebro's thread,
+        for a feed of the group waiting on ours); what our own _load would do
+        later in this round."""
+        if self._state != _LIVE or self._pending or self._stop_requested.is_set():
+            return
+        saved, self._qcheck = self._qcheck, 0.0
+        try:
+            while not self._pending and self._unfilled is None and not self._q.empty():
+                self._load_live_data()
+        finally:
+            self._qcheck = saved
+        self._limit = self._group_limit()
+
     def _group_limit(self):
         """The latest close time (ms) another feed's bar may have to be released
         before we could still have to deliver one of ours first or with it

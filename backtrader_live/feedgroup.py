@@ -51,6 +51,7 @@ class FeedGroup:
             feed.resampling = 1 if feed._tf_ms > shortest else 0
         self.base = [f for f in self.feeds if not f.resampling]
         self._woken = False
+        self.waiting = False     # a held feed waits: the stream threads must wake it
 
     # -- stream threads: something a held feed may wait for happened -------------------
     def notify(self):
@@ -68,10 +69,22 @@ class FeedGroup:
         queued, a wake, or ``seconds``. Waking on each member's bar and going
         round Cerebro's loop for nothing would cost a round per symbol, in the
         thread that also parses the stream (one GIL)."""
+        pending = list(blockers)
+
+        def ready():
+            # a queued bar stays queued until this thread takes it: look at
+            # each blocker until it has one, not at all of them every time
+            while pending and pending[-1]._arriving():
+                pending.pop()
+            return self._woken or not pending
+
         with self.changed:
             self._woken = False
-            self.changed.wait_for(
-                lambda: self._woken or all(b._arriving() for b in blockers), seconds)
+            self.waiting = True
+            try:
+                self.changed.wait_for(ready, seconds)
+            finally:
+                self.waiting = False
 
     def stop_all(self):
         """One feed reached the run's end (max_bars): every feed finishes."""
@@ -110,27 +123,38 @@ class FeedGroup:
         heads = [b._pending[0][0].open_time for b in self.base if b._pending]
         return len(heads) == len(self.base) and close_ms <= min(heads)
 
-    def hold(self, feed, blockers):
-        """True to hold ``feed``'s bar this round; False once it waited longer
-        than ``sync_timeout`` for ``blockers`` (logged) and goes on."""
+    def hold(self, feed, close_ms, blockers):
+        """True to hold ``feed``'s bar (closing at ``close_ms``) this round;
+        False to release it: the others' bars are in, or it waited longer than
+        ``sync_timeout`` for ``blockers`` (logged) and goes on."""
+        if feed.resampling:
+            return True      # it never goes alone; the base feeds carry the timeout
+        blockers = self._pull(feed, close_ms, blockers)
+        if not blockers:
+            return False
         now = time.monotonic()
         if feed._held_since is None:
             feed._held_since = now
-        if feed.resampling:
-            return True      # it never goes alone; the base feeds carry the timeout
         if now - feed._held_since > self.sync_timeout:
             log.warning('%s: no bar from %s for %.1fs after ours closed; going on '
                         'without waiting for it', feed._name or feed.p.dataname,
                         ', '.join(str(b._name or b.p.dataname) for b in blockers),
                         self.sync_timeout)
             return False
-        if not all(b._arriving() for b in blockers):
-            # not all of theirs is queued for this round: wait for it (or a
-            # broker event, a stop), bounded
-            self.wait_for(blockers, min(feed.p.qcheck, self.sync_timeout))
-        return True
+        # not all of theirs is queued: wait for it (or a broker event, a
+        # stop), bounded, then look again
+        self.wait_for(blockers, min(feed.p.qcheck, self.sync_timeout))
+        return bool(self._pull(feed, close_ms, blockers))
 
-
+    def _pull(self, feed, close_ms, blockers):
+        """Have the blockers take what their streams queued (their own _load
+        would, later in this round) and return those still late. Then the
+        whole round's bars go in one pass of the loop: no feed says "nothing
+        yet" only to be asked again, which costs upstream a rewind of every
+        line and a second call per feed."""
+        for other in blockers:
+            other._prefetch()
+        return self.blockers(feed, close_ms)
 def link_feeds(datas, sync_timeout=SYNC_TIMEOUT):
     """Group the live feeds among ``datas`` (at least two); None otherwise.
 
