@@ -79,12 +79,14 @@ class FeedGroup:
             return self._woken or not pending
 
         with self.changed:
-            self._woken = False
             self.waiting = True
             try:
                 self.changed.wait_for(ready, seconds)
             finally:
                 self.waiting = False
+                # consumed here, not reset on entry: a wake (a fill to hand to
+                # the strategy) that came just before the wait is not lost
+                self._woken = False
 
     def stop_all(self):
         """One feed reached the run's end (max_bars): every feed finishes."""

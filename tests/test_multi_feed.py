@@ -78,7 +78,7 @@ def run_multi(sim, venue, symbols, timeframes, steps, **kwargs):
 
 
 # -- the backtest over the same candles ---------------------------------------------------
-class Rows(bt.feed.DataBase):
+class CandleRows(bt.feed.DataBase):
     """Candle rows [open ms, o, h, l, c, v] stamped at open + ``shift`` ms."""
     params = (('rows', ()), ('shift', 0))
 
@@ -116,7 +116,7 @@ def backtest(feeds, resample=None):
     rec = type('Rec', (), {})()
     rec.bars, rec.positions, rec.strategy = [], [], None
     for rows, shift in feeds:
-        cerebro.adddata(Rows(rows=rows, shift=shift, timeframe=bt.TimeFrame.Minutes,
+        cerebro.adddata(CandleRows(rows=rows, shift=shift, timeframe=bt.TimeFrame.Minutes,
                              compression=60))
     if resample:
         cerebro.resampledata(cerebro.datas[0], timeframe=bt.TimeFrame.Minutes,
@@ -371,7 +371,7 @@ def test_exposure_over_both_symbols_trips_the_kill_switch(tmp_path):
 
 
 # -- guards: what feedgroup.py relies on in upstream's loop (backtrader 1.9.78.123) ------------
-class Scripted(bt.feed.DataBase):
+class ScriptedFeed(bt.feed.DataBase):
     """_load answers from ``script``: None (nothing yet), an hour (a bar at
     that hour of 2024-01-01) or False (done); counts do_qcheck calls."""
     params = (('script', ()),)
@@ -399,7 +399,7 @@ class Scripted(bt.feed.DataBase):
 
 def guarded_run(*scripts, resampled=()):
     cerebro = bt.Cerebro(stdstats=False)
-    datas = [Scripted(script=s, timeframe=bt.TimeFrame.Minutes, compression=60 * (i + 1))
+    datas = [ScriptedFeed(script=s, timeframe=bt.TimeFrame.Minutes, compression=60 * (i + 1))
              for i, s in enumerate(scripts)]
     for i, data in enumerate(datas):
         if i in resampled:
