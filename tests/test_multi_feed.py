@@ -426,3 +426,44 @@ def test_upstream_resampled_data_rides_along_and_never_drives_the_clock():
     the round's time."""
     bars, _ = guarded_run([10, 11, False], [None, None, 8, False], resampled=(1,))
     assert bars == [(11, 8)]
+
+
+def test_a_1m_stream_with_15m_and_1h_views(tmp_path):
+    """store.getdata(1m) + resampledata to 15m and 1h, run with cerebro.run:
+    at every next() the 15m and 1h datas hold the newest bar closed by the
+    1m bar's close (never a forming one), and every 15m/1h bar comes once."""
+    from backtrader_live.stores import BinanceStore
+    with venue_sim('binance-spot') as sim:
+        store = BinanceStore(endpoint=sim.base_url)
+        cerebro = btl.Cerebro()
+        minute = store.getdata(dataname='BTC/USDT', tf='1m', backfill_bars=30)
+        cerebro.adddata(minute)
+        cerebro.resampledata(minute, timeframe=bt.TimeFrame.Minutes, compression=15)
+        cerebro.resampledata(minute, timeframe=bt.TimeFrame.Minutes, compression=60)
+        cerebro.setbroker(store.getbroker(paper_trading=True))
+        rec = Recorder()
+        cerebro.addstrategy(Stamps, rec=rec)
+        worker = threading.Thread(target=cerebro.run, name='test-1m-views', daemon=True)
+        worker.start()
+        for topic in ('btcusdt@kline_1m', 'btcusdt@kline_15m', 'btcusdt@kline_1h'):
+            sim.wait_subscribed(topic, timeout=10)
+        # the 1h history bar closed before the 1m history began: next()
+        # starts with the first 1h bar, at the end of the current hour
+        sim.step()
+        eventually(lambda: len(rec.bars) >= 1, 10)
+        sim.step()      # one more hour: sixty 1m bars (REST fills what the stream skipped)
+        eventually(lambda: len(rec.bars) >= 61, 10)
+        for data in cerebro.datas:
+            data.request_stop()
+        worker.join(15)
+        assert not worker.is_alive()
+        store.stop()
+    assert len(rec.bars) == 61
+    minutes = [b[0] for b in rec.bars]
+    assert minutes == sorted(set(minutes))              # one next() per 1m bar
+    m = 60 * 1000
+    for one, fifteen, hour in rec.bars:
+        closed_by = ms(one) + m
+        assert ms(fifteen) == closed_by // (15 * m) * (15 * m) - 15 * m
+        assert ms(hour) == closed_by // (60 * m) * (60 * m) - 60 * m
+    assert len({b[1] for b in rec.bars}) == 5 and len({b[2] for b in rec.bars}) == 2
