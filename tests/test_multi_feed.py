@@ -467,3 +467,25 @@ def test_a_1m_stream_with_15m_and_1h_views(tmp_path):
         assert ms(fifteen) == closed_by // (15 * m) * (15 * m) - 15 * m
         assert ms(hour) == closed_by // (60 * m) * (60 * m) - 60 * m
     assert len({b[1] for b in rec.bars}) == 5 and len({b[2] for b in rec.bars}) == 2
+
+
+class Value(Stamps):
+    """Records the broker's value and each data's position at every next()."""
+
+    def next(self):
+        super().next()
+        self.p.rec.store_msgs.append((self.broker.getvalue(),) +
+                                     tuple(self.getposition(d).size for d in self.datas))
+
+
+def test_two_timeframes_of_one_symbol_count_the_account_once():
+    """timeframe=['1h', '4h'] on spot, 0.5 BTC held at start: the position is
+    adopted once (on data0, the symbol's first feed), and the account value
+    counts the coin once, not once per feed of BTC/USDT."""
+    venue = 'binance-spot'
+    with venue_sim(venue, balances={'USDT': 10000.0, 'BTC': 0.5}) as sim:
+        rec = run_multi(sim, venue, 'BTC/USDT', ['1h', '4h'], 4, strategy=Value)
+    value, one_h, four_h = rec.store_msgs[-1]
+    close = rec.positions[-1][0]
+    assert (one_h, four_h) == (0.5, 0.0)
+    assert value == pytest.approx(10000.0 + 0.5 * close, rel=1e-9)
