@@ -264,6 +264,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         # Link the live feeds of this run (run_live's or added by hand with
         # adddata/resampledata) so their bars come in time order (feedgroup.py).
         link_feeds(self.datas, self._sync_timeout)
+        multifeed.guard_orders(self._broker, self.datas)
         return super().runstrategies(iterstrat, predata=predata)
 
     def resampledata(self, dataname, name=None, **kwargs):

@@ -150,3 +150,41 @@ def resampled_feed(data, kwargs):
     feed = type(data)(**params)
     feed._store = data._store
     return feed
+
+
+# -- orders: one feed per symbol carries them ---------------------------------------------
+def guard_orders(broker, datas):
+    """With several feeds of one symbol (two timeframes) on a live broker,
+    refuse orders on any but the symbol's first feed, by name: the exchange
+    keeps one position per symbol and backtrader one per data, so the
+    broker checks the exchange's against the first feed's; an order on
+    another would leave two positions for one."""
+    rules = getattr(broker, 'risk_rules', None)
+    if rules is None:
+        return
+    rules[:] = [r for r in rules if getattr(r, '__name__', '') != _RULE_NAME]
+    first = {}
+    for data in datas:
+        if getattr(data, '_store', None) is not None and hasattr(data, '_tf_ms'):
+            first.setdefault(data.p.dataname, data)
+    others = {id(d): first[d.p.dataname] for d in datas
+              if d.p.dataname in first and first[d.p.dataname] is not d}
+    if not others:
+        return
+
+    def rule(order):
+        carrier = others.get(id(order.data))
+        if carrier is None or not getattr(broker, 'live', False):
+            return None
+        if carrier._name:
+            how = 'self.getdatabyname(%r)' % carrier._name
+        else:
+            how = 'self.datas[%d]' % next(i for i, d in enumerate(datas) if d is carrier)
+        return ('orders on %s go through its first feed %r: the exchange keeps one '
+                'position per symbol and backtrader one per data; use self.buy(data=%s)'
+                % (order.data.p.dataname, carrier._name or how, how))
+    rule.__name__ = _RULE_NAME
+    rules.append(rule)
+
+
+_RULE_NAME = 'rule_first_feed_of_symbol'

@@ -489,3 +489,19 @@ def test_two_timeframes_of_one_symbol_count_the_account_once():
     close = rec.positions[-1][0]
     assert (one_h, four_h) == (0.5, 0.0)
     assert value == pytest.approx(10000.0 + 0.5 * close, rel=1e-9)
+
+
+def test_orders_on_a_second_feed_of_one_symbol_are_refused_by_name():
+    """Live, 1h + 4h of BTC/USDT: a buy on the 4h feed is rejected naming the
+    feed to use; the same buy on the 1h feed fills."""
+    venue = 'binance-spot'
+    with venue_sim(venue) as sim:
+        rec = run_multi(sim, venue, 'BTC/USDT', ['1h', '4h'], 3, strategy=Probe,
+                        orders={2: [(1, 0.01)], 3: [(0, 0.01)]})
+    rejected = [o for o in rec.orders if o[0] == 'Rejected']
+    assert len(rejected) == 1
+    assert rejected[0][4] == ("orders on BTC/USDT go through its first feed 'BTC/USDT 1h': the "
+                              "exchange keeps one position per symbol and backtrader one per "
+                              "data; use self.buy(data=self.getdatabyname('BTC/USDT 1h'))")
+    assert [o[0] for o in rec.orders].count('Completed') == 1
+    assert rec.strategy.getposition(rec.strategy.datas[0]).size == pytest.approx(0.01, rel=0.01)
