@@ -332,8 +332,8 @@ class DataBase(bt.feed.DataBase):
         self._limit = self._group_limit()
 
     def _group_limit(self):
-        """The latest close time (ms) another feed's bar may have to be released
-        before we could still have to deliver one of ours first or with it
+        """How far we let the other feeds go: a bar of theirs closing at or
+        before this time (ms) may be released now, a later one waits for ours
         (updated after each _load: only _load changes what a feed holds)."""
         if self._finished_feed():
             return _INF
