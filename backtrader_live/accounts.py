@@ -37,8 +37,10 @@ class SpotAccount:
         """``priced``: [(rules, position, price)] of the broker's datas."""
         free, used = self.balances.get(currency, (0.0, 0.0))
         value = free + used
+        counted = {currency}    # a coin once, however many feeds price it
         for rules, _, price in priced:
-            if rules.base != currency:
+            if rules.base not in counted:
+                counted.add(rules.base)
                 value += sum(self.balances.get(rules.base, (0.0, 0.0))) * price
         return value
 

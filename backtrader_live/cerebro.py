@@ -10,7 +10,9 @@ import threading
 import backtrader as bt
 
 from .errors import ConfigError, LiveError
+from .feedgroup import SYNC_TIMEOUT, link_feeds
 from .linewindow import LineWindow
+from . import multifeed
 from .options import (DICT_OF, check_keys, init_names, merge, param_names, route,
                       takes_any_keyword)
 from .notifications import NotificationsMixin
@@ -28,6 +30,7 @@ _BROKER_TAKEN = {'paper_trading': 'paper_trading', 'testnet': 'testnet',
                  'cancel_on_exit': 'cancel_on_exit', 'cash': 'cash', 'store': 'exchange'}
 _DATA_TAKEN = {'dataname': 'symbol', 'name': 'symbol', 'store': 'exchange',
                'tf': 'timeframe', 'backfill_bars': 'backfill_bars', 'max_live_bars': 'max_bars'}
+_CEREBRO_TAKEN = {'sync_timeout'}      # run_live's own, not Cerebro.run's
 
 
 def available_exchanges():
@@ -120,6 +123,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         # history_kept=None: a backtest keeps every order and trade, as upstream does.
         self._broker = BrokerBase(history_kept=None)
         self._line_window = None     # a live run's LineWindow (keep_bars)
+        self._sync_timeout = SYNC_TIMEOUT    # feedgroup.py: a late feed's grace
 
     def keep_recent_bars(self, window):
         """Trim every line to a :class:`LineWindow` each bar of the next runs
@@ -142,11 +146,19 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
                  paper_trading=True, endpoint=None, strategy_params=None,
                  cash=10000.0, backfill_bars=200, max_bars=None, duration=None,
                  cancel_on_exit=False, keep_bars=20000, store_kwargs=None,
-                 data_kwargs=None, broker_kwargs=None, run_kwargs=None, **options):
+                 data_kwargs=None, broker_kwargs=None, run_kwargs=None,
+                 sync_timeout=SYNC_TIMEOUT, **options):
         """Trade ``strategy_cls`` live on ``exchange`` and return ``run()``'s result.
 
         - exchange: 'binance' (see ``available_exchanges()``); symbol in ccxt
           form ('BTC/USDT'); timeframe '1m' ... '1M'.
+        - several feeds: a list of symbols and/or of timeframes
+          (``['BTC/USDT', 'ETH/USDT']``, ``['1h', '4h']``): one feed per
+          (timeframe, symbol), data0 the first symbol at the first timeframe;
+          bars of one time come in one ``next()`` as in a backtest, a longer
+          timeframe's bar with the shortest one's bar that closes with it
+          (docs/live-trading.md, feedgroup.py). ``sync_timeout``: seconds a
+          feed waits for a late one before going on without it.
         - apikey/secret: or ``<EXCHANGE>_API_KEY``/``_API_SECRET``.
         - testnet=True and paper_trading=True are the defaults; real orders
           need ``paper_trading=False`` and real money also ``testnet=False``.
@@ -173,19 +185,28 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         store_kwargs, broker_kwargs, data_kwargs = parts['store'], parts['broker'], parts['data']
         strategy_params, run_kwargs = parts['strategy'], parts['run']
         _check_arguments(endpoint, backfill_bars, max_bars, duration)
+        _check_sync_timeout(sync_timeout)
+        symbols = multifeed.as_names('symbol', symbol)
+        timeframes = multifeed.check_timeframes(timeframe, store_cls.TIMEFRAMES)
         window = LineWindow(keep_bars) if keep_bars is not None else None
         store = store_cls.get_instance(apikey=apikey, secret=secret, testnet=testnet,
                                        market_type=market_type, endpoint=endpoint,
                                        **(store_kwargs or {}))
-        store.market_rules(symbol)     # unknown symbol: a clear error before starting
-        data = store_cls.DataCls.from_timeframe_string(
-            timeframe, store, symbol, backfill_bars=backfill_bars, max_live_bars=max_bars,
-            **dict({'name': symbol}, **data_kwargs))
+        # unknown symbols, another market type: one clear error before starting
+        multifeed.check_symbols(store, symbols)
+        base_tf = min(timeframes, key=lambda tf: store_cls.DataCls.TIMEFRAME_SPECS[tf][2])
+        datas = [store_cls.DataCls.from_timeframe_string(
+            tf, store, sym, max_live_bars=max_bars,
+            backfill_bars=multifeed.history_bars(backfill_bars, base_tf, tf),
+            **dict({'name': name}, **data_kwargs))
+            for sym, tf, name in multifeed.plan(symbols, timeframes)]
         broker = store.getbroker(paper_trading=paper_trading, testnet=testnet,
                                  cancel_on_exit=cancel_on_exit, cash=cash,
                                  **(broker_kwargs or {}))
         self._warn_if_real_money(paper_trading, testnet, endpoint)
-        self.adddata(data)
+        self._sync_timeout = sync_timeout
+        for data in datas:
+            self.adddata(data)
         self.setbroker(broker)
         self.addstore(store)     # strategies get its notifications in notify_store
         self.addstrategy(strategy_cls, **(strategy_params or {}))
@@ -226,7 +247,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         valid = {kind: set(param_names(cls)) - set(taken)
                  for kind, (cls, taken) in classes.items()}
         valid['strategy'] = set(param_names(strategy_cls) + init_names(strategy_cls))
-        valid['run'] = set(param_names(type(self)))
+        valid['run'] = set(param_names(type(self))) - _CEREBRO_TAKEN
         routed = route(flat, valid, inspect.signature(self.run_live).parameters)
         parts = {}
         for kind, given in explicit.items():
@@ -237,6 +258,34 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
                 check_keys(what, given, valid[kind])
             parts[kind] = merge(what, routed[kind], given)
         return parts
+
+    # -- several live feeds ------------------------------------------------------
+    def runstrategies(self, iterstrat, predata=False):
+        # Link the live feeds of this run (run_live's or added by hand with
+        # adddata/resampledata) so their bars come in time order (feedgroup.py).
+        link_feeds(self.datas, self._sync_timeout)
+        multifeed.guard_orders(self._broker, self.datas)
+        return super().runstrategies(iterstrat, predata=predata)
+
+    def resampledata(self, dataname, name=None, **kwargs):
+        """Upstream's, except on a live feed of ours: a feed of the exchange's
+        closed bars of the longer timeframe (multifeed.resampled_feed)."""
+        if not _is_live_feed(dataname):
+            return super().resampledata(dataname, name=name, **kwargs)
+        feed = multifeed.resampled_feed(dataname, kwargs)
+        self.adddata(feed, name=name or '%s %s' % (dataname.p.dataname, feed.p.tf))
+        return feed
+
+    def replaydata(self, dataname, name=None, **kwargs):
+        """Upstream's, refused on a live feed of ours: replay shows each
+        forming bar as it changes, and live feeds deliver closed bars only."""
+        if _is_live_feed(dataname):
+            raise ConfigError(
+                'replaydata on a live feed is not supported: live feeds deliver closed bars '
+                'only, never a forming one; use cerebro.resampledata(feed, timeframe=..., '
+                "compression=...) or run_live(timeframe=['1h', '4h']) for the closed bars "
+                'of a longer timeframe')
+        return super().replaydata(dataname, name=name, **kwargs)
 
     # -- the end of a run: one final sync with the exchange, however it ends --
     def _runnext(self, runstrats):
@@ -284,6 +333,17 @@ def _check_arguments(endpoint, backfill_bars, max_bars, duration):
                                  not isinstance(duration, (int, float)) or not duration > 0):
         raise ConfigError('duration must be a positive number of seconds, got %r'
                           % (duration,))
+
+
+def _check_sync_timeout(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError('sync_timeout must be a positive number of seconds (how long a '
+                          'feed waits for a late one), got %r' % (value,))
+
+
+def _is_live_feed(data):
+    from .feed import DataBase
+    return isinstance(data, DataBase) and data.p.live
 
 
 def _stop_after_failure(cerebro, strategy_cls, broker, exc):

@@ -29,6 +29,7 @@ from .timeframes import TIMEFRAME_MAP, TIMEFRAME_SPECS, parse_timeframe
 log = logging.getLogger(__name__)
 
 _BACKFILL, _LIVE, _DONE = 'backfill', 'live', 'done'
+_INF = float('inf')
 _RECONNECTED = object()     # queue marker: the stream came back
 _BROKEN = object()          # queue marker: the stream dropped
 
@@ -93,6 +94,11 @@ class DataBase(bt.feed.DataBase):
         self._stop_requested = threading.Event()
         self._unfilled = None       # (before_ms, held bar): a gap REST has not filled yet
         self._stream_up = True      # False from CONNBROKEN until the stream is back
+        self._group = None          # FeedGroup of a run with several feeds (feedgroup.py)
+        self._held_since = None     # monotonic time the group began holding our next bar
+        self._rounds = 0            # rounds of Cerebro's loop (do_qcheck), and the
+        self._delivered_round = -1  # one in which our last bar was delivered
+        self._limit = -_INF         # _group_limit() as of our last _load
 
     def __repr__(self):
         return '%s(%s %s, store=%r)' % (type(self).__name__, self.p.dataname,
@@ -132,6 +138,18 @@ class DataBase(bt.feed.DataBase):
         self._stop_requested.set()
         self.wake()
 
+    def do_qcheck(self, onoff, qlapse):
+        # upstream calls this on every data at the start of each round
+        self._rounds += 1
+        super().do_qcheck(onoff, qlapse)
+
+    def _notify_group(self):
+        # stream thread, every bar: the lock only when a held feed waits (it
+        # sets ``waiting`` before it looks at our queue: no bar is missed)
+        group = self._group
+        if group is not None and group.waiting:
+            group.notify()
+
     def wake(self):
         """Make a waiting ``_load`` return None now (broker events).
 
@@ -144,7 +162,10 @@ class DataBase(bt.feed.DataBase):
             try:
                 self._q.put_nowait(None)
             except queue.Full:      # filled meanwhile by the stream thread: same
-                return
+                pass
+        group = self._group
+        if group is not None:
+            group.wake()    # a feed held by the group waits on it, not on its queue
 
     # -- stream thread side ---------------------------------------------------------
     def _on_bar(self, bar):
@@ -155,6 +176,7 @@ class DataBase(bt.feed.DataBase):
         except queue.Full:
             # Not lost: the next bar reveals the hole and REST fills it.
             log.warning('%s: queue full, bar %s will be refetched', self.p.dataname, bar.open_time)
+        self._notify_group()
 
     def _on_stream_state(self, state, reconnected):
         # CONNECTING is the first connection, not a broken one.
@@ -165,9 +187,17 @@ class DataBase(bt.feed.DataBase):
                 self._q.put_nowait(marker)
             except queue.Full:
                 log.warning('%s: queue full, stream state %s not queued', self.p.dataname, state)
+            self._notify_group()
 
     # -- Cerebro thread side ----------------------------------------------------------
     def _load(self):
+        try:
+            return self._load_next()
+        finally:
+            if self._group is not None:
+                self._limit = self._group_limit()
+
+    def _load_next(self):
         while True:
             if self._stop_requested.is_set() and not self._pending:
                 return self._finishing()
@@ -176,6 +206,10 @@ class DataBase(bt.feed.DataBase):
                 if self._last_ts is not None and bar.open_time <= self._last_ts:
                     self._pending.popleft()     # already delivered (backfill/stream overlap)
                     continue
+                if self._group is not None and self._held_by_group(bar):
+                    if self._pending and self._pending[0][0] is not bar:
+                        continue    # that bar was not deliverable: look at the next
+                    return None     # another feed's bar of this time is not here yet
                 if self._announce(self.LIVE if live else self.DELAYED):
                     return None     # the strategy hears the status before the bar
                 self._pending.popleft()
@@ -260,8 +294,81 @@ class DataBase(bt.feed.DataBase):
             self._pending.append((item, True))
         return True
 
+    def _held_by_group(self, bar):
+        """True while the group holds ``bar`` back (feedgroup.py)."""
+        group = self._group
+        if self.resampling and group.before_base(bar.open_time + self._tf_ms):
+            log.info('%s %s: bar of %s not delivered: it closed before the first bar of '
+                     'the shorter timeframe opened', self.p.dataname, self.p.tf,
+                     utc_from_ms(bar.open_time))
+            self._pending.popleft()
+            return True     # the next one may go: not a round of its own
+        late = group.blockers(self, bar.open_time + self._tf_ms)
+        if not late:
+            return False
+        if self.resampling and all(b._finished_feed() for b in group.base):
+            # the run is ending: upstream's loop cannot deliver a bar of a
+            # longer timeframe without one of the base feeds
+            log.info('%s %s: %d bar(s) after the last bar of the base feeds not delivered '
+                     '(the run ended)', self.p.dataname, self.p.tf, len(self._pending))
+            self._pending.clear()
+            self._stop_requested.set()
+            return True
+        return group.hold(self, bar.open_time + self._tf_ms, late)
+
+    # -- what the group asks of a member (Cerebro's thread) ------------------------------
+    def _prefetch(self):
+        """Take what the stream queued into _pending now (Cerebro's thread,
+        for a feed of the group waiting on ours); what our own _load would do
+        later in this round."""
+        if self._state != _LIVE or self._pending or self._stop_requested.is_set():
+            return
+        saved, self._qcheck = self._qcheck, 0.0
+        try:
+            while not self._pending and self._unfilled is None and not self._q.empty():
+                self._load_live_data()
+        finally:
+            self._qcheck = saved
+        self._limit = self._group_limit()
+
+    def _group_limit(self):
+        """How far we let the other feeds go: a bar of theirs closing at or
+        before this time (ms) may be released now, a later one waits for ours
+        (updated after each _load: only _load changes what a feed holds)."""
+        if self._finished_feed():
+            return _INF
+        if self._pending:
+            return _INF if self.resampling else self._head_close()
+        return self._next_unknown_close() - 1
+
+    def _finished_feed(self):
+        if self._state == _DONE or (self._stop_requested.is_set() and not self._pending):
+            return True
+        return not self.p.live and self._state != _BACKFILL and not self._pending
+
+    def _head_close(self):
+        return self._pending[0][0].open_time + self._tf_ms if self._pending else None
+
+    def _last_close(self):
+        return self._last_ts + self._tf_ms if self._last_ts is not None else None
+
+    def _next_unknown_close(self):
+        """Close time of our next bar not yet received (-inf: nothing known yet)."""
+        if self._state == _BACKFILL or self._last_ts is None:
+            return float('-inf')
+        return self._last_ts + 2 * self._tf_ms
+
+    def _arriving(self):
+        """True if our _load will have something this round (no need to wait)."""
+        return self._state == _BACKFILL or bool(self._pending) or not self._q.empty()
+
+    def _delivered_now(self):
+        return self._delivered_round == self._rounds
+
     def _deliver(self, bar):
         self._last_ts = bar.open_time
+        self._held_since = None
+        self._delivered_round = self._rounds
         lines = self.lines
         lines.datetime[0] = self.date2num(utc_from_ms(bar.open_time))
         lines.open[0] = bar.open
@@ -273,7 +380,10 @@ class DataBase(bt.feed.DataBase):
         if self._live_from is not None and bar.open_time > self._live_from:
             self._live_bars += 1
             if self.p.max_live_bars and self._live_bars >= self.p.max_live_bars:
-                self._stop_requested.set()
+                if self._group is not None:
+                    self._group.stop_all()      # the whole run ends, not this feed alone
+                else:
+                    self._stop_requested.set()
 
     # -- REST history ------------------------------------------------------------------
     def _backfill(self):

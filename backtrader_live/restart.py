@@ -53,6 +53,11 @@ def adopt_open_orders(broker, pending):
     ``pending`` that has a bar; a data whose state could not be read stays
     pending (next bar)."""
     for data in [d for d in pending if len(d)]:
+        if _first_feed(broker, data) is not data:
+            # another feed of this symbol (a longer timeframe) came first: the
+            # exchange's one position and orders are that feed's, not twice
+            pending[:] = [d for d in pending if d is not data]
+            continue
         try:
             raws = _snapshot(broker, data)
             if broker.p.adopt_positions:
@@ -66,6 +71,12 @@ def adopt_open_orders(broker, pending):
         # by identity: backtrader's data objects overload == (list.remove fails)
         pending[:] = [d for d in pending if d is not data]
         _announce(broker, data, found)
+
+
+def _first_feed(broker, data):
+    """The broker's first data of ``data``'s symbol (several timeframes of one
+    symbol in one run: docs/live-trading.md, "Several feeds in one run")."""
+    return next((d for d in broker._datas if d.p.dataname == data.p.dataname), data)
 
 
 def _snapshot(broker, data):

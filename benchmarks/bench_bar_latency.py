@@ -19,6 +19,15 @@ paced (``--gap`` seconds of idle between bars, closer to real life where bars ar
 minutes apart and the CPU idles in between).
 
     python benchmarks/bench_bar_latency.py [--quick] [--bars 2000] [--gap 0.02]
+
+``--symbols 20``: the multi-feed mode instead. One run_live with 20 symbols
+(synthetic 1m candles, one feed each, one socket) against the floor measured in
+the same run and simulator: the same run_live with the first symbol only. Every
+step closes one bar of every symbol; the 20 bars of one minute come in one
+``next()`` (feedgroup.py), so the latency of a step is measured from the
+*last* of its klines written (the moment the minute is complete) to that
+``next()``; ``from_first_emit`` adds the time the simulator takes to write all
+of them (one after the other on one socket).
 """
 import argparse
 import os
@@ -125,11 +134,167 @@ def run(sim, bars, gap, backfill=40):
                    'queue_to_next': C.stats(q2n[warm:])}}
 
 
+def symbol_files(tmp, k, rows=3000):
+    data = {}
+    for i in range(k):
+        base = 'S%02d' % i
+        path = C.write_candles(C.synthetic_candles(rows, price=50.0 + 37.0 * i, seed=100 + i),
+                               os.path.join(tmp, 'binance_%sUSDT_1m.json' % base))
+        data[base + '/USDT'] = path
+    return data
+
+
+def run_symbols(sim, symbols, bars, gap, backfill=40):
+    """run_live over ``symbols`` (1m): per step, last kline written -> next()."""
+    BinanceStore.forget_instances()
+    store = BinanceStore.get_instance(apikey=None, secret=None, testnet=True,
+                                      market_type='spot', endpoint=sim.base_url)
+    rec = Rec()
+    arrived = {}       # open time -> [(callback in, callback out)] of the closed klines
+    on_message = store._on_market_message
+
+    def timed(stream, msg):
+        t0 = time.perf_counter()
+        try:
+            return on_message(stream, msg)
+        finally:
+            k = (msg.get('data') or {}).get('k') or {}
+            if k.get('x'):
+                arrived.setdefault(k['t'], []).append((t0, time.perf_counter()))
+
+    store._on_market_message = timed      # bound by subscribe_bars at start
+    live = C.LiveThread(btl.Cerebro(stdstats=False), 'binance', list(symbols), '1m', SmaCross,
+                        endpoint=sim.base_url, backfill_bars=backfill, max_bars=bars + 1,
+                        strategy_params={'rec': rec}).start()
+    for sym in symbols:
+        sim.wait_subscribed(sym.replace('/', '').lower() + '@kline_1m', 1, 30)
+    C.eventually(lambda: rec.count >= backfill or live.error, 30)
+    if live.error:
+        raise live.error
+    sim.kline_stamps()
+    GC.take()
+    for _ in range(bars):
+        rec.event.clear()
+        n = rec.count
+        if gap:
+            time.sleep(gap)
+        sim.step()
+        while rec.count <= n:
+            if not rec.event.wait(10):
+                raise RuntimeError('a bar did not reach next()')
+            rec.event.clear()
+    stamps = sim.kline_stamps()
+    gc_pauses = GC.summary()
+    sim.step()
+    live.join(60)
+    emitted = {}
+    for _, t_open, t_emit in stamps:
+        emitted.setdefault(t_open, []).append(t_emit)
+    last, first, wire, loop = [], [], [], []
+    for t_open, times in sorted(emitted.items()):
+        t_next = rec.seen.get(t_open)
+        got = arrived.get(t_open, ())
+        if t_next is None or len(times) != len(symbols) or len(got) != len(symbols):
+            continue
+        last.append(t_next - max(times))
+        first.append(t_next - min(times))
+        wire.append(max(t for _, t in got) - max(times))    # last written -> last queued
+        loop.append(t_next - max(t for _, t in got))        # last queued -> next()
+    warm = min(20, len(last) // 10)
+    return {'symbols': len(symbols), 'steps': len(last), 'gap_between_bars_ms': gap * 1000,
+            'next_calls_per_step': round((rec.count - backfill) / float(bars), 3),
+            'gc_pauses': gc_pauses,
+            'ms': {'from_last_emit': C.stats(last[warm:]),
+                   'from_first_emit': C.stats(first[warm:]),
+                   'last_emit_to_last_queued': C.stats(wire[warm:]),
+                   'last_queued_to_next': C.stats(loop[warm:])}}
+
+
+class _Rows(bt.feed.DataBase):
+    """Synthetic 1m rows for the backtest floor (no files, no network)."""
+    params = (('rows', ()),)
+    _last_ts = 0
+
+    def start(self):
+        super().start()
+        self._i = 0
+
+    def _load(self):
+        if self._i >= len(self.p.rows):
+            return False
+        row = self.p.rows[self._i]
+        self._i += 1
+        self.lines.datetime[0] = bt.date2num(
+            __import__('datetime').datetime.utcfromtimestamp(row[0] / 1000.0))
+        self.lines.open[0], self.lines.high[0], self.lines.low[0] = row[1:4]
+        self.lines.close[0], self.lines.volume[0] = row[4], row[5]
+        return True
+
+
+def backtest_round_ms(k, bars=1000):
+    """backtrader's own cost of one round of its loop with ``k`` datas (a
+    backtest bar by bar, like a live run: no preload, no runonce): the part
+    of a live bar's latency that upstream spends whatever feeds it."""
+    rows = C.synthetic_candles(bars)
+    cerebro = bt.Cerebro(stdstats=False)
+    for _ in range(k):
+        cerebro.adddata(_Rows(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=1))
+    cerebro.addstrategy(SmaCross, rec=Rec())
+    t0 = time.perf_counter()
+    cerebro.run(runonce=False, preload=False, exactbars=1)
+    return round((time.perf_counter() - t0) * 1000.0 / bars, 4)
+
+
+def main_symbols(args):
+    """The multi-feed mode: N symbols against the 1-symbol floor, same run."""
+    import tempfile
+    bars = 100 if args.quick else min(args.bars, 500)
+    load, waited, _ = C.wait_for_quiet(args.max_load, 0 if args.quick else args.max_wait)
+    result = {'benchmark': 'bar_latency_symbols', 'quick': args.quick, 'machine': C.machine(),
+              'load_at_start': load, 'waited_for_quiet_s': waited,
+              'setup': 'run_live (paper) SMA crossover on 1 and on %d symbols (1m synthetic '
+                       'candles) vs one BinanceSimulator (step mode) in a separate process; '
+                       'latency of a step: the last of its klines written -> next()'
+                       % args.symbols,
+              'target': 'p99 with %d symbols <= 2 x p99 with 1 symbol' % args.symbols}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = symbol_files(tmp, args.symbols)
+        symbols = list(data)
+        with C.SimProcess(data=data, start_index=200) as sim:
+            for label, gap in (('paced', args.gap), ('back_to_back', 0.0)):
+                one = run_symbols(sim, symbols[:1], bars, gap)
+                many = run_symbols(sim, symbols, bars, gap)
+                result[label] = {'floor_1_symbol': one, '%d_symbols' % args.symbols: many}
+                C.note('%s: 1 symbol %s | %d symbols %s', label,
+                       one['ms']['from_last_emit'], args.symbols, many['ms']['from_last_emit'])
+    result['backtest_round_ms'] = {'1_datas': backtest_round_ms(1),
+                                   '%d_datas' % args.symbols: backtest_round_ms(args.symbols)}
+    summary = {'backtest_round_ms': result['backtest_round_ms']}
+    for label in ('paced', 'back_to_back'):
+        one = result[label]['floor_1_symbol']['ms']['from_last_emit']['p99']
+        many = result[label]['%d_symbols' % args.symbols]['ms']['from_last_emit']['p99']
+        runs = result[label]
+        p50 = [runs[key]['ms']['from_last_emit']['p50'] for key in
+               ('floor_1_symbol', '%d_symbols' % args.symbols)]
+        summary[label] = {'p99_ms_1_symbol': one, 'p99_ms_%d_symbols' % args.symbols: many,
+                          'p50_ms_1_symbol': p50[0], 'p50_ms_%d_symbols' % args.symbols: p50[1],
+                          'ratio_p99': round(many / one, 2), 'ratio_p50': round(p50[1] / p50[0], 2),
+                          'pass_within_2x': many <= 2 * one}
+    result['summary'] = summary
+    C.emit(result)
+    return 0
+
+
 def main(argv=None):
     p = C.add_common_args(argparse.ArgumentParser(description=__doc__.split('\n\n')[0]))
     p.add_argument('--bars', type=int, default=2000)
     p.add_argument('--gap', type=float, default=0.02, help='idle seconds between paced bars')
+    p.add_argument('--symbols', type=int, default=1,
+                   help='> 1: the multi-feed mode (N symbols in one run vs 1, same run)')
     args = p.parse_args(argv)
+    if args.symbols > 1:
+        C.quiet_logs()
+        return main_symbols(args)
     bars = 150 if args.quick else args.bars
     C.quiet_logs()
     load, waited, _ = C.wait_for_quiet(args.max_load, 0 if args.quick else args.max_wait)
