@@ -1,0 +1,120 @@
+"""OCO groups and brackets live, on all six venues (issue 14): backtrader
+keeps these links in its BackBroker, the live broker emulates them from the
+user stream (backtrader_live/orderlinks.py).
+
+Prices (the simulator's real candles; script bar 6 closes at 4191.53):
+bar 7 trades 4174.97-4206.77, bar 8 up to 4307.54, bar 14 down to 4158.84.
+"""
+import pytest
+
+import backtrader_live as btl
+from helpers import eventually
+from venues import ALL, VENUES, live_run, sim_orders, sim_position, unit, venue_sim
+
+# a thin book: a market order walks levels and fills in parts
+THIN = {'spot': {'depth_qty': 0.004}, 'futures': {'futures_depth_qty': 0.004},
+        'delivery': {'futures_depth_qty': 1}, 'linear': {'contract_depth_qty': 0.004},
+        'inverse': {'contract_depth_qty': 100}}
+
+
+def _by_ref(rec):
+    """{order ref: [status, ...]} in notification order."""
+    out = {}
+    for ref, status in rec.refs:
+        out.setdefault(ref, []).append(status)
+    return out
+
+
+def _run(venue, script, steps, **sim_kwargs):
+    with venue_sim(venue, **sim_kwargs) as sim:
+        run = live_run(sim, venue, script=script, max_bars=steps, strategy=RefRecording)
+        run.start()
+        run.step(steps)
+        run.join()
+        return run, sim_orders(sim, venue), sim_position(sim, venue)
+
+
+from livekit import Scripted  # noqa: E402
+
+
+class RefRecording(Scripted):
+    def notify_order(self, order):
+        super().notify_order(order)
+        self.p.rec.__dict__.setdefault('refs', []).append((order.ref, order.getstatusname()))
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_oco_breakout_one_fills_the_other_is_cancelled(venue):
+    """backtrader's oco sample: whichever fills first cancels the other."""
+    u = unit(venue)
+
+    def place(s):
+        s.o1 = s.buy(size=u, price=4250.0, exectype=btl.Order.Stop)
+        s.o2 = s.buy(size=u, price=4100.0, exectype=btl.Order.Limit, oco=s.o1)
+    run, orders, position = _run(venue, {6: place}, 3)
+    s = run.rec.strategy
+    seen = _by_ref(run.rec)
+    assert seen[s.o1.ref][-1] == 'Completed' and seen[s.o2.ref] == [
+        'Submitted', 'Accepted', 'Canceled'], seen
+    assert position == pytest.approx(u * (0.999 if VENUES[venue][4] == 'spot' else 1))
+    assert sorted(o.status.upper()[:6] for o in orders) == ['CANCEL', 'FILLED'], orders
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_oco_fills_racing_on_the_stream_are_both_applied_and_reported(venue):
+    """Both orders fill within one bar, before our cancel can land: the second
+    fill is applied (never lost) and the strategy is told of the race."""
+    u = unit(venue)
+
+    def place(s):
+        s.o1 = s.buy(size=u, price=4180.0, exectype=btl.Order.Limit)
+        s.o2 = s.buy(size=u, price=4200.0, exectype=btl.Order.Stop, oco=s.o1)
+    run, orders, position = _run(venue, {6: place}, 2)
+    s = run.rec.strategy
+    seen = _by_ref(run.rec)
+    assert seen[s.o1.ref][-1] == 'Completed' and seen[s.o2.ref][-1] == 'Completed', seen
+    assert [m for m in run.rec.store_msgs if m[0] == 'oco race'], run.rec.store_msgs
+    # nothing lost: our position is both fills, as the exchange's is
+    assert s.position.size == pytest.approx(position) and abs(position) > 1.5 * u
+    assert [o.status.upper() for o in orders] == ['FILLED', 'FILLED']
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_bracket_parent_fills_in_parts_children_follow_stop_fills_target_cancelled(venue):
+    u = unit(venue)
+    size = 3 * u
+
+    def place(s):
+        s.bracket = s.buy_bracket(size=size, exectype=btl.Order.Market,
+                                  stopprice=4160.0, limitprice=4450.0)
+    market = VENUES[venue][4]
+    run, orders, position = _run(venue, {6: place}, 9, **THIN[market])
+    s = run.rec.strategy
+    parent, stop, target = s.bracket
+    seen = _by_ref(run.rec)
+    # upstream's order of notifications: the three Submitted, then Accepted
+    assert run.rec.refs[:6] == [(parent.ref, 'Submitted'), (stop.ref, 'Submitted'),
+                                (target.ref, 'Submitted'), (parent.ref, 'Accepted'),
+                                (stop.ref, 'Accepted'), (target.ref, 'Accepted')], run.rec.refs
+    assert seen[parent.ref].count('Partial') >= 1 and seen[parent.ref][-1] == 'Completed'
+    assert seen[stop.ref][-1] == 'Completed' and seen[target.ref][-1] == 'Canceled', seen
+    # sized to what the parent filled (on spot: net of the fee taken in BTC)
+    assert abs(stop.executed.size) == pytest.approx(abs(parent.executed.size), rel=1e-9)
+    assert position == pytest.approx(0.0, abs=u * 0.01)
+    sells = [o for o in orders if o.side.upper() == 'SELL']
+    if market != 'spot':
+        assert all(o.reduce_only for o in sells), sells
+    assert sorted(o.status.upper()[:6] for o in sells) == ['CANCEL', 'FILLED'], sells
+
+
+@pytest.mark.parametrize('venue', ['binance-spot', 'bybit-linear'])
+def test_bracket_parent_cancelled_cancels_held_children(venue):
+    u = unit(venue)
+
+    def place(s):
+        s.bracket = s.buy_bracket(size=u, price=4000.0, stopprice=3900.0, limitprice=4300.0)
+    run, orders, _ = _run(venue, {6: place, 7: lambda s: s.cancel(s.bracket[0])}, 2)
+    seen = _by_ref(run.rec)
+    assert [seen[o.ref] for o in run.rec.strategy.bracket] == [
+        ['Submitted', 'Accepted', 'Canceled']] * 3, seen
+    assert len(orders) == 1     # the children never went out
