@@ -219,7 +219,7 @@ class OrderLinks:
         broker = self.broker
         size = abs(parent.executed.size)
         spot = not broker._rules(kid.data).contract
-        if spot:    # sell what is held: a fee taken in the coin leaves less
+        if spot and kid.issell():   # sell what is held: a fee taken in the coin leaves less
             size = min(size, abs(broker.positions[kid.data].size))
         elif 'reduceOnly' not in kid.info:
             kid.addinfo(reduceOnly=True)

@@ -9,7 +9,7 @@ import pytest
 
 import backtrader_live as btl
 from helpers import eventually
-from venues import ALL, VENUES, live_run, sim_orders, sim_position, unit, venue_sim
+from venues import ALL, DERIVATIVES, VENUES, live_run, sim_orders, sim_position, unit, venue_sim
 
 # a thin book: a market order walks levels and fills in parts
 THIN = {'spot': {'depth_qty': 0.004}, 'futures': {'futures_depth_qty': 0.004},
@@ -118,3 +118,73 @@ def test_bracket_parent_cancelled_cancels_held_children(venue):
     assert [seen[o.ref] for o in run.rec.strategy.bracket] == [
         ['Submitted', 'Accepted', 'Canceled']] * 3, seen
     assert len(orders) == 1     # the children never went out
+
+
+def _explicit_chain(s, size):
+    # the chain buy_bracket builds, written out: held until transmit=True
+    p = s.buy(size=size, transmit=False)
+    return [p, s.sell(size=size, price=4300.0, exectype=btl.Order.Limit, parent=p,
+                      transmit=True)]
+
+
+FORMS = {
+    'target-only': lambda s, size: s.buy_bracket(size=size, exectype=btl.Order.Market,
+                                                 stopexec=None, limitprice=4300.0),
+    'explicit-chain': _explicit_chain,
+}
+
+
+@pytest.mark.parametrize('form', sorted(FORMS))
+@pytest.mark.parametrize('venue', ALL)
+def test_bracket_forms_child_sent_after_the_parent_and_fills(venue, form):
+    def place(s):
+        s.bracket = [o for o in FORMS[form](s, unit(venue)) if o is not None]
+    run, orders, position = _run(venue, {6: place}, 3)
+    parent, target = run.rec.strategy.bracket
+    seen = _by_ref(run.rec)
+    assert seen[parent.ref] == ['Submitted', 'Accepted', 'Completed'], seen
+    assert seen[target.ref] == ['Submitted', 'Accepted', 'Completed'], seen
+    assert position == pytest.approx(0.0, abs=unit(venue) * 0.01)
+    assert [o.side.upper() for o in orders] == ['BUY', 'SELL']
+    if VENUES[venue][4] != 'spot':
+        assert orders[1].reduce_only
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_bracket_stop_only_child_rests_on_the_exchange(venue):
+    """A lone stop child locks nothing another child needs: native on every venue."""
+    def place(s):
+        s.bracket = s.buy_bracket(size=unit(venue), exectype=btl.Order.Market,
+                                  stopprice=4000.0, limitexec=None)
+    run, orders, _ = _run(venue, {6: place}, 2)
+    parent, stop, target = run.rec.strategy.bracket
+    assert target is None and stop.status == btl.Order.Accepted
+    (resting,) = [o for o in orders if o.side.upper() == 'SELL']
+    assert resting.stop_price and resting.is_open
+    assert resting.reduce_only == (VENUES[venue][4] != 'spot')
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_bracket_parent_rejected_rejects_its_children(venue):
+    def place(s):
+        s.bracket = s.buy_bracket(size=unit(venue) * 10 ** 6, price=4100.0,
+                                  stopprice=4000.0, limitprice=4300.0)
+    run, orders, _ = _run(venue, {6: place}, 1)
+    refs = [o.ref for o in run.rec.strategy.bracket]
+    assert run.rec.refs == [(r, 'Submitted') for r in refs] + [(r, 'Rejected') for r in refs]
+    assert all(o.status.upper() != 'NEW' for o in orders)
+
+
+@pytest.mark.parametrize('venue', DERIVATIVES)
+def test_sell_bracket_short_stop_above_fills_target_cancelled(venue):
+    def place(s):
+        s.bracket = s.sell_bracket(size=unit(venue), exectype=btl.Order.Market,
+                                   stopprice=4300.0, limitprice=4000.0)
+    run, orders, position = _run(venue, {6: place}, 3)
+    parent, stop, target = run.rec.strategy.bracket
+    seen = _by_ref(run.rec)
+    assert [seen[o.ref][-1] for o in (parent, stop, target)] == [
+        'Completed', 'Completed', 'Canceled'], seen
+    assert position == pytest.approx(0.0)
+    buys = [o for o in orders if o.side.upper() == 'BUY']
+    assert all(o.reduce_only for o in buys) and len(buys) == 2
