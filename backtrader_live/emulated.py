@@ -52,9 +52,13 @@ class Emulated:
     # -- in ------------------------------------------------------------------------------
     def submit(self, order):
         """True if ``order``'s type is emulated: gated, accepted and held here."""
+        b = self.broker
+        if order.exectype == Order.Historical:
+            # refused whether or not risk_management is on: nothing can send it
+            b._reject_locally(order, b._rule_supported(order))
+            return True
         if order.exectype not in LOCAL_TYPES:
             return False
-        b = self.broker
         reason = b._input_problem or order_problem(order) or b.risk_limit_reason(order)
         if reason:
             b._reject_locally(order, reason)

@@ -137,8 +137,10 @@ def test_dust_is_not_adopted(sim):
                            histnotify=True)},
      "Historical orders replay a backtest's fills and cannot be sent to binance"),
 ])
-def test_unsupported_orders_are_refused_with_a_reason(sim, script, reason):
-    run = LiveRun(sim, script=script, max_bars=1).start()
+@pytest.mark.parametrize('gate', [True, False])
+def test_unsupported_orders_are_refused_with_a_reason(sim, script, reason, gate):
+    run = LiveRun(sim, script=script, max_bars=1,
+                  broker_kwargs={'risk_management': gate}).start()
     run.step(1)
     run.join()
     reasons = [o[4] for o in run.rec.orders if o[0] == 'Rejected']

@@ -109,3 +109,61 @@ def test_trailing_stop_with_valid_expires_locally(venue):
     run, orders, _ = _run(venue, {6: place}, 3)
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Expired']
     assert orders == []     # never on the exchange
+
+
+@pytest.mark.parametrize('venue', ['binance-spot', 'bybit-inverse'])
+def test_day_order_expires_at_the_first_bar_of_the_next_day(venue):
+    def place(s):
+        s.order = s.buy(size=unit(venue), price=4000.0, exectype=btl.Order.Limit,
+                        valid=btl.Order.DAY)
+    seen = []
+
+    def watch(s):
+        seen.append((s.data.datetime.datetime(0), s.order.status,
+                     bool(s.order.info.get('expiring'))))
+    script = {6: place}
+    # bars are re-dated to today by the simulator: 25 bars always cross a midnight
+    script.update({n: watch for n in range(7, 31)})
+    run, orders, _ = _run(venue, script, 25)
+    created = seen[0][0].date()
+    for dt, status, expiring in seen:
+        if dt.date() == created:
+            assert status == btl.Order.Accepted and not expiring, (dt, seen)
+        else:   # its cancel went out at this bar (Bybit answers a cancel on the stream)
+            assert expiring or status == btl.Order.Expired, (dt, seen)
+    assert seen[-1][1] == btl.Order.Expired
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Expired']
+
+
+@pytest.mark.parametrize('venue', ['binance-coinm', 'bybit-linear', 'bybit-spot'])
+def test_trailing_stop_limit_by_percent(venue):
+    levels = []
+
+    def place(s):
+        s.buy(size=unit(venue))
+        # stop 0.5 % under the best close; the limit 20 under the stop, trailing with it
+        s.trail = s.sell(size=_exit_size(venue), exectype=btl.Order.StopTrailLimit,
+                         trailpercent=0.005, price=4191.53, plimit=4171.53)
+
+    def watch(s):
+        levels.append((s.trail.created.price, s.trail.created.pricelimit))
+    run, orders, _ = _run(venue, {6: place, 7: watch, 8: watch}, 5)
+    stop7, limit7 = levels[0]
+    assert stop7 == pytest.approx(4198.99 * 0.995) and limit7 == pytest.approx(stop7 - 20)
+    assert levels[1][0] == pytest.approx(4260.41 * 0.995)
+    assert run.rec.strategy.trail.status == btl.Order.Completed
+    (sell,) = [o for o in orders if o.side.upper() == 'SELL']
+    assert sell.is_limit and float(sell.price) == pytest.approx(levels[1][1], abs=0.1)
+
+
+@pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-spot'])
+def test_expired_bracket_parent_cancels_its_children(venue):
+    def place(s):
+        s.bracket = s.buy_bracket(size=unit(venue), price=4000.0, stopprice=3900.0,
+                                  limitprice=4300.0, valid=datetime.timedelta(hours=1))
+    run, orders, _ = _run(venue, {6: place}, 3)
+    seen = _by_ref(run.rec)
+    assert [seen[o.ref] for o in run.rec.strategy.bracket] == [
+        ['Submitted', 'Accepted', 'Expired'], ['Submitted', 'Accepted', 'Canceled'],
+        ['Submitted', 'Accepted', 'Canceled']], seen
+    assert len(orders) == 1
