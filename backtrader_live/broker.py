@@ -203,6 +203,7 @@ class BrokerBase(LiveFills, BackBroker):
             self.sync_before_stop()
             self._drain_events()
             exit_policy(self)      # restart.py: cancel_on_exit, logged
+            self.emulated.stopped()     # local-only orders end with the process, said
         super().stop()
 
     # -- cash, value, positions ---------------------------------------------------

@@ -99,6 +99,20 @@ class Emulated:
             return
         self._send(order, *self.broker.order_request(order))
 
+    def stopped(self):
+        """The run ends: orders that live only in this process (watched here,
+        or a bracket's held children) end with it, said aloud, never silently."""
+        b = self.broker
+        gone = self.local() + b.links.held()
+        if not gone:
+            return
+        log.warning('the run ends: %d emulated order(s) stop being watched and are cancelled: '
+                    '%s', len(gone), ', '.join('%s (%s)' % (o.ref, o.getordername())
+                                              for o in gone))
+        b.store.put_notification('emulated orders cancelled at exit', [o.ref for o in gone])
+        for order in gone:
+            b.cancel(order)
+
     # -- every closed bar ------------------------------------------------------------------
     def on_next(self):
         for order in list(self._local.values()):

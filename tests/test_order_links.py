@@ -188,3 +188,21 @@ def test_sell_bracket_short_stop_above_fills_target_cancelled(venue):
     assert position == pytest.approx(0.0)
     buys = [o for o in orders if o.side.upper() == 'BUY']
     assert all(o.reduce_only for o in buys) and len(buys) == 2
+
+
+def test_held_and_local_orders_are_cancelled_and_reported_at_exit(caplog):
+    """A run that ends with a bracket's children held and a trailing stop
+    watched: they cannot act without the process, so they are cancelled and
+    logged (and put on the store's notifications), never left dangling silently."""
+    venue = 'bybit-linear'
+
+    def place(s):
+        s.bracket = s.buy_bracket(size=unit(venue), price=4000.0, stopprice=3900.0,
+                                  limitprice=4300.0)
+        s.trail = s.sell(size=unit(venue), exectype=btl.Order.StopTrail, trailamount=50.0)
+    run, orders, _ = _run(venue, {6: place}, 1)
+    s = run.rec.strategy
+    assert [o.status for o in s.bracket[1:]] + [s.trail.status] == [btl.Order.Canceled] * 3
+    (said,) = [r.getMessage() for r in caplog.records if 'stop being watched' in r.getMessage()]
+    assert '3 emulated order(s)' in said and '(StopTrail)' in said
+    assert s.bracket[0].status == btl.Order.Accepted      # left on the exchange (policy)
