@@ -115,6 +115,7 @@ class Emulated:
 
     # -- every closed bar ------------------------------------------------------------------
     def on_next(self):
+        self.broker.links.flush()
         for order in list(self._local.values()):
             if not order.alive():
                 self._drop(order)

@@ -26,6 +26,7 @@ triggered locally (emulated.py) and the target rests on the exchange.
 """
 import collections
 import logging
+import math
 
 from backtrader import Order
 
@@ -52,6 +53,7 @@ class OrderLinks:
         self._held = {}         # ref -> a held child (not on the exchange)
         self._releasing = set()     # refs going through the normal submit path
         self._todo = collections.deque()
+        self._deferred = []         # parents done whose children wait for next()
         self._busy = False
 
     # -- capture (the broker's hooks) ---------------------------------------------------
@@ -187,7 +189,17 @@ class OrderLinks:
         elif status in (Order.Canceled, Order.Expired) and not parent.executed.size:
             self._end_kids(parent, 'cancel')
         elif status in _FIRES and not parent.alive():
-            self._parent_done(parent)
+            if _ready(parent.data):
+                self._parent_done(parent)
+            else:   # the feed is mid-load (a final sync): send from next() instead
+                self._deferred.append(parent)
+
+    def flush(self):
+        """Children whose parent ended while the feed was loading a bar."""
+        while self._deferred:
+            parent = self._deferred.pop(0)
+            if parent.ref in self._kids:
+                self._parent_done(parent)
 
     def _end_kids(self, parent, how):
         for kid in self._kids.pop(parent.ref, []):
@@ -266,3 +278,9 @@ class OrderLinks:
         self._fired.pop(id(group), None)
         for o in group:
             self._groups.pop(o.ref, None)
+
+
+def _ready(data):
+    """True when the data's current bar is complete (not mid-load): orders
+    may be priced and gated against it."""
+    return len(data) > 0 and not math.isnan(data.datetime[0])

@@ -206,3 +206,31 @@ def test_held_and_local_orders_are_cancelled_and_reported_at_exit(caplog):
     (said,) = [r.getMessage() for r in caplog.records if 'stop being watched' in r.getMessage()]
     assert '3 emulated order(s)' in said and '(StopTrail)' in said
     assert s.bracket[0].status == btl.Order.Accepted      # left on the exchange (policy)
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_bracket_parent_cancelled_after_a_partial_fill_children_protect_the_filled_part(venue):
+    """A marketable limit on a thin book fills two levels and rests; cancelled
+    then, the children go out for what filled (not the size asked)."""
+    u = unit(venue)
+
+    def place(s):
+        tick = s.broker.market_rules(s.data).price_tick
+        s.bracket = s.buy_bracket(size=3 * u, price=s.data.close[0] + 2 * tick,
+                                  stopprice=3900.0, limitprice=4450.0)
+        s.cancel(s.bracket[0])
+    market = VENUES[venue][4]
+    run, orders, position = _run(venue, {6: place}, 1, **THIN[market])
+    s = run.rec.strategy
+    parent, stop, target = s.bracket
+    assert 0 < abs(parent.executed.size) < 3 * u and parent.status == btl.Order.Canceled
+    step = s.broker.market_rules(s.data).amount_step
+    filled = abs(parent.executed.size)      # spot: net of the fee, then in the step
+    for child in (stop, target):
+        assert filled - step < abs(child.created.size) <= filled
+    assert target.status == btl.Order.Accepted
+    # spot's local stop ends with the run (cancelled at exit), derivatives' rests
+    assert stop.status == (btl.Order.Canceled if market == 'spot' else btl.Order.Accepted)
+    sells = [o for o in orders if o.side.upper() == 'SELL']
+    assert len(sells) == (1 if market == 'spot' else 2)     # spot: the stop is local
+    assert all(float(o.qty) == pytest.approx(abs(target.created.size)) for o in sells)
