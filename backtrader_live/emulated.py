@@ -110,6 +110,7 @@ class Emulated:
                     '%s', len(gone), ', '.join('%s (%s)' % (o.ref, o.getordername())
                                               for o in gone))
         b.store.put_notification('emulated orders cancelled at exit', [o.ref for o in gone])
+        b.links.exiting = True      # these cancels must not fire OCO groups on the exchange
         for order in gone:
             b.cancel(order)
 

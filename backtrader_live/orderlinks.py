@@ -54,6 +54,7 @@ class OrderLinks:
         self._releasing = set()     # refs going through the normal submit path
         self._todo = collections.deque()
         self._deferred = []         # parents done whose children wait for next()
+        self.exiting = False        # the run ends: local orders end, resting ones stay
         self._busy = False
 
     # -- capture (the broker's hooks) ---------------------------------------------------
@@ -160,7 +161,7 @@ class OrderLinks:
                 order, status, group = self._todo.popleft()
                 if order.ref in self._kids:
                     self._parent_status(order, status)
-                if group is not None and status in _FIRES:
+                if group is not None and status in _FIRES and not self.exiting:
                     self._oco_fired(order, status, group)
                     touched.append(group)
         finally:
