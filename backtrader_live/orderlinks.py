@@ -54,7 +54,8 @@ class OrderLinks:
         self._releasing = set()     # refs going through the normal submit path
         self._todo = collections.deque()
         self._deferred = []         # parents done whose children wait for next()
-        self.exiting = False        # the run ends: local orders end, resting ones stay
+        self.exiting = False
+        self._protective = set()    # ids of the OCO pairs made of a bracket's children        # the run ends: local orders end, resting ones stay
         self._busy = False
 
     # -- capture (the broker's hooks) ---------------------------------------------------
@@ -222,6 +223,7 @@ class OrderLinks:
             self._follow(kid, parent)
         if len(kids) > 1:
             group = list(kids)
+            self._protective.add(id(group))
             for kid in kids:
                 self._groups[kid.ref] = group
         for kid in kids:
@@ -254,6 +256,11 @@ class OrderLinks:
 
     def _oco_fired(self, order, status, group):
         fired = self._fired.get(id(group))
+        if fired is None and status == Order.Rejected and id(group) in self._protective:
+            # a bracket child refused (e.g. a partial fill below one exit's
+            # minimum): its sibling still protects the position, keep it
+            log.warning('bracket child %s rejected; its sibling stays', order.ref)
+            return
         if fired is None:
             fired = self._fired[id(group)] = order
             log.info('OCO: order %s %s; cancelling its siblings', order.ref,
@@ -277,6 +284,7 @@ class OrderLinks:
     def _forget(self, group):
         # keep the 'fired' mark while any member could still report a late fill
         self._fired.pop(id(group), None)
+        self._protective.discard(id(group))
         for o in group:
             self._groups.pop(o.ref, None)
 

@@ -234,3 +234,23 @@ def test_bracket_parent_cancelled_after_a_partial_fill_children_protect_the_fill
     sells = [o for o in orders if o.side.upper() == 'SELL']
     assert len(sells) == (1 if market == 'spot' else 2)     # spot: the stop is local
     assert all(float(o.qty) == pytest.approx(abs(target.created.size)) for o in sells)
+
+
+@pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-inverse'])
+def test_a_rejected_bracket_child_leaves_its_sibling_protecting(venue):
+    """The gate refuses the target (too far from the price): the stop still
+    goes out and rests; a refused exit never cancels the other exit."""
+    def place(s):
+        s.bracket = s.buy_bracket(size=unit(venue), exectype=btl.Order.Market,
+                                  stopprice=4000.0, limitprice=5000.0)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: place}, max_bars=2, strategy=RefRecording,
+                       broker_kwargs={'max_price_deviation': 0.1}).start()
+        run.step(2)
+        run.join()
+        orders = sim_orders(sim, venue)
+    parent, stop, target = run.rec.strategy.bracket
+    assert parent.status == btl.Order.Completed and stop.status == btl.Order.Accepted
+    assert target.status == btl.Order.Rejected and 'deviat' in target.info['reject_reason']
+    (resting,) = [o for o in orders if o.side.upper() == 'SELL']
+    assert resting.stop_price and resting.is_open and resting.reduce_only
