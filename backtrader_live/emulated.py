@@ -24,6 +24,7 @@ A locally triggered order needs this process running: if it stops, nothing
 guards the position (docs/orders.md).
 """
 import logging
+import math
 
 from backtrader import Order
 
@@ -73,7 +74,10 @@ class Emulated:
 
     def hold(self, order, local_stop=False):
         self._local[order.ref] = order
-        self._seen[order.ref] = order.created.dt
+        # bars from the next one on (upstream activates a bracket child on the
+        # bar after its parent filled): the current bar's range is history
+        now = order.data.datetime[0] if len(order.data) else 0.0
+        self._seen[order.ref] = max(order.created.dt, 0.0 if math.isnan(now) else now)
         log.info('order %s (%s) is watched locally: it triggers on closed bars while this '
                  'process runs', order.ref, order.getordername())
 
@@ -150,7 +154,8 @@ class Emulated:
     def _fire(self, order):
         siblings = [s for s in self.broker.links.claim(order) if s.alive()]
         for sibling in siblings:
-            self.broker.cancel(sibling)
+            if not self.broker._book.cancel_pending(sibling):
+                self.broker.cancel(sibling)
         if any(s.alive() for s in siblings):
             self._firing.add(order.ref)     # a sibling's cancel is pending: next round
             return

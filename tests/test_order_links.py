@@ -254,3 +254,20 @@ def test_a_rejected_bracket_child_leaves_its_sibling_protecting(venue):
     assert target.status == btl.Order.Rejected and 'deviat' in target.info['reject_reason']
     (resting,) = [o for o in orders if o.side.upper() == 'SELL']
     assert resting.stop_price and resting.is_open and resting.reduce_only
+
+
+def test_the_upstream_internals_the_emulation_leans_on():
+    """backtrader 1.9.78.123 unmodified: buy()/sell() record the OCO link
+    through ``_ocoize(order, oco)`` before ``submit``; a trailing order keeps
+    its stop in ``created.price`` and moves it with ``trailadjust``; the
+    validity check is ``expire()``; a bracket child starts inactive."""
+    import inspect
+    from backtrader.brokers import BackBroker
+    for place in (BackBroker.buy, BackBroker.sell):
+        src = inspect.getsource(place)
+        assert 'self._ocoize(order, oco)' in src
+        assert src.index('self._ocoize(') < src.index('self.submit(')
+    assert list(inspect.signature(BackBroker._ocoize).parameters) == ['self', 'order', 'oco']
+    assert 'created.price' in inspect.getsource(btl.Order.trailadjust)
+    assert 'self.valid' in inspect.getsource(btl.Order.expire)
+    assert "kargs['parent'] = o" in inspect.getsource(btl.Strategy.buy_bracket)
