@@ -236,7 +236,7 @@ class OrderLinks:
         spot = not broker._rules(kid.data).contract
         if spot and kid.issell():   # sell what is held: a fee taken in the coin leaves less
             size = min(size, abs(broker.positions[kid.data].size))
-        elif 'reduceOnly' not in kid.info:
+        if not spot and 'reduceOnly' not in kid.info:   # spot has no reduce-only
             kid.addinfo(reduceOnly=True)
         _set_size(kid, size)
         kid.activate()

@@ -271,3 +271,23 @@ def test_the_upstream_internals_the_emulation_leans_on():
     assert 'created.price' in inspect.getsource(btl.Order.trailadjust)
     assert 'self.valid' in inspect.getsource(btl.Order.expire)
     assert "kargs['parent'] = o" in inspect.getsource(btl.Strategy.buy_bracket)
+
+
+@pytest.mark.parametrize('venue', ['binance-spot', 'bybit-spot'])
+def test_spot_sell_bracket_children_buy_back_without_reduce_only(venue):
+    """Sell held coin, protect with a buy stop above and a buy limit below:
+    spot has no reduce-only, the children are plain buys of the amount sold."""
+    u = unit(venue)
+
+    def place(s):
+        s.buy(size=2 * u)
+        s.bracket = s.sell_bracket(size=u, exectype=btl.Order.Market, stopprice=4300.0,
+                                   limitprice=4000.0)
+    run, orders, _ = _run(venue, {6: place}, 3)
+    parent, stop, target = run.rec.strategy.bracket
+    seen = _by_ref(run.rec)
+    assert [seen[o.ref][-1] for o in (parent, stop, target)] == [
+        'Completed', 'Completed', 'Canceled'], seen
+    # sized to what was sold (a buy's fill is then net of the fee taken in BTC)
+    assert abs(stop.created.size) == pytest.approx(abs(parent.executed.size))
+    assert 'reduceOnly' not in stop.info and 'reduceOnly' not in target.info
