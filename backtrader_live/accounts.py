@@ -7,11 +7,12 @@ positions; value is wallet + unrealised PnL. Both are fed by the user-data
 stream (no REST call per ``getcash()``) and loaded once over REST at start.
 """
 import logging
+from decimal import ROUND_DOWN
 
 from backtrader.comminfo import CommInfoBase
 
 from .events import BalanceUpdate, LeverageUpdate, PositionUpdate
-from .orders import exact_sum
+from .orders import dec, exact_sum
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +186,35 @@ def account_for(kind):
     return SpotAccount() if kind == SPOT else DerivativesAccount()
 
 
-class SpotCommInfo(CommInfoBase):
+def in_step(amount, step):
+    """``amount`` truncated to a multiple of ``step``, in exact decimals."""
+    if amount <= 0:
+        return 0.0
+    if not step:
+        return float(amount)
+    step = dec(step)
+    return float((dec(amount) / step).to_integral_value(ROUND_DOWN) * step)
+
+
+class _StepSizing(CommInfoBase):
+    """``getsize`` in the market's amount step: upstream's truncates to a
+    whole unit (``int(cash // price)``), so ``order_target_value(0.05 BTC
+    worth)`` would place nothing."""
+    params = (('step', None),)
+
+    def getsize(self, price, cash):
+        if not price or cash <= 0:
+            return 0.0
+        per_unit = dec(price) if self._stocklike else dec(self.get_margin(price))
+        return in_step(dec(self.p.leverage) * dec(cash) / per_unit, self.p.step)
+
+
+class SpotCommInfo(_StepSizing):
     """Spot coins: percentage commission, fractional sizes, no margin."""
     params = (('stocklike', True), ('commtype', CommInfoBase.COMM_PERC), ('percabs', True))
 
 
-class LinearCommInfo(CommInfoBase):
+class LinearCommInfo(_StepSizing):
     """USDT-margined contracts: PnL = size x contract size x price move."""
     params = (('stocklike', False), ('commtype', CommInfoBase.COMM_PERC), ('percabs', True))
 
@@ -228,7 +252,7 @@ class InverseCommInfo(LinearCommInfo):
 def comminfo_for(rules, leverage=1.0):
     """The CommissionInfo backtrader needs for one market."""
     if not rules.contract:
-        return SpotCommInfo(commission=rules.taker_fee)
+        return SpotCommInfo(commission=rules.taker_fee, step=rules.amount_step)
     cls = InverseCommInfo if rules.inverse else LinearCommInfo
     return cls(commission=rules.taker_fee, mult=rules.contract_size,
-               automargin=1.0 / (leverage or 1.0))
+               automargin=1.0 / (leverage or 1.0), step=rules.amount_step)

@@ -31,6 +31,8 @@ from .events import EventQueue, FundingPayment, OrderUpdate, PositionUpdate
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .fills import LiveFills, TradeSizes
+from .emulated import Emulated
+from .orderlinks import OrderLinks
 from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
 from .recovery import cancel_window_left, resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy, exit_policy
@@ -98,6 +100,8 @@ class BrokerBase(LiveFills, BackBroker):
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
         self.risk_rules += gate_rules(self)
+        self.links = OrderLinks(self)       # OCO groups and brackets, live (orderlinks.py)
+        self.emulated = Emulated(self)      # trailing, Close, expiry, local stops (emulated.py)
 
     def _wake_loop(self):
         if self.store is not None:
@@ -199,6 +203,7 @@ class BrokerBase(LiveFills, BackBroker):
             self.sync_before_stop()
             self._drain_events()
             exit_policy(self)      # restart.py: cancel_on_exit, logged
+            self.emulated.stopped()     # local-only orders end with the process, said
         super().stop()
 
     # -- cash, value, positions ---------------------------------------------------
@@ -266,7 +271,7 @@ class BrokerBase(LiveFills, BackBroker):
         are empty, nothing goes through them); paper: BackBroker's."""
         if not self.live:
             return super().get_orders_open(safe)
-        alive = self._book.alive()
+        alive = self._book.alive() + self.links.held() + self.emulated.local()
         return [o.clone() for o in alive] if safe else alive
 
     # -- market rules and commission ------------------------------------------------
@@ -319,11 +324,10 @@ class BrokerBase(LiveFills, BackBroker):
     def _rule_supported(self, order):
         if not self.live:
             return None
-        if order.exectype not in (Order.Market, Order.Limit, Order.Stop, Order.StopLimit):
-            return ('%s orders are not supported live; use Market, Limit, Stop or StopLimit'
-                    % Order.ExecTypes[order.exectype])
-        if order.parent is not None or not order.transmit or order.oco is not None:
-            return 'bracket/OCO orders are not supported live yet'
+        if order.exectype == Order.Historical:
+            return ('Historical orders replay a backtest\'s fills and cannot be sent to %s; '
+                    'use Market, Limit, Stop, StopLimit, StopTrail, StopTrailLimit or Close'
+                    % self.store.exchange_name)
         return None
 
     def _rule_market_minimums(self, order):
@@ -344,6 +348,11 @@ class BrokerBase(LiveFills, BackBroker):
 
     def sell(self, owner, data, *args, **kwargs):
         return self._checked(super().sell, owner, data, args, kwargs)
+
+    def _ocoize(self, order, oco):
+        super()._ocoize(order, oco)         # upstream keeps the link here, not on the order
+        if self.live:
+            self.links.ocoize(order, oco)
 
     def _checked(self, place, owner, data, args, kwargs):
         """Build the order through upstream's ``buy``/``sell``, or, if an
@@ -386,6 +395,8 @@ class BrokerBase(LiveFills, BackBroker):
         :meth:`_submit_live_order` (the exchange): the override points of a
         broker that places orders differently.
         """
+        if self.live and (self.links.submit(order) or self.emulated.submit(order)):
+            return order        # held: a bracket's, or an emulated type (orderlinks, emulated)
         # Bad numbers first and always (paper too, risk_management or not).
         reason = (self._input_problem or order_problem(order)
                   or self.risk_limit_reason(order))
@@ -471,6 +482,8 @@ class BrokerBase(LiveFills, BackBroker):
     def cancel(self, order, bracket=False):
         if not self.live:
             return super().cancel(order, bracket)
+        if self.links.cancel(order):
+            return order        # held or watched locally: cancelled here
         if order.alive() and self._book.client_id(order):
             if self._book.cancel_pending(order):
                 log.info('cancel of %s already sent; waiting for the exchange to end it',
@@ -514,6 +527,7 @@ class BrokerBase(LiveFills, BackBroker):
             # Cerebro hands notifications over on its next round: make that
             # round happen now rather than after the feed's wait times out.
             self.store.wake_feeds()
+            self.links.notified(order)      # OCO and bracket links act (orderlinks.py)
 
     # -- live events in (Cerebro's thread) -----------------------------------------------
     def _trim_history(self, keep):
@@ -559,6 +573,7 @@ class BrokerBase(LiveFills, BackBroker):
             if now - self._last_poll >= self.p.rest_poll_interval:
                 self._last_poll = now
                 self.reconcile()
+        self.emulated.on_next()     # trailing stops, Close orders, expiry (emulated.py)
 
     def _drain_events(self):
         while True:
@@ -651,6 +666,8 @@ class BrokerBase(LiveFills, BackBroker):
 
 def _conditional(order):
     """Stops and take-profits are conditional: some exchanges keep them apart."""
+    if order.info.get('triggered_locally'):
+        return False        # sent as the plain order it became (emulated.py)
     return (order.exectype in (Order.Stop, Order.StopLimit)
             or 'takeProfitPrice' in order.info)
 

@@ -178,6 +178,8 @@ class LiveFills:
     def _finish(self, order, status):
         if status == CLOSED:
             order.completed()
+        elif status == CANCELED and order.info.get('expiring'):
+            order.status = Order.Expired    # cancelled by us at its `valid` (emulated.py)
         elif status == CANCELED:
             order.cancel()
         elif status == EXPIRED:

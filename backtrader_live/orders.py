@@ -230,17 +230,23 @@ def round_order(order, exchange, rules, min_notional=True):
         return ('amount %s is below the minimum %s for %s'
                 % (amount, rules.min_amount, symbol))
     _set_size(order, amount)
+    if order.exectype in (Order.StopTrail, Order.StopTrailLimit):
+        return _notional_problem(order, amount, rules, min_notional)   # prices trail later
     if order.price is not None and order.exectype != Order.Market:
         order.price = order.created.price = float(
             exchange.price_to_precision(symbol, order.price))
     if order.pricelimit:
         order.pricelimit = order.plimit = order.created.pricelimit = float(
             exchange.price_to_precision(symbol, order.pricelimit))
+    return _notional_problem(order, amount, rules, min_notional)
+
+
+def _notional_problem(order, amount, rules, min_notional):
     ref_price = order.pricelimit or order.price or order.created.pclose
     if min_notional and rules.min_notional and ref_price and \
             amount * ref_price < rules.min_notional:
         return ('notional %.8g (amount %s x price %s) is below the minimum %s for %s'
-                % (amount * ref_price, amount, ref_price, rules.min_notional, symbol))
+                % (amount * ref_price, amount, ref_price, rules.min_notional, rules.symbol))
     return None
 
 

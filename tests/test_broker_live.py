@@ -131,14 +131,16 @@ def test_dust_is_not_adopted(sim):
 
 
 @pytest.mark.parametrize('script,reason', [
-    ({6: lambda s: s.buy(size=0.01, exectype=btl.Order.StopTrail, trailpercent=0.01)},
-     'StopTrail orders are not supported live'),
-    ({6: lambda s: s.buy_bracket(size=0.01, price=s.data.close[0], stopprice=1000,
-                                  limitprice=10 ** 6)},
-     'bracket/OCO orders are not supported live yet'),
+    # StopTrail, brackets and OCO are emulated live now (tests/test_order_links.py,
+    # tests/test_emulated_orders.py); a Historical order replays a backtest's fills
+    ({6: lambda s: s.buy(size=0.01, price=s.data.close[0], exectype=btl.Order.Historical,
+                           histnotify=True)},
+     "Historical orders replay a backtest's fills and cannot be sent to binance"),
 ])
-def test_unsupported_orders_are_refused_with_a_reason(sim, script, reason):
-    run = LiveRun(sim, script=script, max_bars=1).start()
+@pytest.mark.parametrize('gate', [True, False])
+def test_unsupported_orders_are_refused_with_a_reason(sim, script, reason, gate):
+    run = LiveRun(sim, script=script, max_bars=1,
+                  broker_kwargs={'risk_management': gate}).start()
     run.step(1)
     run.join()
     reasons = [o[4] for o in run.rec.orders if o[0] == 'Rejected']

@@ -1,0 +1,295 @@
+"""Linked orders live: OCO groups and brackets, emulated by the broker.
+
+backtrader keeps these links in its BackBroker, not on the orders: an OCO
+group in ``_ocos``/``_ocol`` (filled by ``_ocoize`` while ``buy()``/``sell()``
+build the order) and a bracket chain (``parent=``, ``transmit=False``) in its
+``_pchildren`` queue. Live, the exchange knows none of it, so the broker
+keeps the links here (Cerebro's thread only) and acts on every status change
+it notifies (:meth:`OrderLinks.notified`):
+
+- OCO: the first order of a group that fills (even partly), is cancelled,
+  expires or is rejected cancels its siblings at once. Two fills racing on
+  the stream (both filled before the cancel landed) are both applied: a fill
+  is never dropped, and the strategy is told (``notify_store('oco race')``).
+- Brackets: the chain is held until its last order is transmitted (as
+  upstream does); the parent goes to the exchange, the children stay held
+  (Submitted/Accepted with the parent, in upstream's notification order).
+  Once the parent is done they are sized to what it actually filled (a
+  parent that ended partly filled protects that part), sent reduce-only on
+  derivatives (plain sells/buys of what is held on spot) and linked as an
+  OCO pair. A parent rejected before filling rejects its children, one
+  cancelled or expired cancels them (upstream's statuses).
+
+Spot exchanges lock the coin a resting sell holds, so the two children of
+a spot bracket cannot both rest for the full amount: there the stop child is
+triggered locally (emulated.py) and the target rests on the exchange.
+"""
+import collections
+import logging
+import math
+
+from backtrader import Order
+
+from .orders import _set_size, order_problem
+
+log = logging.getLogger(__name__)
+
+# statuses after which an OCO group fires (the order filled or ended)
+_FIRES = (Order.Partial, Order.Completed, Order.Canceled, Order.Expired, Order.Rejected,
+          Order.Margin)
+_FILLS = (Order.Partial, Order.Completed)
+_STOPS = (Order.Stop, Order.StopLimit, Order.StopTrail, Order.StopTrailLimit)
+
+
+class OrderLinks:
+    """The OCO groups and bracket chains of a live broker."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self._groups = {}       # order ref -> its OCO group (a shared list of orders)
+        self._fired = {}        # id(group) -> the order that fired it
+        self._chains = {}       # parent ref -> orders of a chain not transmitted yet
+        self._kids = {}         # parent ref -> children held until the parent is done
+        self._held = {}         # ref -> a held child (not on the exchange)
+        self._releasing = set()     # refs going through the normal submit path
+        self._todo = collections.deque()
+        self._deferred = []         # parents done whose children wait for next()
+        self.exiting = False
+        self._protective = set()    # ids of the OCO pairs made of a bracket's children        # the run ends: local orders end, resting ones stay
+        self._busy = False
+
+    # -- capture (the broker's hooks) ---------------------------------------------------
+    def ocoize(self, order, oco):
+        """Record ``order`` in ``oco``'s group (from BackBroker._ocoize's hook)."""
+        if oco is None:
+            return
+        group = self._groups.get(oco.ref)
+        if group is None:
+            group = self._groups[oco.ref] = [oco]
+        group.append(order)
+        self._groups[order.ref] = group
+
+    def submit(self, order):
+        """True if ``order`` is held or refused here instead of being sent now."""
+        if order.ref in self._releasing:
+            return False
+        ended = next((o for o in self._groups.get(order.ref, ()) if o is not order
+                      and (not o.alive() or self._fired.get(id(self._groups[order.ref])))),
+                     None)
+        if ended is not None:
+            self._refuse(order, 'its OCO group has already fired (order %s is %s): sent now '
+                         'it would be an unlinked order' % (ended.ref, ended.getstatusname()))
+            return True
+        if order.parent is None and order.transmit:
+            return False
+        problem = order_problem(order)
+        if problem:
+            self._refuse(order, problem)
+            return True
+        pref = (order.parent or order).ref
+        if order.parent is not None and pref not in self._chains and pref not in self._kids:
+            # upstream: a child whose parent is gone is rejected (no Submitted)
+            order.addinfo(reject_reason='its parent order %s is not alive' % pref)
+            order.reject(self.broker)
+            self.broker.notify(order)
+            return True
+        chain = self._chains.setdefault(pref, [])
+        chain.append(order)
+        if order.transmit:
+            del self._chains[pref]
+            self._transmit(pref, chain)
+        return True
+
+    def _transmit(self, pref, chain):
+        parent = chain[0] if chain[0].ref == pref else None
+        kids = [o for o in chain if o is not parent]
+        for kid in kids:
+            self._held[kid.ref] = kid
+        self._kids.setdefault(pref, []).extend(kids)
+        if parent is None:      # children added to a parent already sent
+            p = kids[0].parent
+            for kid in kids:
+                self._follow(kid, p)
+            if not p.alive():
+                self._parent_done(p)
+            return
+        self._releasing.add(parent.ref)
+        try:
+            self.broker.submit_order(parent)
+        finally:
+            self._releasing.discard(parent.ref)
+
+    def _refuse(self, order, reason):
+        self.broker._reject_locally(order, reason)
+
+    # -- cancel of a held order ------------------------------------------------------------
+    def cancel(self, order):
+        """True if ``order`` is held here (so cancelled here); a cancelled
+        parent's children follow through :meth:`notified`."""
+        if order.ref in self._chains:
+            # never transmitted: nothing was notified yet; drop the chain
+            for o in self._chains.pop(order.ref):
+                o.cancel()
+                self.broker.notify(o)
+            return True
+        held = self._held.pop(order.ref, None)
+        if held is None:
+            return self.broker.emulated.cancel(order)
+        if held.alive():
+            held.cancel()
+            self.broker.notify(held)
+        return True
+
+    def held(self):
+        """Alive orders held here, not on the exchange."""
+        return [o for o in self._held.values() if o.alive()]
+
+    # -- acting on status changes -------------------------------------------------------------
+    def notified(self, order):
+        """Every live notification passes here; actions run one at a time
+        (a cancel answered at once notifies again, re-entering)."""
+        if order.ref not in self._kids and order.ref not in self._groups:
+            return
+        # the group as it is now: a sibling's cancel answered at once must
+        # still find it when its own (queued) notification is handled
+        self._todo.append((order, order.status, self._groups.get(order.ref)))
+        if self._busy:
+            return
+        self._busy = True
+        touched = []
+        try:
+            while self._todo:
+                order, status, group = self._todo.popleft()
+                if order.ref in self._kids:
+                    self._parent_status(order, status)
+                if group is not None and status in _FIRES and not self.exiting:
+                    self._oco_fired(order, status, group)
+                    touched.append(group)
+        finally:
+            self._busy = False
+        for group in touched:
+            if all(not o.alive() for o in group):
+                self._forget(group)
+
+    def _follow(self, kid, parent):
+        """A held child takes its parent's Submitted/Accepted as upstream's do."""
+        if parent.status in (Order.Submitted, Order.Accepted, Order.Partial,
+                             Order.Completed) and kid.status == Order.Created:
+            kid.submit(self.broker)
+            self.broker.notify(kid)
+        if parent.status != Order.Submitted and kid.status == Order.Submitted:
+            kid.accept(self.broker)
+            self.broker.notify(kid)
+
+    def _parent_status(self, parent, status):
+        kids = self._kids[parent.ref]
+        if status in (Order.Submitted, Order.Accepted):
+            for kid in kids:
+                self._follow(kid, parent)
+        elif status in (Order.Rejected, Order.Margin) and not parent.executed.size:
+            self._end_kids(parent, 'reject')
+        elif status in (Order.Canceled, Order.Expired) and not parent.executed.size:
+            self._end_kids(parent, 'cancel')
+        elif status in _FIRES and not parent.alive():
+            if _ready(parent.data):
+                self._parent_done(parent)
+            else:   # the feed is mid-load (a final sync): send from next() instead
+                self._deferred.append(parent)
+
+    def flush(self):
+        """Children whose parent ended while the feed was loading a bar."""
+        while self._deferred:
+            parent = self._deferred.pop(0)
+            if parent.ref in self._kids:
+                self._parent_done(parent)
+
+    def _end_kids(self, parent, how):
+        for kid in self._kids.pop(parent.ref, []):
+            self._held.pop(kid.ref, None)
+            if not kid.alive():
+                continue
+            if how == 'reject':
+                kid.addinfo(reject_reason='its parent order %s was rejected' % parent.ref)
+                kid.reject(self.broker)
+            else:
+                kid.cancel()
+            self.broker.notify(kid)
+
+    def _parent_done(self, parent):
+        """Send the children, sized to what the parent filled, as an OCO pair."""
+        kids = [k for k in self._kids.pop(parent.ref, []) if k.alive()]
+        for kid in kids:
+            self._held.pop(kid.ref, None)
+            self._follow(kid, parent)
+        if len(kids) > 1:
+            group = list(kids)
+            self._protective.add(id(group))
+            for kid in kids:
+                self._groups[kid.ref] = group
+        for kid in kids:
+            if kid.alive():     # a sibling sent first may have ended it (OCO)
+                self._release(kid, parent)
+
+    def _release(self, kid, parent):
+        broker = self.broker
+        size = abs(parent.executed.size)
+        spot = not broker._rules(kid.data).contract
+        if spot and kid.issell():   # sell what is held: a fee taken in the coin leaves less
+            size = min(size, abs(broker.positions[kid.data].size))
+        if not spot and 'reduceOnly' not in kid.info:   # spot has no reduce-only
+            kid.addinfo(reduceOnly=True)
+        _set_size(kid, size)
+        kid.activate()
+        if spot and kid.exectype in _STOPS and self._groups.get(kid.ref):
+            # the resting sibling locks the coin: trigger this one locally
+            broker.emulated.hold(kid, local_stop=True)
+            return
+        broker.emulated.send(kid)
+
+    def claim(self, order):
+        """``order`` fires its group now (a local stop about to be sent):
+        its siblings' cancels must not cancel it in turn."""
+        group = self._groups.get(order.ref)
+        if group is not None and id(group) not in self._fired:
+            self._fired[id(group)] = order
+        return [o for o in group or () if o is not order]
+
+    def _oco_fired(self, order, status, group):
+        fired = self._fired.get(id(group))
+        if fired is None and status == Order.Rejected and id(group) in self._protective:
+            # a bracket child refused (e.g. a partial fill below one exit's
+            # minimum): its sibling still protects the position, keep it
+            log.warning('bracket child %s rejected; its sibling stays', order.ref)
+            return
+        if fired is None:
+            fired = self._fired[id(group)] = order
+            log.info('OCO: order %s %s; cancelling its siblings', order.ref,
+                     order.getstatusname())
+        elif fired is not order and status in _FILLS:
+            self._race(order, fired)
+        if fired is order:
+            for sibling in group:
+                if sibling is not order and sibling.alive():
+                    self.broker.cancel(sibling)
+
+    def _race(self, order, fired):
+        """A sibling filled before our cancel reached it: the fill stands."""
+        msg = ('order %s filled (%s) after its OCO sibling %s had %s: the cancel came too late; '
+               'the position includes both' % (order.ref, order.executed.size, fired.ref,
+                                                fired.getstatusname().lower()))
+        log.warning('OCO race: %s', msg)
+        order.addinfo(oco_race=fired.ref)
+        self.broker.store.put_notification('oco race', msg)
+
+    def _forget(self, group):
+        # keep the 'fired' mark while any member could still report a late fill
+        self._fired.pop(id(group), None)
+        self._protective.discard(id(group))
+        for o in group:
+            self._groups.pop(o.ref, None)
+
+
+def _ready(data):
+    """True when the data's current bar is complete (not mid-load): orders
+    may be priced and gated against it."""
+    return len(data) > 0 and not math.isnan(data.datetime[0])
