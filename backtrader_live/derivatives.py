@@ -16,6 +16,14 @@ backtest, and never opens the other side when it meant "flat":
 - any other buy()/sell() is sent as asked: a partial reduction that the
   exchange would refuse when the position moved is not turned into one;
 - ``reduceOnly=True``/``False`` given by the strategy always wins.
+
+:class:`DerivativesBroker` picks no mode: a broker of it (BinanceBroker,
+BybitBroker, GenericBroker) is made paper or live by ``paper_trading``
+(broker.py). Its checks of the settings and its reduce-only decision hold in
+both (a paper run refuses what a live one would, and a close() exempt from
+the minimum notional live is exempt on paper too); the market settings and
+the reduce-only flag are hooks only the live broker calls
+(``prepare_market``, ``order_options``).
 """
 import logging
 
@@ -30,7 +38,8 @@ MARGIN_MODES = ('isolated', 'cross')
 
 
 class DerivativesBroker(BrokerBase):
-    """BrokerBase plus perpetual futures (a no-op on spot markets)."""
+    """BrokerBase plus perpetual futures (a no-op on spot markets); paper or
+    live by ``paper_trading``."""
 
     params = (
         ('leverage', None),       # e.g. 3: applied to each market at start
@@ -81,6 +90,7 @@ class DerivativesBroker(BrokerBase):
                                                                 hint)) from None
 
     def order_options(self, order):
+        # LiveBroker's (the live broker is the only one that sends orders)
         params = super().order_options(order)
         if not self._derivatives or 'reduceOnly' in params:
             return params
