@@ -74,6 +74,13 @@ def test_a_made_broker_survives_pickling_and_trades_as_before():
     assert strat._orders[-1].info.get('mine') is True       # the subclass's hook ran
 
 
+def test_a_live_broker_copy_gets_its_own_event_queue():
+    live = Mine(paper_trading=False)
+    copy = pickle.loads(pickle.dumps(live))
+    assert isinstance(copy, LiveBroker) and copy.p.fill_wait == 0.5
+    assert copy._events is not live._events and copy._events.qsize() == 0
+
+
 def test_the_mode_is_decided_once_and_contradictions_are_refused():
     with pytest.raises(btl.ConfigError, match='LiveBroker is the live broker: '
                                               'paper_trading=True contradicts it'):
