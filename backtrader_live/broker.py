@@ -1,41 +1,37 @@
-"""The generic live broker: paper or live, behind one risk gate.
+"""The brokers' shared base: the one risk gate every order passes, paper or live.
 
-Paper mode *is* backtrader's BackBroker (we subclass it), so a paper run fills
-exactly as a backtest would: market orders at the next bar's open, limit and
-stop orders by the bar's range, commission from the market's fee rate.
+Two brokers stand on :class:`BrokerBase`:
 
-Live mode sends orders through the store (ccxt) with our own client order id
-and learns their fate from the user-data stream (REST when the stream is
-down). Stream threads only *queue* events; every change to an order or a
-position happens in Cerebro's thread, in ``next()``, so backtrader's objects
-are never touched concurrently. The queue is bounded (``event_queue_size``):
-when full, the stream thread waits for Cerebro's thread instead of dropping
-an event (events.EventQueue).
+- :class:`~backtrader_live.paper.PaperBroker`: backtrader's BackBroker fills
+  the orders from the bars exactly as a backtest would (market orders at the
+  next bar's open, limit and stop orders by the bar's range, commission from
+  the market's fee rate). Cerebro's default broker.
+- :class:`~backtrader_live.live.LiveBroker`: orders go to the exchange with
+  our client order id; their fate comes from the user-data stream.
 
-Nothing a network can do raises out of ``cancel()`` or ``reconcile()``: a
-create or a cancel whose answer is lost is settled by client order id
-(recovery.py), never sent again blindly.
+Which of the two a broker is, is decided once, when it is made, by
+``paper_trading`` (default True: safe by default). ``BrokerBase(...)``,
+``BinanceBroker(...)``, ``store.getbroker(paper_trading=False)`` and any
+user subclass of BrokerBase that picks no mode itself are made as that class
+combined with the mode's class (:func:`broker_class`). Why this way: one
+exchange broker class (BinanceBroker, a user's subclass with its own hooks,
+the derivatives rules) serves both modes and keeps its name in reprs and
+messages, and no method has to ask "am I live?": the mode's class supplies
+the behaviour, so there is no paper/live branch anywhere in the brokers.
 """
-import collections
-import inspect
+import threading
 import logging
-import time
+import inspect
 from decimal import Decimal
 
 from backtrader import Order
 from backtrader.brokers import BackBroker
 
-from .errors import (AuthenticationFailed, ConfigError, FatalError, LiveError, OrderNotFound,
-                     OrderRejected, UnknownOutcome)
-from .events import EventQueue, FundingPayment, OrderUpdate, PositionUpdate
-from .accounts import SpotAccount, account_for, comminfo_for, contract_value
+from .errors import ConfigError
+from .accounts import account_for, comminfo_for
 from .markets import SPOT
-from .fills import LiveFills, TradeSizes
-from .emulated import Emulated
-from .orderlinks import OrderLinks
-from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
-from .recovery import cancel_window_left, resolve_unknown, settle_cancel, window_left
-from .restart import adopt_open_orders, check_policy, exit_policy
+from .history import HistoryTrimmer
+from .orders import input_problem, order_problem, placeholder, round_order
 from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
@@ -44,9 +40,69 @@ _PLACE = inspect.signature(BackBroker.buy)     # upstream's buy()/sell() argumen
 _PLACE_NAMES = frozenset(_PLACE.parameters) - {'kwargs'}
 _NUMERIC = ('size', 'price', 'plimit', 'trailamount', 'trailpercent')
 
+_MODES = {}         # paper_trading -> PaperBroker / LiveBroker (set by paper.py, live.py)
+_MADE = {}          # (class, mode class) -> that class made paper or live
+_MADE_LOCK = threading.Lock()
 
-class BrokerBase(LiveFills, BackBroker):
-    """Base of the exchange brokers; BackBroker underneath for paper mode."""
+
+def broker_class(cls, paper_trading=None):
+    """The class a broker of ``cls`` is made as, for ``paper_trading``.
+
+    A class that already is PaperBroker or LiveBroker is itself (and refuses
+    the other mode); any other BrokerBase class is combined with the mode's
+    class, once, keeping its name and its parameters' defaults.
+    """
+    if paper_trading is None:
+        paper_trading = cls.params.paper_trading
+    if not isinstance(paper_trading, bool):
+        raise ConfigError('paper_trading must be True (orders filled locally, the default) '
+                          'or False (orders sent to the exchange), got %r' % (paper_trading,))
+    mode = _MODES[paper_trading]
+    fixed = next((m for m in _MODES.values() if issubclass(cls, m)), None)
+    if fixed is not None:
+        if fixed is not mode:
+            raise ConfigError('%s is the %s broker: paper_trading=%s contradicts it (use '
+                              'store.getbroker(paper_trading=%s))' % (
+                                  cls.__name__, 'live' if fixed.live else 'paper',
+                                  paper_trading, paper_trading))
+        return cls
+    if cls is BrokerBase:
+        return mode
+    with _MADE_LOCK:
+        made = _MADE.get((cls, mode))
+        if made is None:
+            made = _MADE[cls, mode] = _combine(cls, mode, paper_trading)
+    return made
+
+
+def _combine(cls, mode, paper_trading):
+    # The subclass's own defaults win over the mode's copy of BrokerBase's,
+    # except paper_trading, which is the mode.
+    params = tuple(cls.params._getpairs().items()) + (('paper_trading', paper_trading),)
+    made = type(cls)('%s_%s' % (cls.__name__, mode.__name__), (cls, mode), {
+        'params': params, '__module__': cls.__module__, '__doc__': cls.__doc__,
+        '_made_from': (cls, paper_trading)})
+    made.__name__, made.__qualname__ = cls.__name__, cls.__qualname__
+    return made
+
+
+def _remake(cls, paper_trading):
+    """Unpickling a combined class's broker (optimisation workers)."""
+    made = broker_class(cls, paper_trading)
+    return made.__new__(made)
+
+
+class _MetaBroker(type(BackBroker)):
+    """Makes a broker as its paper or live class (backtrader's doprenew hook)."""
+
+    def doprenew(cls, *args, **kwargs):
+        cls, args, kwargs = super().doprenew(*args, **kwargs)
+        return broker_class(cls, kwargs.get('paper_trading')), args, kwargs
+
+
+class BrokerBase(BackBroker, metaclass=_MetaBroker):
+    """The risk gate and what paper and live share; made as PaperBroker or
+    LiveBroker by ``paper_trading`` (see the module's docstring)."""
 
     params = (
         ('paper_trading', True),    # safe by default: nothing is sent
@@ -77,136 +133,69 @@ class BrokerBase(LiveFills, BackBroker):
         super().__init__()
         self.store = store
         size = self.p.event_queue_size
+        # Checked in paper too: a paper run's settings must be fit to go live.
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError('event_queue_size must be a whole number >= 1 (events waiting '
                               'for the strategy thread), got %r' % (size,))
-        self._events = self._event_queue()
-        self._book = OrderBook()
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
-        self._restart_pending = []   # datas whose open orders are not handled yet
         self.halted = None           # the fatal error that stopped trading, if any
         self.last_risk_reason = None     # why check_risk_limits() last said False
-        self._orphans = collections.deque(maxlen=256)
-        self._funding_seen = collections.deque(maxlen=64)   # recent payments (dedupe)
-        self._owners = []        # strategies whose history _trim_history bounds
+        self._history = HistoryTrimmer()
         self._notified = 0
-        self._last_poll = 0.0
-        self._final_synced = False
-        self._trade_sizes = TradeSizes()     # upstream Trade's float sums (fills.py)
         self._input_problem = None   # a bad buy()/sell() argument, for submit() (_checked)
-        self._live_started = False   # _start_live finished: there is an account to sync
-        self.risk_rules = [self._rule_supported, self._rule_market_minimums]
+        self.risk_rules = self._placement_rules() + [self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
         self.risk_rules += gate_rules(self)
-        self.links = OrderLinks(self)       # OCO groups and brackets, live (orderlinks.py)
-        self.emulated = Emulated(self)      # trailing, Close, expiry, local stops (emulated.py)
-
-    def _wake_loop(self):
-        if self.store is not None:
-            self.store.wake_feeds()
-
-    def _stopping(self):
-        return self.store is None or self.store._stop_event.is_set()
-
-    def _event_queue(self):
-        # From stream threads; bounded, blocks the stream rather than drop (events.py)
-        return EventQueue(self.p.event_queue_size, wake=self._wake_loop,
-                          stopping=self._stopping)
-
-    def _bind_paper_fast_paths(self):
-        for name in self._PAPER_FAST + ('getcommissioninfo',):
-            self.__dict__.pop(name, None)
-        if self.live:
-            return
-        for name in self._PAPER_FAST:
-            setattr(self, name, getattr(super(), name))
-        if self.store is None:      # no market rules: upstream's comminfo as is
-            self.getcommissioninfo = super().getcommissioninfo
 
     def __getstate__(self):
         # Optimization (maxcpus > 1) pickles Cerebro and its default broker for
-        # the worker processes: the stream queue holds a lock; workers start empty
-        # (and bind their fast paths again in start()).
+        # the worker processes; methods bound on the instance at start() are
+        # bound again there.
         state = self.__dict__.copy()
-        state.pop('_events', None)
-        for name in self._PAPER_FAST + ('getcommissioninfo',):
-            state.pop(name, None)
+        state.pop('getcommissioninfo', None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._events = self._event_queue()
+
+    def __reduce_ex__(self, protocol):
+        made_from = type(self).__dict__.get('_made_from')
+        if made_from is None:
+            return super().__reduce_ex__(protocol)
+        # a combined class is no module attribute: rebuild it from its parts
+        return _remake, made_from, self.__getstate__()
 
     def __repr__(self):
         return '%s(paper_trading=%s, testnet=%s, store=%r)' % (
             type(self).__name__, self.p.paper_trading, self.p.testnet, self.store)
 
-    @property
-    def live(self):
-        return not self.p.paper_trading
-
-    # -- lifecycle -------------------------------------------------------------
-    # Called every bar by upstream (observers, analyzers, the loop): in paper
-    # mode they are upstream's own, bound on the instance at start(), so a
-    # backtest pays nothing for the live layer's branches (issue 12: <= 2 %).
-    _PAPER_FAST = ('next', 'getcash', 'getvalue')
-
-    def start(self):
-        super().start()
-        self._live_started = self._final_synced = False
-        self._bind_paper_fast_paths()
-        if self.store is None:
-            if self.live:
-                raise FatalError('live trading needs a store (use store.getbroker())')
-            return
-        self.store.start(broker=self)
-        if self.live:
-            self._start_live()
-
-    def _start_live(self):
-        if self.store.p.testnet != self.p.testnet:
-            raise FatalError('broker testnet=%s does not match its store (testnet=%s)'
-                             % (self.p.testnet, self.store.p.testnet))
-        if not self.store.has_credentials:
-            raise FatalError('live trading needs an API key and secret (parameters or %s_API_KEY/'
-                             '%s_API_SECRET)' % (self.store.env_prefix, self.store.env_prefix))
-        check_policy(self.p.open_orders)
-        self.account.load(self.store)   # also proves the keys work, once, no retry storm
-        self.store.subscribe_user(self._events.put)
-        self.startingcash = self.cash = self.getcash()
-        self._live_started = True
-        endpoint = self.store.p.endpoint
-        log.info('%s live on %s (%s)', type(self).__name__,
-                 'endpoint %s' % endpoint if endpoint else
-                 'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
-
     def data_started(self, data):
+        """Called by the store as each of its feeds starts (upstream's hook).
+        The feed learns its broker here, for the end of the run (feed.py).
+        Returns True the first time ``data`` is seen."""
         # Identity, not ==: backtrader's data objects overload == (a lines op).
         if any(d is data for d in self._datas):
-            return
+            return False
         self._datas.append(data)
-        if self.live:
-            self.prepare_market(data)
-            # Position and open orders, read as one snapshot at the first bar
-            # (the position needs a price): restart.py.
-            self._restart_pending.append(data)
+        data.attach_broker(self)
+        return True
 
-    def prepare_market(self, data):
-        """Exchange settings a market needs before trading (derivatives)."""
+    # -- the end of a run (feed.py asks; nothing to wait for unless live) -----------
+    def sync_before_stop(self):
+        """Once, as the run ends: bring the exchange's last word in. Paper:
+        nothing is at an exchange."""
 
-    def stop(self):
-        if self.live and self._live_started:
-            # However the run ended (an exception, an interrupt): the
-            # exchange's last word first, so the policy acts on what is open.
-            self.sync_before_stop()
-            self._drain_events()
-            exit_policy(self)      # restart.py: cancel_on_exit, logged
-            self.emulated.stopped()     # local-only orders end with the process, said
-        super().stop()
+    def settled(self):
+        """True when no order waits for the exchange."""
+        return True
 
-    # -- cash, value, positions ---------------------------------------------------
+    def settle_time_needed(self):
+        """Seconds the end of a run should allow for the orders to settle."""
+        return 0.0
+
+    # -- cash, balances, market rules and commission ----------------------------------
     def cash_currency(self):
         if self.p.currency:
             return self.p.currency
@@ -214,67 +203,10 @@ class BrokerBase(LiveFills, BackBroker):
             return self._rules(self._datas[0]).settle
         return 'USDT'
 
-    def _priced(self, datas):
-        return [(self._rules(d), self.positions[d], d.close[0]) for d in datas if len(d)]
-
-    def getcash(self):
-        if not self.live:
-            return super().getcash()
-        if isinstance(self.account, SpotAccount):
-            self.cash = self.account.cash(self.cash_currency())
-        else:
-            self.cash = self.account.cash(self.cash_currency(), self._priced(self._datas))
-        return self.cash
-
-    def getvalue(self, datas=None):
-        if not self.live:
-            return super().getvalue(datas)
-        currency = self.cash_currency()
-        if datas:   # the value of these datas' positions only
-            return sum(contract_value(r, p.size, price) if r.contract else p.size * price
-                       for r, p, price in self._priced(datas))
-        self._value = self.account.value(currency, self._priced(self._datas))
-        return self._value
-
-    def sync_before_stop(self):
-        """Once, as the run ends: ask the exchange about the open orders and
-        the balances. Fills and balance changes come on their own socket and
-        may land after the last bar's kline; asking here puts them in the
-        final notifications and in the final cash and value, not in limbo."""
-        if not self.live or not self._live_started or self._final_synced:
-            return
-        self._final_synced = True
-        self._drain_events()
-        self.reconcile()
-
-    def settled(self):
-        """True when no order waits for fills the exchange has announced, no
-        cancel waits for its outcome, and no market order (which ends within
-        moments) is still open."""
-        return not self._book.awaiting() and not self._book.cancels_unsettled() and not any(
-            o.exectype == Order.Market and not _conditional(o) for o in self._book.alive())
-
-    def settle_time_needed(self):
-        """Seconds the end of a run should allow for the orders to settle: a
-        cancel without an answer is resent only once it can no longer land
-        (its receive window), then checked every ``fill_wait`` (recovery.py)."""
-        pending = self._book.cancels_unsettled() if self.live else ()
-        return max([cancel_window_left(self, o) + 2 * self.p.fill_wait + 1.0
-                    for o in pending] or [0.0])
-
     def get_balances(self):
         """``{asset: (free, used)}`` (spot) as the streams keep it: no REST call."""
         return {a: tuple(v) for a, v in getattr(self.account, 'balances', {}).items()}
 
-    def get_orders_open(self, safe=False):
-        """Orders not yet finished. Live: our order book (upstream's queues
-        are empty, nothing goes through them); paper: BackBroker's."""
-        if not self.live:
-            return super().get_orders_open(safe)
-        alive = self._book.alive() + self.links.held() + self.emulated.local()
-        return [o.clone() for o in alive] if safe else alive
-
-    # -- market rules and commission ------------------------------------------------
     def market_rules(self, data):
         """The exchange's rules (steps, minimums, fees) for ``data``'s market,
         or None without a store (a plain backtest)."""
@@ -321,14 +253,9 @@ class BrokerBase(LiveFills, BackBroker):
                 return reason
         return None
 
-    def _rule_supported(self, order):
-        if not self.live:
-            return None
-        if order.exectype == Order.Historical:
-            return ('Historical orders replay a backtest\'s fills and cannot be sent to %s; '
-                    'use Market, Limit, Stop, StopLimit, StopTrail, StopTrailLimit or Close'
-                    % self.store.exchange_name)
-        return None
+    def _placement_rules(self):
+        """The first rules of the gate: what this broker can place at all."""
+        return []
 
     def _rule_market_minimums(self, order):
         if self.store is None:
@@ -348,11 +275,6 @@ class BrokerBase(LiveFills, BackBroker):
 
     def sell(self, owner, data, *args, **kwargs):
         return self._checked(super().sell, owner, data, args, kwargs)
-
-    def _ocoize(self, order, oco):
-        super()._ocoize(order, oco)         # upstream keeps the link here, not on the order
-        if self.live:
-            self.links.ocoize(order, oco)
 
     def _checked(self, place, owner, data, args, kwargs):
         """Build the order through upstream's ``buy``/``sell``, or, if an
@@ -391,25 +313,29 @@ class BrokerBase(LiveFills, BackBroker):
         """Send ``order`` through the risk gate to paper or live trading.
 
         Refused orders are rejected here with the reason; the rest go to
-        :meth:`_submit_paper_order` (backtrader's own broker fills them) or
-        :meth:`_submit_live_order` (the exchange): the override points of a
-        broker that places orders differently.
+        :meth:`_submit_paper_order` (PaperBroker: backtrader's own broker
+        fills them) or :meth:`_submit_live_order` (LiveBroker: the
+        exchange): the override points of a broker that places orders
+        differently.
         """
-        if self.live and (self.links.submit(order) or self.emulated.submit(order)):
-            return order        # held: a bracket's, or an emulated type (orderlinks, emulated)
+        if self._held(order):
+            return order
         # Bad numbers first and always (paper too, risk_management or not).
         reason = (self._input_problem or order_problem(order)
                   or self.risk_limit_reason(order))
         if reason:
             return self._reject_locally(order, reason)
-        if not self.live:
-            return self._submit_paper_order(order, check)
-        return self._submit_live_order(order)
+        return self._submit_accepted(order, check)
 
-    def _submit_paper_order(self, order, check=True):
-        """Paper trading: upstream BackBroker queues the order and fills it
-        from the bars exactly as in a backtest."""
-        return BackBroker.submit(self, order, check)
+    def _held(self, order):
+        """True if the mode's class takes ``order`` aside before the gate
+        (live: held bracket children, emulated types); paper: never."""
+        return False
+
+    def _submit_accepted(self, order, check):
+        """Place an order the gate let through: the mode's class says how."""
+        raise NotImplementedError('%s places no orders itself: brokers are made as '
+                                  'PaperBroker or LiveBroker' % type(self).__name__)
 
     def _reject_locally(self, order, reason):
         order.addinfo(reject_reason=reason)
@@ -420,256 +346,30 @@ class BrokerBase(LiveFills, BackBroker):
         self.notify(order)
         return order
 
-    # -- live orders out ------------------------------------------------------------------
-    def _submit_live_order(self, order):
-        """Live trading: send ``order`` with our client order id; an unknown
-        outcome is resolved by that id (recovery.py), never sent twice."""
-        symbol = order.data.p.dataname
-        cid = self.store.new_client_id()
-        order.addcomminfo(self.getcommissioninfo(order.data))   # Trade accounting needs it
-        self._book.add(order, cid)
-        order.submit(self)
-        self.notify(order)
-        type_, price, params = self.order_request(order)
-        params[self.store.CLIENT_ID_PARAM] = cid
-        side = 'buy' if order.isbuy() else 'sell'
-        try:
-            raw = self.store.create_order(symbol, type_, side, abs(order.size), price, params)
-        except UnknownOutcome as exc:
-            log.warning('create of %s had no answer (%s); resolving by client id', cid, exc)
-            raw = resolve_unknown(self, order, cid, symbol, _conditional(order))   # recovery.py
-            if raw is None:
-                return order
-        except (OrderRejected, FatalError) as exc:
-            self._finish_rejected(order, str(exc))
-            self.halt_if_fatal(exc)
-            return order
-        self.apply_update(self._update_from(raw, 'rest'), order)
-        return order
-
-    def order_request(self, order):
-        """(ccxt type, price, params) for a backtrader order."""
-        ex = order.exectype
-        params = self.order_options(order)
-        if ex == Order.Market:
-            return 'market', None, params
-        if ex == Order.Limit:
-            return 'limit', order.price, params
-        params.update(self.store.trigger_params(order.price, rising=order.isbuy()))
-        if ex == Order.Stop:
-            return 'market', None, params
-        return 'limit', order.pricelimit, params
-
-    # Options a strategy may pass as keyword arguments of buy()/sell();
-    # takeProfitPrice makes a Market/Limit order a conditional take-profit.
-    ORDER_OPTIONS = ('postOnly', 'timeInForce', 'reduceOnly', 'takeProfitPrice')
-
-    def order_options(self, order):
-        """ccxt params from the order's keyword arguments (order.info)."""
-        return {k: order.info[k] for k in self.ORDER_OPTIONS if k in order.info}
-
-    def halt_if_fatal(self, exc):
-        """Bad keys or a missing permission: stop trading with a clear
-        message (the run ends, ``run_live`` raises it), never loop on it."""
-        if not isinstance(exc, AuthenticationFailed) or self.halted is not None:
-            return
-        self.halted = exc
-        log.error('trading stopped: the exchange refused our credentials: %s', exc)
-        self.store.put_notification('trading stopped', str(exc))
-        for data in self._datas:
-            data.request_stop()
-
-    def cancel(self, order, bracket=False):
-        if not self.live:
-            return super().cancel(order, bracket)
-        if self.links.cancel(order):
-            return order        # held or watched locally: cancelled here
-        if order.alive() and self._book.client_id(order):
-            if self._book.cancel_pending(order):
-                log.info('cancel of %s already sent; waiting for the exchange to end it',
-                         self._book.client_id(order))
-            else:
-                self._cancel_live(order)
-        return order
-
-    def _cancel_live(self, order):
-        """Send one cancel; never raises. A cancel whose outcome is not known
-        leaves the order alive with its cancel pending (recovery.py)."""
-        cid = self._book.client_id(order)
-        symbol = order.data.p.dataname
-        self._book.cancel_sent(order)
-        try:
-            raw = self.store.cancel_order(self._book.exchange_id(order), symbol,
-                                          self.store.client_id_query(cid, _conditional(order)))
-        except OrderNotFound:
-            # Not open on the exchange: filled or ended meanwhile, or a cancel
-            # whose answer was lost landed. Ask instead of guessing.
-            self.reconcile([order], balances=False)
-            return
-        except LiveError as exc:
-            log.warning('cancel of %s: %s; the order stays open until the exchange says '
-                        'how it ended', cid, exc)
-            self.halt_if_fatal(exc)
-            if isinstance(exc, UnknownOutcome):
-                self.reconcile([order], balances=False)
-            return
-        self.apply_update(self._update_from(raw, 'rest'), order)
-
     def notify(self, order):
         super().notify(order)
-        owner = order.owner
-        if owner is not None and not any(o is owner for o in self._owners):
-            self._owners.append(owner)
+        self._history.add_owner(order.owner)
         self._notified += 1
         if self.p.history_kept is not None and self._notified % 256 == 0:
             self._trim_history(self.p.history_kept)
-        if self.live:
-            # Cerebro hands notifications over on its next round: make that
-            # round happen now rather than after the feed's wait times out.
-            self.store.wake_feeds()
-            self.links.notified(order)      # OCO and bracket links act (orderlinks.py)
 
-    # -- live events in (Cerebro's thread) -----------------------------------------------
     def _trim_history(self, keep):
-        """Forget finished orders and closed trades beyond the last ``keep``:
-        upstream keeps every one (Strategy._orders, Strategy._trades,
-        BackBroker.orders) and reads only the alive ones and the last trade."""
-        done = [o for o in self.orders if not o.alive()]
-        if len(done) > keep:
-            dropped = done[:len(done) - keep]
-            ids = set(map(id, dropped))
-            self.orders[:] = [o for o in self.orders if id(o) not in ids]
-            for o in dropped:       # BackBroker's per-order OCO bookkeeping
-                self._ocos.pop(o.ref, None)
-                self._ocol.pop(o.ref, None)
-        # BackBroker leaves an empty parent/children deque per executed order
-        for ref in [r for r, pc in self._pchildren.items() if not pc]:
-            del self._pchildren[ref]
-        for strategy in self._owners:
-            # notification snapshots (clones, frozen in the status they had):
-            # upstream appends them and never reads them back
-            if len(strategy._orders) > keep:
-                del strategy._orders[:len(strategy._orders) - keep]
-            for per_id in strategy._trades.values():
-                for trades in per_id.values():
-                    if len(trades) > keep:
-                        del trades[:len(trades) - keep]
-
-    def next(self):
-        if not self.live:
-            return super().next()
-        self._drain_events()
-        if self._restart_pending:
-            adopt_open_orders(self, self._restart_pending)
-        overdue = self._book.overdue(self.p.fill_wait)
-        if overdue:
-            self.reconcile(overdue)     # the stream did not deliver those fills
-        cancelling = self._book.cancels_due(self.p.fill_wait)
-        if cancelling:
-            # cancels not settled yet (no answer, or no event since): ask
-            self.reconcile(cancelling, balances=False)
-        if not self.store.user_stream_live and self._book.alive():
-            now = time.monotonic()
-            if now - self._last_poll >= self.p.rest_poll_interval:
-                self._last_poll = now
-                self.reconcile()
-        self.emulated.on_next()     # trailing stops, Close orders, expiry (emulated.py)
-
-    def _drain_events(self):
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except self._events.empty_error:
-                return
-            self._handle_event(event)
-
-    def _handle_event(self, event):
-        if isinstance(event, OrderUpdate):
-            # A triggered conditional order reports as the regular order it
-            # became: known by the exchange id its algo update announced.
-            order = (self._book.by_client_id(event.client_id)
-                     or self._book.by_exchange_id(event.exchange_id))
-            if order is not None:
-                self.apply_update(event, order)
-            elif event.exchange_id and self._book.alive():
-                # Maybe ours under an id not announced yet (a stop that just
-                # triggered): keep it a while, bounded, until an alias arrives.
-                self._orphans.append(event)
-        elif self.account.on_event(event):
-            if isinstance(event, PositionUpdate):
-                self._check_position(event)
-        elif isinstance(event, FundingPayment):
-            self._on_funding(event)
-        elif isinstance(event, tuple) and event[0] == 'state':
-            _, state, reconnected = event
-            self.store.put_notification('user stream %s' % state)
-            if reconnected:
-                self.reconcile()     # events may have been missed meanwhile
-        elif isinstance(event, tuple) and event[0] == 'error':
-            log.error('user stream: %s', event[1])
-            self.store.put_notification('user stream error: %s' % event[1])
-
-    def reconcile(self, orders=None, balances=True):
-        """Ask the exchange about these (default: all alive) orders; never raises."""
-        for order in (self._book.alive() if orders is None else orders):
-            cid = self._book.client_id(order)
-            try:
-                raw = self.store.fetch_order_by_client_id(cid, order.data.p.dataname,
-                                                          _conditional(order))
-            except LiveError as exc:
-                log.warning('reconcile of %s failed: %s', cid, exc)
-                self.halt_if_fatal(exc)
-                continue
-            if raw is not None:
-                self.apply_update(self._update_from(raw, 'reconcile'), order)
-                settle_cancel(self, order, raw)
-            elif order.status == Order.Submitted and not window_left(self, order):
-                # Absent after its receive window: never placed (recovery.py).
-                self._finish_rejected(order, 'the exchange has no order %s' % cid)
-        if not balances:
-            return
-        try:
-            self.account.load(self.store)
-        except LiveError as exc:
-            log.warning('balance reconcile failed: %s', exc)
-
-    def _adopt_orphans(self, exchange_id, order):
-        matched = [e for e in self._orphans if e.exchange_id == exchange_id]
-        for event in matched:
-            self._orphans.remove(event)
-        for event in matched:
-            self.apply_update(event, order)
-
-    def _check_position(self, update):
-        """After fills settle, our position must be the exchange's."""
-        data = next((d for d in self._datas if d.p.dataname == update.symbol), None)
-        if data is None or any(o.data is data for o in self._book.alive()):
-            return      # orders in flight: the fills will bring it in line
-        pos = self.positions[data]
-        if abs(pos.size - update.size) > 1e-9 * max(1.0, abs(update.size)):
-            log.warning('%s: position %s differs from the exchange\'s %s; adopting the '
-                        'exchange\'s', update.symbol, pos.size, update.size)
-            pos.set(update.size, update.entry_price or pos.price)
-            self.store.put_notification('position corrected', update.symbol, update.size)
-
-    def _on_funding(self, event):
-        # A stream may deliver a message twice (a resend, a reconnect): one
-        # payment is one notification. Cash comes from the wallet balance,
-        # which a repeat cannot double.
-        key = (event.asset, event.amount, event.symbol, event.timestamp)
-        if event.timestamp is not None and key in self._funding_seen:
-            return
-        self._funding_seen.append(key)
-        log.info('funding %s %s on %s', event.amount, event.asset, event.symbol)
-        self.store.put_notification('funding', event.symbol, event.amount, event.asset)
+        """Forget finished orders and closed trades beyond the last ``keep``
+        (history.py: the one place that edits upstream's private lists)."""
+        return self._history.trim(self, keep)
 
 
-def _conditional(order):
+def conditional(order):
     """Stops and take-profits are conditional: some exchanges keep them apart."""
     if order.info.get('triggered_locally'):
         return False        # sent as the plain order it became (emulated.py)
     return (order.exectype in (Order.Stop, Order.StopLimit)
             or 'takeProfitPrice' in order.info)
+
+
+# The two modes register themselves in _MODES (they import this module).
+from .paper import PaperBroker  # noqa: E402,F401
+from .live import LiveBroker  # noqa: E402,F401
 
 # The rest of upstream's broker module (BrokerBase's peers...), for drop-in imports.
 import backtrader.broker as _upstream_broker  # noqa: E402

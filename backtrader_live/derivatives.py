@@ -16,13 +16,25 @@ backtest, and never opens the other side when it meant "flat":
 - any other buy()/sell() is sent as asked: a partial reduction that the
   exchange would refuse when the position moved is not turned into one;
 - ``reduceOnly=True``/``False`` given by the strategy always wins.
+
+"Reduces" is risk.reduces_exposure, the kill switch's own definition (one
+tolerance): an order the switch lets through as reducing is the order sent
+reduce-only.
+
+:class:`DerivativesBroker` picks no mode: a broker of it (BinanceBroker,
+BybitBroker, GenericBroker) is made paper or live by ``paper_trading``
+(broker.py). Its checks of the settings and its reduce-only decision hold in
+both (a paper run refuses what a live one would, and a close() exempt from
+the minimum notional live is exempt on paper too); the market settings and
+the reduce-only flag are hooks only the live broker calls
+(``prepare_market``, ``order_options``).
 """
 import logging
 
 from .broker import BrokerBase
 from .errors import ConfigError, LiveError, OrderRejected
 from .markets import SPOT
-from .risk import bar_time
+from .risk import bar_time, reduces_exposure
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +42,8 @@ MARGIN_MODES = ('isolated', 'cross')
 
 
 class DerivativesBroker(BrokerBase):
-    """BrokerBase plus perpetual futures (a no-op on spot markets)."""
+    """BrokerBase plus perpetual futures (a no-op on spot markets); paper or
+    live by ``paper_trading``."""
 
     params = (
         ('leverage', None),       # e.g. 3: applied to each market at start
@@ -81,6 +94,7 @@ class DerivativesBroker(BrokerBase):
                                                                 hint)) from None
 
     def order_options(self, order):
+        # LiveBroker's (the live broker is the only one that sends orders)
         params = super().order_options(order)
         if not self._derivatives or 'reduceOnly' in params:
             return params
@@ -102,15 +116,10 @@ class DerivativesBroker(BrokerBase):
             return None
         if abs(order.size) == abs(pos):     # exact sizes (fills.py): close() sends this
             return 'it closes the whole position'
-        if self._reduces(order) and self.kill_switch.active(bar_time(order.data)):
+        if (reduces_exposure(pos, order.size)
+                and self.kill_switch.active(bar_time(order.data))):
             return 'the kill switch lets through only orders that reduce'
         return None
-
-    def _reduces(self, order):
-        """True if the order moves the position toward zero without flipping."""
-        pos = self.positions[order.data].size
-        size = order.size
-        return bool(pos) and (pos > 0) != (size > 0) and abs(size) <= abs(pos)
 
 
 def leverage_range(store, symbol):

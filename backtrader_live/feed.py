@@ -99,6 +99,7 @@ class DataBase(bt.feed.DataBase):
         self._rounds = 0            # rounds of Cerebro's loop (do_qcheck), and the
         self._delivered_round = -1  # one in which our last bar was delivered
         self._limit = -_INF         # _group_limit() as of our last _load
+        self._broker = None         # the broker trading this data (attach_broker)
 
     def __repr__(self):
         return '%s(%s %s, store=%r)' % (type(self).__name__, self.p.dataname,
@@ -132,6 +133,11 @@ class DataBase(bt.feed.DataBase):
             self._state = _DONE
             self.put_notification(self.DISCONNECTED)
         super().stop()
+
+    def attach_broker(self, broker):
+        """The broker trading this data says so as the data starts
+        (``BrokerBase.data_started``): the end of the run waits for it."""
+        self._broker = broker
 
     def request_stop(self):
         """Finish after the current bar (thread-safe; signal handlers)."""
@@ -240,18 +246,15 @@ class DataBase(bt.feed.DataBase):
         still waits for fills it was told about.
         """
         now = time.monotonic()
-        broker = getattr(self._store, 'broker', None)
+        broker = self._broker       # None: no broker of ours trades this data
         if self._final_deadline is None:
-            final_sync = getattr(broker, 'sync_before_stop', None)
-            if final_sync is not None:
-                final_sync()
+            if broker is not None:
+                broker.sync_before_stop()
             # A cancel without an answer needs its receive window, then a look.
-            needed = getattr(broker, 'settle_time_needed', None)
-            self._final_deadline = now + max(self.p.settle_timeout,
-                                             needed() if needed is not None else 0.0)
+            needed = broker.settle_time_needed() if broker is not None else 0.0
+            self._final_deadline = now + max(self.p.settle_timeout, needed)
             return None
-        settled = getattr(broker, 'settled', None)
-        if settled is not None and not settled() and now < self._final_deadline:
+        if broker is not None and not broker.settled() and now < self._final_deadline:
             self._stop_requested.wait(0.005)    # set: a short pause, no spin
             return None
         return False

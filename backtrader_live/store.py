@@ -488,8 +488,10 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         self._user_listeners.clear()
         self._feeds.clear()
 
-    def getbroker(self, *args, **kwargs):
-        broker = self.BrokerCls(*args, store=self, **kwargs)
+    def getbroker(self, *args, paper_trading=True, **kwargs):
+        """``BrokerCls`` made as a PaperBroker (the default: nothing is sent)
+        or, with ``paper_trading=False``, a LiveBroker (broker.py)."""
+        broker = self.BrokerCls(*args, store=self, paper_trading=paper_trading, **kwargs)
         broker._store = self
         return broker
 

@@ -87,3 +87,31 @@ def test_a_usdm_position_below_the_minimum_notional_can_still_be_closed():
     assert held == 0 and strategy.position.size == 0
     assert strategy.opening.status == strategy.opening.Rejected
     assert 'below the minimum 5' in strategy.opening.info['reject_reason']
+
+
+def test_reduce_only_and_the_kill_switch_share_one_tolerance():
+    """One definition of "reduces exposure" (risk.reduces_exposure): at its
+    boundary (1e-9 of the position) the order the kill switch lets through
+    as reducing is the one sent reduce-only, and just past it neither."""
+    import backtrader
+    from backtrader_live import risk
+    venue = 'binance-usdm'
+    u = unit(venue)
+
+    def probe(s):
+        s.broker.kill_switch.trip('manual', 'test')
+        pos = s.position.size
+        s.verdicts = []
+        for factor in (1 + 5e-10, 1 + 2e-9):
+            order = backtrader.SellOrder(owner=s, data=s.data, size=pos * factor, price=None,
+                                         exectype=backtrader.Order.Market, simulated=True)
+            s.verdicts.append((not risk.increases_exposure(s.broker, order),
+                               s.broker._why_reduce_only(order)))
+    with venue_sim(venue) as sim:      # paper: the decision is the same, nothing is sent
+        run = live_run(sim, venue, paper_trading=True, max_bars=3,
+                       script={6: lambda s: s.buy(size=u), 8: probe}).start()
+        run.step(3)
+        run.join()
+    within, beyond = run.rec.strategy.verdicts
+    assert within == (True, 'the kill switch lets through only orders that reduce')
+    assert beyond == (False, None)

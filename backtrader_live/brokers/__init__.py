@@ -2,6 +2,8 @@
 import backtrader.brokers as _upstream
 
 from .._namespace import merge_into
+from ..live import LiveBroker
+from ..paper import PaperBroker
 from .binance import BinanceBroker
 from .bybit import BybitBroker
 
