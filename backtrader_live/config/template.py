@@ -16,7 +16,7 @@ cash = 10000.0             # starting cash of a paper run
 backfill_bars = 200
 
 [strategy]
-class = "samples/sma_cross.py:SmaCross"   # or "package.module:Class"
+class = "backtrader.strategies:SMA_CrossOver"   # or "path/to/file.py:Class"
 params = { fast = 10, slow = 30 }
 
 [options.store]            # store_kwargs (e.g. recv_window = 5000)

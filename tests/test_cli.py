@@ -1,0 +1,211 @@
+"""The command line: config init/show/migrate, check (offline and against the
+simulator), run as a real subprocess against the simulator (journaled,
+status lines, Ctrl-C), report from the journal, and the sim/demo wrappers."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from backtrader_live.cli import app
+from backtrader_live.journal import open_engine
+from backtrader_live.journal.report import summarize
+from helpers import KEY, SECRET, eventually
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+runner = CliRunner()
+
+STRATEGY = '''
+import backtrader as bt
+
+class BuyThenClose(bt.Strategy):
+    """Buys on the first live bar, closes on the next one."""
+    params = (('size', 0.01),)
+
+    def __init__(self):
+        self.live_bars = 0
+
+    def next(self):
+        if self.data._laststatus != self.data.LIVE:
+            return
+        self.live_bars += 1
+        if self.live_bars == 1:
+            self.buy(size=self.p.size)
+        elif self.live_bars == 2:
+            self.close()
+'''
+
+
+def config_text(endpoint='http://127.0.0.1:1', max_bars=3, extra=''):
+    return textwrap.dedent('''\
+    version = 1
+    [live]
+    exchange = "binance"
+    symbol = "BTC/USDT"
+    timeframe = "1h"
+    endpoint = "%s"
+    backfill_bars = 3
+    max_bars = %d
+    [strategy]
+    class = "strategy.py:BuyThenClose"
+    [journal]
+    url = "sqlite:///journal.db"
+    ''' % (endpoint, max_bars)) + extra
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / 'strategy.py').write_text(STRATEGY)
+    return tmp_path
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def test_config_init_show_and_refusals(workdir):
+    path = workdir / 'bot.toml'
+    assert invoke('config', 'init', path).exit_code == 0
+    result = invoke('config', 'init', path)
+    assert result.exit_code == 2 and 'use --force' in result.output
+    shown = invoke('config', 'show', path)
+    assert shown.exit_code == 0 and 'max_drawdown_limit = 0.15' in shown.output
+    path.write_text(path.read_text().replace('cash =', 'csh ='))
+    result = invoke('config', 'show', path)
+    assert result.exit_code == 2 and "live.csh: unknown key (did you mean 'cash'?)" in \
+        result.output
+    assert invoke('config', 'show', workdir / 'none.toml').exit_code == 2
+
+
+def test_config_migrate_writes_version_1_and_says_what_changed(workdir):
+    path = workdir / 'old.toml'
+    path.write_text('exchange = "binance"\nsymbol = "BTC/USDT"\ntimeframe = "1h"\n'
+                    'strategy = "strategy.py:BuyThenClose"\nsize = 0.5\n')
+    result = invoke('config', 'migrate', path)
+    assert result.exit_code == 0, result.output
+    assert 'v0->v1: size -> [strategy.params] size' in result.output
+    assert (workdir / 'old.toml.bak').read_text().startswith('exchange')
+    assert 'version = 1' in path.read_text()
+    again = invoke('config', 'migrate', path)
+    assert again.exit_code == 0 and 'already version 1' in again.output
+
+
+def test_check_offline_and_bad_configs(workdir):
+    path = workdir / 'bot.toml'
+    path.write_text(config_text())
+    result = invoke('check', path, '--no-connect')
+    assert result.exit_code == 0, result.output
+    assert 'option keys valid for binance' in result.output
+    path.write_text(config_text().replace('BuyThenClose', 'Nope'))
+    result = invoke('check', path, '--no-connect')
+    assert result.exit_code == 1 and 'FAIL' in result.output and "has no 'Nope'" in \
+        result.output
+    path.write_text(config_text() + '[options.store]\napikey = "x"\n')
+    result = invoke('check', path)
+    assert result.exit_code == 2 and 'secrets are not accepted' in result.output
+
+
+def test_check_against_the_simulator(workdir, sim):
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url))
+    env = {'BINANCE_API_KEY': KEY, 'BINANCE_API_SECRET': SECRET}
+    result = invoke('check', path, env=env)
+    assert result.exit_code == 0, result.output
+    for expected in ('binance answers and accepts the keys', 'amount step', 'offset to',
+                     'USDT'):
+        assert expected in result.output
+    path.write_text(config_text(sim.base_url).replace('BTC/USDT', 'NOPE/USDT'))
+    result = invoke('check', path, env=env)
+    assert result.exit_code == 1 and 'market NOPE/USDT' in result.output
+
+
+def start_cli_run(workdir, sim, *extra):
+    (workdir / 'bot.toml').write_text(config_text(sim.base_url, max_bars=3))
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    return subprocess.Popen([sys.executable, '-m', 'backtrader_live', 'run', 'bot.toml',
+                             *extra], cwd=str(workdir), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def equity_rows(path):
+    if not path.exists():
+        return 0
+    engine = open_engine('sqlite:///%s' % path, readonly=True)
+    try:
+        from sqlalchemy import text
+        with engine.connect() as conn:
+            return conn.execute(text('SELECT count(*) FROM equity')).scalar()
+    except Exception:        # created but not migrated yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def step_until(proc, sim, journal, bars):
+    sim.wait_subscribed('btcusdt@kline_1h', timeout=60)
+    eventually(lambda: equity_rows(journal) > 0, 30)
+    for _ in range(bars):
+        seen = equity_rows(journal)
+        sim.step()
+        eventually(lambda: equity_rows(journal) > seen or proc.poll() is not None, 30)
+
+
+def test_run_a_config_then_report(workdir, sim):
+    proc = start_cli_run(workdir, sim)
+    try:
+        step_until(proc, sim, workdir / 'journal.db', 3)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    bar_lines = [line for line in output.splitlines() if ' bar ' in line]
+    assert len(bar_lines) == 3 and 'BTC/USDT close' in bar_lines[0], output
+    engine = open_engine('sqlite:///%s' % (workdir / 'journal.db'), readonly=True)
+    result = summarize(engine)
+    engine.dispose()
+    assert result['summary']['trades'] == 1 and result['summary']['fills'] == 2
+    report = invoke('report', workdir / 'journal.db', '--csv', workdir / 'csv',
+                    '--json', workdir / 'r.json')
+    assert report.exit_code == 0, report.output
+    assert 'per symbol' in report.output and 'BTC/USDT' in report.output
+    data = json.loads((workdir / 'r.json').read_text())
+    assert data['summary']['trades'] == 1 and len(data['fills']) == 2
+    assert (workdir / 'csv' / 'fills.csv').read_text().count('\n') == 3
+    runs = invoke('report', workdir / 'journal.db', '--runs')
+    assert runs.exit_code == 0 and 'stopped' in runs.output
+    assert invoke('report', workdir / 'journal.db', '--run', 9).exit_code == 2
+    assert invoke('report', workdir / 'journal.db', '--since', 'x').exit_code == 2
+    since = invoke('report', workdir / 'journal.db', '--since', '2000-01-01')
+    assert since.exit_code == 0 and 'run(s) 1' in since.output
+
+
+def test_ctrl_c_stops_a_run_cleanly(workdir, sim):
+    proc = start_cli_run(workdir, sim)
+    try:
+        step_until(proc, sim, workdir / 'journal.db', 1)
+        proc.send_signal(signal.SIGINT)
+        sim.step()       # the feed notices the stop request at its next wake-up
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    assert 'Traceback' not in output
+    engine = open_engine('sqlite:///%s' % (workdir / 'journal.db'), readonly=True)
+    from backtrader_live.journal.report import runs
+    assert [r['status'] for r in runs(engine)] == ['stopped']
+    engine.dispose()
+
+
+def test_sim_and_demo_wrappers():
+    result = invoke('sim', '--exchange', 'nowhere')
+    assert result.exit_code == 2
+    result = invoke('demo', '--bars', '0')
+    assert result.exit_code == 2 and 'must be positive' in result.output
