@@ -209,3 +209,53 @@ def test_sim_and_demo_wrappers():
     assert result.exit_code == 2
     result = invoke('demo', '--bars', '0')
     assert result.exit_code == 2 and 'must be positive' in result.output
+
+
+def test_run_in_process_with_sizer_analyzers_risk_and_notifications(workdir, sim, caplog):
+    """The same command in this process (so its lines are measured), with the
+    config's optional sections: sizer, analyzers, RiskAnalyzer, notifications."""
+    import logging
+    import threading
+    from backtrader_live.cli import run as run_cmd
+    extra = textwrap.dedent('''
+    [sizer]
+    class = "FixedSize"
+    params = { stake = 1 }
+    [[analyzers]]
+    class = "TradeAnalyzer"
+    [[analyzers]]
+    class = "backtrader.analyzers:DrawDown"
+    params = { _name = "dd" }
+    [risk]
+    enabled = true
+    [notifications]
+    methods = ["log"]
+    ''')
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url, max_bars=2, extra=extra).replace(
+        'url = "sqlite:///journal.db"', 'url = "sqlite:///%s"' % (workdir / 'j.db')))
+    errors = []
+
+    def target():
+        try:
+            run_cmd.run(str(path), None, None, None, True, False)
+        except BaseException as exc:      # reported below
+            errors.append(exc)
+    worker = threading.Thread(target=target, name='test-cli-run')
+    with caplog.at_level(logging.INFO, logger='backtrader_live.cli'):
+        worker.start()
+        step_until(worker_proc(worker), sim, workdir / 'j.db', 2)
+        worker.join(30)
+    assert not worker.is_alive() and not errors, errors
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('bar ')]
+    assert len(lines) == 2 and 'open_orders' in lines[0] and 'stream ok' in lines[0]
+    assert 'journal: run 1 stopped' in caplog.text
+
+
+def worker_proc(thread):
+    """``poll()`` for a thread, as step_until asks a process."""
+    class Proc:
+        @staticmethod
+        def poll():
+            return None if thread.is_alive() else 0
+    return Proc

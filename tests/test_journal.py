@@ -188,3 +188,49 @@ def test_bad_urls(tmp_path):
     with pytest.raises(JournalError, match='does not exist'):
         open_engine(str(tmp_path / 'none.db'), readonly=True)
     assert database.resolve_url('j.db', '/base').database == '/base/j.db'
+
+
+def test_risk_alerts_and_kill_switch_changes_are_journaled(db_url):  # noqa: F811
+    """A backtest (the same analyzer runs there) breaching the drawdown limit:
+    the alert and the kill switch tripping are recorded once each."""
+    import datetime
+    from backtrader_live.analyzers import RiskAnalyzer
+    from backtrader_live.journal import attach
+    from test_risk_kit import Script, buy, cerebro, synthetic_rows
+    dip = synthetic_rows([100.0] * 5 + [110.0] * 5 + [105.0, 100.0, 95.0, 90.0] + [90.0] * 10)
+    journal = Journal.open(db_url)
+    try:
+        journal.start_run('backtest')
+        c = cerebro(dip, commission=0.0)
+        c.addstrategy(Script, script={2: buy(90)})
+        c.addanalyzer(RiskAnalyzer, _name='risk', max_position_risk=None,
+                      daily_loss_limit=None)
+        attach(c, journal, exchange='backtest')
+        c.run()
+        assert journal.flush(10)
+        events = rows(journal.engine, 'risk_events')
+        assert [(e['kind'], e['type'], e['active']) for e in events] == [
+            ('alert', 'drawdown', None), ('kill_switch', None, ['drawdown'])]
+        alert = events[0]
+        assert alert['limit'] == 0.15 and alert['at'] == datetime.datetime(2021, 1, 1, 13)
+        assert 'drawdown 16.51%' in alert['message']
+        (fill,) = rows(journal.engine, 'fills')
+        assert (fill['size'], fill['trade_id'], fill['symbol']) == (90.0, 'ref%d#1' % (
+            fill['order_ref']), fill['symbol'])
+        assert len(rows(journal.engine, 'equity')) == len(dip)
+    finally:
+        journal.close()
+
+
+def test_a_missing_postgres_skips_for_developers_but_fails_under_ci(monkeypatch):
+    from journalkit import PG_ENV, postgres_server_url
+    monkeypatch.delenv(PG_ENV, raising=False)
+    monkeypatch.delenv('CI', raising=False)
+    with pytest.raises(pytest.skip.Exception, match='start_test_postgres'):
+        postgres_server_url()
+    monkeypatch.setenv('CI', 'true')
+    with pytest.raises(pytest.fail.Exception, match='under CI the PostgreSQL journal tests '
+                       'must run'):
+        postgres_server_url()
+    monkeypatch.setenv(PG_ENV, 'postgresql+psycopg://u@127.0.0.1:1/db')
+    assert postgres_server_url().endswith(':1/db')

@@ -117,6 +117,17 @@ class JournalAnalyzer(bt.Analyzer):
                              price=None, at=at)
 
     def _risk_events(self, at):
+        """New RiskAnalyzer alerts, then the kill switch if it changed (the
+        cause before its effect)."""
+        if self._risk is not None:
+            for alert in self._risk.get_analysis()['risk_alerts']:
+                if id(alert) in self._alerts_seen:
+                    continue
+                self._alerts_seen.add(id(alert))
+                self._journal.record('risk_events', kind='alert', type=alert.get('type'),
+                                     value=alert.get('value'), limit=alert.get('limit'),
+                                     active=None, message=alert.get('message'),
+                                     at=_aware_naive(alert.get('timestamp')) or at)
         switch = getattr(self.strategy.broker, 'kill_switch', None)
         active = sorted(switch.active()) if switch is not None else []
         if active != (self._kill or []):
@@ -126,16 +137,6 @@ class JournalAnalyzer(bt.Analyzer):
                                      message='kill switch: %s' % (', '.join(active) or 'off'),
                                      at=at)
             self._kill = active
-        if self._risk is None:
-            return
-        for alert in self._risk.get_analysis()['risk_alerts']:
-            if id(alert) in self._alerts_seen:
-                continue
-            self._alerts_seen.add(id(alert))
-            self._journal.record('risk_events', kind='alert', type=alert.get('type'),
-                                 value=alert.get('value'), limit=alert.get('limit'),
-                                 active=None, message=alert.get('message'),
-                                 at=_aware_naive(alert.get('timestamp')) or at)
 
 
 def _aware_naive(value):
