@@ -24,7 +24,7 @@ def test_schema_is_migrated_on_open_and_matches_the_tables(db_url):  # noqa: F81
     journal = Journal.open(db_url)
     try:
         with journal.engine.connect() as conn:
-            assert database.current_revision(conn) == head_revision() == '0001'
+            assert database.current_revision(conn) == head_revision() == '0002'
             diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
         assert diff == [], 'tables.py and the alembic revisions disagree: %s' % diff
     finally:
@@ -234,3 +234,60 @@ def test_a_missing_postgres_skips_for_developers_but_fails_under_ci(monkeypatch)
         postgres_server_url()
     monkeypatch.setenv(PG_ENV, 'postgresql+psycopg://u@127.0.0.1:1/db')
     assert postgres_server_url().endswith(':1/db')
+
+
+def test_a_journal_of_the_first_schema_is_upgraded_on_open_keeping_its_rows(db_url):  # noqa: F811,E501
+    """alembic on a real older database: revision 0001 with a run and an
+    order, opened by this version: upgraded to 0002, rows kept, session 1."""
+    from alembic import command
+    engine = database.make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(database._alembic_config(conn), '0001')
+        conn.execute(text("INSERT INTO runs (id, started_at, status) "
+                          "VALUES (1, '2024-01-01 00:00:00', 'stopped')"))
+        conn.execute(text("INSERT INTO orders (run_id, ref, client_id) VALUES (1, 1, 'c1')"))
+    engine.dispose()
+    journal = Journal.open(db_url)
+    try:
+        with journal.engine.connect() as conn:
+            assert database.current_revision(conn) == '0002'
+        (order,) = rows(journal.engine, 'orders')
+        assert (order['client_id'], order['session']) == ('c1', 1)
+        assert rows(journal.engine, 'runs')[0]['sessions'] == 1
+        assert journal.start_run(resume=1) == 1 and journal.session == 2
+        journal.record('orders', ref=1, client_id='c2')      # ref 1 again: a new process
+        assert journal.flush(10)
+        assert [(o['session'], o['client_id']) for o in rows(journal.engine, 'orders')] == \
+            [(1, 'c1'), (2, 'c2')]
+        with pytest.raises(JournalError, match='run 7 is not in this journal'):
+            journal.start_run(resume=7)
+    finally:
+        journal.close()
+
+
+def test_a_run_still_recorded_by_a_live_process_is_not_continued(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    from sqlalchemy import update
+    from backtrader_live.journal.recovery import pid_alive, unfinished_run
+    gone = subprocess.Popen([sys.executable, '-c', 'pass'])     # a pid that is gone
+    gone.wait()
+    journal = Journal.open('sqlite:///%s' % (tmp_path / 'j.db'))
+    try:
+        assert unfinished_run(journal.engine, 'bot.toml') is None
+        run = journal.start_run('binance', name='bot.toml')
+        for pid, host, expected in ((gone.pid, socket.gethostname(), run),
+                                    (None, None, run)):
+            with journal.engine.begin() as conn:
+                conn.execute(update(tables.runs).values(pid=pid, host=host))
+            assert unfinished_run(journal.engine, 'bot.toml') == expected
+        for pid, host in ((1, socket.gethostname()), (gone.pid, 'another-host')):
+            with journal.engine.begin() as conn:
+                conn.execute(update(tables.runs).values(pid=pid, host=host))
+            assert pid_alive(host, pid)
+            with pytest.raises(JournalError, match='is being recorded by process'):
+                unfinished_run(journal.engine, 'bot.toml')
+    finally:
+        journal.close()
+    assert unfinished_run(open_engine('sqlite:///%s' % (tmp_path / 'j.db')), 'bot.toml') is None

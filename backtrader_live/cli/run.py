@@ -44,6 +44,8 @@ def run(config: str = typer.Argument(..., help='the config file (TOML)'),
         max_bars: int = typer.Option(None, help='stop after this many live bars'),
         duration: float = typer.Option(None, help='stop after this many seconds'),
         journal: bool = typer.Option(True, help='record the run in [journal] url'),
+        new_run: bool = typer.Option(False, help='start a new run even if the last run of '
+                                     'this config did not stop (crashed)'),
         verbose: bool = typer.Option(False, '--verbose', '-v', help="the library's INFO logs")):
     """Trade as the config says (paper trading on the testnet unless it says otherwise);
     Ctrl-C stops cleanly (a second Ctrl-C at once)."""
@@ -65,8 +67,8 @@ def run(config: str = typer.Argument(..., help='the config file (TOML)'),
         cerebro = Cerebro()
         setup_cerebro(cerebro, cfg, loaded.base_dir)
         cerebro.addanalyzer(Status, console=err if sys.stderr.isatty() else None)
-        recorder = _open_journal(cfg, loaded, cerebro) if journal and cfg.journal.enabled \
-            else None
+        recorder = _open_journal(cfg, loaded, cerebro, args, kwargs, new_run) \
+            if journal and cfg.journal.enabled else None
     status = 'failed'
     try:
         with user_errors():
@@ -81,12 +83,37 @@ def run(config: str = typer.Argument(..., help='the config file (TOML)'),
             log.info('journal: run %s %s', recorder.run_id, status)
 
 
-def _open_journal(cfg, loaded, cerebro):
+def _open_journal(cfg, loaded, cerebro, args, kwargs, new_run):
+    """Open the journal, continue this config's crashed run if there is one
+    (reconciled with the exchange first), and attach it to ``cerebro``."""
+    import os
     from ..journal import Journal, attach
+    from ..journal.recovery import reconcile, unfinished_run
     journal = Journal.open(cfg.journal.url, loaded.base_dir, cfg.journal.queue_size)
     live = cfg.live
-    journal.start_run(exchange=live.exchange, symbols=[live.symbol],
-                      timeframe=live.timeframe, paper=live.paper_trading,
-                      config=cfg.model_dump(mode='json', by_alias=True), name=loaded.path)
+    name = os.path.abspath(loaded.path)
+    try:
+        resume = None if new_run else unfinished_run(journal.engine, name)
+        journal.start_run(exchange=live.exchange, symbols=[live.symbol],
+                          timeframe=live.timeframe, paper=live.paper_trading,
+                          config=cfg.model_dump(mode='json', by_alias=True), name=name,
+                          resume=resume)
+        if resume is not None:
+            log.warning('run %s did not stop (the process died): continuing it as session '
+                        '%d', resume, journal.session)
+            if not live.paper_trading:
+                reconcile(journal, _store(args, kwargs), live.exchange)
+    except BaseException:
+        journal.close('failed' if journal.run_id else 'stopped')
+        raise
     attach(cerebro, journal, exchange=live.exchange)
     return journal
+
+
+def _store(args, kwargs):
+    """The store run_live will use (get_instance returns the same one)."""
+    from ..cerebro import find_store
+    return find_store(args[0]).get_instance(
+        apikey=kwargs.get('apikey'), secret=kwargs.get('secret'), testnet=kwargs['testnet'],
+        market_type=kwargs['market_type'], endpoint=kwargs['endpoint'],
+        **kwargs['store_kwargs'])

@@ -13,6 +13,10 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 
+#: tables whose rows say which session (process) of the run wrote them
+SESSION_TABLES = frozenset({'orders', 'order_events', 'fills', 'trades'})
+
+
 def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
@@ -26,6 +30,7 @@ class Journal:
     def __init__(self, engine, queue_size=10000, put_timeout=5.0):
         self.engine = engine
         self.run_id = None
+        self.session = 1
         self.writer = Writer(engine, queue_size, put_timeout)
 
     @classmethod
@@ -37,12 +42,15 @@ class Journal:
         """A new run's id (or ``resume``: continue that run's history)."""
         with self.engine.begin() as conn:
             if resume is not None:
-                found = conn.execute(select(t.runs.c.id).where(t.runs.c.id == resume)).first()
+                found = conn.execute(select(t.runs.c.sessions).where(
+                    t.runs.c.id == resume)).first()
                 if found is None:
                     from .database import JournalError
                     raise JournalError('run %s is not in this journal' % resume)
+                self.session = found[0] + 1
                 conn.execute(update(t.runs).where(t.runs.c.id == resume).values(
-                    status='running', ended_at=None, pid=os.getpid()))
+                    status='running', ended_at=None, pid=os.getpid(),
+                    host=socket.gethostname(), sessions=self.session))
                 self.run_id = resume
             else:
                 self.run_id = conn.execute(t.runs.insert().values(
@@ -50,12 +58,14 @@ class Journal:
                     symbols=','.join(symbols), timeframe=timeframe, paper=paper,
                     config=config, host=socket.gethostname(),
                     pid=os.getpid())).inserted_primary_key[0]
-        log.info('journal: recording run %s in %s', self.run_id,
+        log.info('journal: recording run %s (session %d) in %s', self.run_id, self.session,
                  self.engine.url.render_as_string(hide_password=True))
         return self.run_id
 
     def record(self, table, **row):
         row['run_id'] = self.run_id
+        if table in SESSION_TABLES:
+            row['session'] = self.session
         self.writer.put(table, row)
 
     def flush(self, timeout=10.0):

@@ -11,6 +11,11 @@ def _run_id():
     return Column('run_id', Integer, ForeignKey('runs.id'), nullable=False, index=True)
 
 
+def _session():
+    """Which process of the run (1, then 2 after a crash and restart...)."""
+    return Column('session', Integer, nullable=False, server_default='1')
+
+
 runs = Table(
     'runs', metadata,
     Column('id', Integer, primary_key=True),
@@ -25,6 +30,7 @@ runs = Table(
     Column('config', JSON),
     Column('host', String(200)),
     Column('pid', Integer),
+    Column('sessions', Integer, nullable=False, server_default='1'),   # processes so far
 )
 
 orders = Table(
@@ -40,7 +46,8 @@ orders = Table(
     Column('size', Float),
     Column('price', Float),
     Column('created_at', DateTime),
-    UniqueConstraint('run_id', 'ref', name='uq_orders_run_ref'),
+    _session(),
+    UniqueConstraint('run_id', 'session', 'ref', name='uq_orders_run_session_ref'),
 )
 
 order_events = Table(          # each status change of an order, in order
@@ -55,6 +62,7 @@ order_events = Table(          # each status change of an order, in order
     Column('comm', Float),
     Column('reason', Text),
     Column('at', DateTime, nullable=False),
+    _session(),
 )
 
 fills = Table(
@@ -73,6 +81,7 @@ fills = Table(
     Column('comm', Float),
     Column('pnl', Float),
     Column('at', DateTime),
+    _session(),
     UniqueConstraint('exchange', 'symbol', 'trade_id', name='uq_fills_trade'),
 )
 
@@ -88,6 +97,7 @@ trades = Table(                # backtrader's closed trades
     Column('barlen', Integer),
     Column('opened_at', DateTime),
     Column('closed_at', DateTime),
+    _session(),
 )
 
 snapshots = Table(             # positions and balances

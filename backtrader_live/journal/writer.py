@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 #: per table: the columns whose conflict means "already recorded" (seen twice)
 IGNORE_DUPLICATES = {'fills': ('exchange', 'symbol', 'trade_id')}
 #: per table: conflict columns and the columns a later sighting updates
-UPSERT = {'orders': (('run_id', 'ref'), ('exchange_id', 'client_id'))}
+UPSERT = {'orders': (('run_id', 'session', 'ref'), ('exchange_id', 'client_id'))}
 BATCH = 500
 RETRY_MAX = 30.0
 
