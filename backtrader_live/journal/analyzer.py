@@ -33,30 +33,34 @@ def _order_symbol(order):
 class JournalAnalyzer(bt.Analyzer):
     """Params: ``journal`` (a started :class:`Journal`), ``exchange`` (name
     for fills' uniqueness), ``snapshot_every`` (bars between position and
-    balance snapshots, and at the end)."""
+    balance snapshots besides those taken when a position or the cash
+    changes and at the end; 0: only those)."""
 
-    params = (('journal', None), ('exchange', ''), ('snapshot_every', 1))
+    params = (('journal', None), ('exchange', ''), ('snapshot_every', 0))
 
     def start(self):
         self._journal = self.p.journal
         self._bits_seen = {}          # order ref -> execution bits recorded
-        self._known = set()           # order refs recorded in orders
-        self._kill = None             # kill switch reasons last seen
+        self._known = {}              # order ref -> exchange id recorded in orders
+        self._kill = []               # kill switch reasons last seen
+        self._breaches = []           # RiskAnalyzer's breaches last seen
         self._alerts_seen = set()
         self._risk = None
         for analyzer in self.strategy.analyzers:
             if hasattr(analyzer, 'breaches') and hasattr(analyzer, 'get_analysis'):
                 self._risk = analyzer
         self._bars = 0
+        self._last_state = None       # (cash, position sizes) of the last snapshot
 
     # -- orders and fills ----------------------------------------------------------
     def notify_order(self, order):
         rec = self._journal.record
         info = order.info
         cid = info.get('client_id')
-        if order.ref not in self._known or info.get('exchange_id'):
-            self._known.add(order.ref)
-            rec('orders', ref=order.ref, client_id=cid, exchange_id=info.get('exchange_id'),
+        xid = info.get('exchange_id')
+        if order.ref not in self._known or self._known[order.ref] != xid:
+            self._known[order.ref] = xid
+            rec('orders', ref=order.ref, client_id=cid, exchange_id=xid,
                 symbol=_order_symbol(order), side='buy' if order.isbuy() else 'sell',
                 type=order.getordername(), size=order.created.size,
                 price=order.created.price, created_at=_dt(order.created.dt))
@@ -96,16 +100,20 @@ class JournalAnalyzer(bt.Analyzer):
     # -- each bar ------------------------------------------------------------------
     def next(self):
         broker = self.strategy.broker
-        at = self.strategy.datetime.datetime(0)
-        self._journal.record('equity', at=at, value=broker.getvalue(), cash=broker.getcash())
+        at = self.strategy.datetime[0]      # a date number: the writer converts it
+        cash = broker.getcash()
+        self._journal.record('equity', at=at, value=broker.getvalue(), cash=cash)
         self._bars += 1
-        if self._bars % self.p.snapshot_every == 0:
+        state = (cash,) + tuple(broker.getposition(d).size for d in self.strategy.datas)
+        every = self.p.snapshot_every
+        if state != self._last_state or (every and self._bars % every == 0):
             self._snapshot(at)
+            self._last_state = state
         self._risk_events(at)
 
     def stop(self):
         if len(self.strategy):
-            self._snapshot(self.strategy.datetime.datetime(0))
+            self._snapshot(self.strategy.datetime[0])
 
     def _snapshot(self, at):
         broker = self.strategy.broker
@@ -118,25 +126,34 @@ class JournalAnalyzer(bt.Analyzer):
 
     def _risk_events(self, at):
         """New RiskAnalyzer alerts, then the kill switch if it changed (the
-        cause before its effect)."""
-        if self._risk is not None:
-            for alert in self._risk.get_analysis()['risk_alerts']:
-                if id(alert) in self._alerts_seen:
-                    continue
-                self._alerts_seen.add(id(alert))
-                self._journal.record('risk_events', kind='alert', type=alert.get('type'),
-                                     value=alert.get('value'), limit=alert.get('limit'),
-                                     active=None, message=alert.get('message'),
-                                     at=_aware_naive(alert.get('timestamp')) or at)
+        cause before its effect). Each bar this is two cheap tests: the
+        analyzer's breaches and whether the switch holds anything."""
+        risk = self._risk
+        if risk is not None:
+            breaches = risk.breaches
+            if breaches != self._breaches:
+                self._breaches = breaches
+                self._new_alerts(at)
         switch = getattr(self.strategy.broker, 'kill_switch', None)
-        active = sorted(switch.active()) if switch is not None else []
-        if active != (self._kill or []):
-            if self._kill is not None or active:
-                self._journal.record('risk_events', kind='kill_switch', type=None, value=None,
-                                     limit=None, active=active,
-                                     message='kill switch: %s' % (', '.join(active) or 'off'),
-                                     at=at)
+        if switch is None or (not switch.armed and not self._kill):
+            return
+        active = sorted(switch.active())
+        if active != self._kill:
+            self._journal.record('risk_events', kind='kill_switch', type=None, value=None,
+                                 limit=None, active=active,
+                                 message='kill switch: %s' % (', '.join(active) or 'off'),
+                                 at=at)
             self._kill = active
+
+    def _new_alerts(self, at):
+        for alert in self._risk.get_analysis()['risk_alerts']:
+            if id(alert) in self._alerts_seen:
+                continue
+            self._alerts_seen.add(id(alert))
+            self._journal.record('risk_events', kind='alert', type=alert.get('type'),
+                                 value=alert.get('value'), limit=alert.get('limit'),
+                                 active=None, message=alert.get('message'),
+                                 at=_aware_naive(alert.get('timestamp')) or at)
 
 
 def _aware_naive(value):

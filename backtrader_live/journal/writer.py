@@ -10,10 +10,10 @@ says how many records wait.
 """
 import collections
 import logging
-import queue
 import threading
 import time
 
+from backtrader import num2date
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 IGNORE_DUPLICATES = {'fills': ('exchange', 'symbol', 'trade_id')}
 #: per table: conflict columns and the columns a later sighting updates
 UPSERT = {'orders': (('run_id', 'session', 'ref'), ('exchange_id', 'client_id'))}
+#: columns that may be given as backtrader date numbers (floats): converted
+#: here, in the writer thread, not on Cerebro's
+DATE_NUMBERS = {'equity': ('at',), 'snapshots': ('at',), 'risk_events': ('at',)}
 BATCH = 500
 RETRY_MAX = 30.0
 
@@ -61,16 +64,23 @@ def _coalesce(stmt, table, column):
 class Writer:
     """``put(table, row)`` from any thread; ``stop()`` writes what is left."""
 
-    def __init__(self, engine, queue_size=10000, put_timeout=5.0, name='bt-live-journal'):
+    def __init__(self, engine, queue_size=10000, put_timeout=5.0, name='bt-live-journal',
+                 interval=0.05):
         self.engine = engine
+        self.interval = interval          # seconds between looks at an empty queue
         self.put_timeout = put_timeout
-        self._queue = queue.Queue(maxsize=queue_size)
-        self._overflow = collections.deque()
+        self.queue_size = queue_size
+        # A deque and a plain lock, not queue.Queue: a put is an append under
+        # an uncontended lock (queue.Queue's Python-level Conditions cost
+        # Cerebro's thread several times more per record).
+        self._records = collections.deque()
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._pending = 0                 # records put and not yet committed
-        self._stop = threading.Event()
+        self._idle = threading.Condition(threading.Lock())    # flush waits here
+        self._room = threading.Condition(threading.Lock())    # a full queue waits here
+        self._put = 0                     # records put; pending = put - written
         self.written = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()    # flush/stop: write now, do not wait interval
         self.failures = 0                 # failed write attempts (retried)
         self.last_error = None
         self._warned_full = False
@@ -79,23 +89,36 @@ class Writer:
 
     # -- callers ---------------------------------------------------------------------
     def put(self, table, row):
+        """Queue a row. Above ``queue_size`` waiting rows the caller waits for
+        room (at most ``put_timeout`` s, warned once); the row is kept either
+        way: nothing put is ever dropped."""
         with self._lock:
-            self._pending += 1
-        try:
-            self._queue.put((table, row), timeout=self.put_timeout)
-        except queue.Full:
-            with self._lock:
-                self._overflow.append((table, row))
-                warn, self._warned_full = not self._warned_full, True
-            if warn:
-                log.warning('journal: queue full for %.1fs (database slow or away?); '
-                            'records are kept in memory until written', self.put_timeout)
+            self._put += 1
+            self._records.append((table, row))
+            full = len(self._records) > self.queue_size
+        if full:
+            self._wait_for_room()
+
+    def _wait_for_room(self):
+        self._wake.set()
+        deadline = time.monotonic() + self.put_timeout
+        with self._room:
+            while len(self._records) > self.queue_size:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._room.wait(left)
+        if len(self._records) > self.queue_size and not self._warned_full:
+            self._warned_full = True
+            log.warning('journal: queue full for %.1fs (database slow or away?); '
+                        'records are kept in memory until written', self.put_timeout)
 
     def flush(self, timeout=10.0):
         """Wait until every record put so far is committed; False on timeout."""
         deadline = time.monotonic() + timeout
+        self._wake.set()
         with self._idle:
-            while self._pending:
+            while self.pending:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     return False
@@ -104,30 +127,37 @@ class Writer:
 
     @property
     def pending(self):
-        return self._pending
+        """Records put and not yet committed."""
+        return self._put - self.written
 
     def stop(self, timeout=10.0):
         """Write what is queued (at most ``timeout`` s), stop and join the thread."""
         self.flush(timeout)
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
-        if self._pending:
+        if self.pending:
             log.error('journal: %d records could not be written before stopping (%s)',
-                      self._pending, self.last_error)
+                      self.pending, self.last_error)
 
     # -- the thread ------------------------------------------------------------------
     def _take(self):
+        """Up to BATCH records; when there are none, sleep ``interval`` (a put
+        wakes nobody: it costs Cerebro's thread an append, not a thread
+        switch; flush, stop and a full queue wake the writer)."""
+        records = self._records
         batch = []
-        with self._lock:
-            while self._overflow and len(batch) < BATCH:
-                batch.append(self._overflow.popleft())
         try:
-            if not batch:
-                batch.append(self._queue.get(timeout=0.1))
             while len(batch) < BATCH:
-                batch.append(self._queue.get_nowait())
-        except queue.Empty:
+                batch.append(records.popleft())
+        except IndexError:
             pass
+        if batch:
+            with self._room:
+                self._room.notify_all()
+        else:
+            self._wake.wait(self.interval)
+            self._wake.clear()
         return batch
 
     def _run(self):
@@ -135,7 +165,7 @@ class Writer:
         batch = []
         while True:
             if not batch:
-                if self._stop.is_set() and self._queue.empty() and not self._overflow:
+                if self._stop.is_set() and not self._records:
                     return
                 batch = self._take()
                 if not batch:
@@ -145,14 +175,13 @@ class Writer:
             except DBAPIError as exc:
                 self._failed(exc, len(batch), pause)
                 if self._stop.wait(pause):
-                    return
+                    return      # stop() during an outage: what is left is logged there
                 pause = min(pause * 2, RETRY_MAX)
                 continue
             if self.failures and pause > 0.5:
                 log.warning('journal: database reachable again; writing resumed')
             pause = 0.5
             with self._idle:
-                self._pending -= len(batch)
                 self.written += len(batch)
                 self._idle.notify_all()
             batch = []
@@ -162,7 +191,7 @@ class Writer:
         self.last_error = '%s: %s' % (type(exc).__name__, exc.orig if exc.orig else exc)
         log.warning('journal: writing %d records failed (%s); trading goes on, %d records '
                     'wait in memory, retrying in %.1fs', count, self.last_error,
-                    self._pending, pause)
+                    self.pending, pause)
 
     def _write(self, batch):
         by_table = collections.defaultdict(list)
@@ -177,6 +206,11 @@ class Writer:
 
     @staticmethod
     def _write_rows(conn, dialect, name, rows):
+        for column in DATE_NUMBERS.get(name, ()):
+            for row in rows:
+                value = row.get(column)
+                if isinstance(value, float):
+                    row[column] = num2date(value)
         stmt = statement(dialect, name)
         if name in UPSERT:       # one row at a time: a batch may hold the same key twice
             for row in rows:
