@@ -362,3 +362,42 @@ def test_kill_9_then_restart_continues_the_same_run(tmp_path, make_sim):
     engine.dispose()
     report = invoke('report', journal)
     assert report.exit_code == 0 and 'run(s) 1' in report.output
+
+
+def test_backtest_a_config_on_the_simulators_candles_a_csv_or_the_exchange(workdir, sim):
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url) + textwrap.dedent('''
+    [[analyzers]]
+    class = "SharpeRatio"
+    params = { _name = "sharpe" }
+    '''))
+    result = invoke('backtest', path, '--bars', '300', '--plot', workdir / 'chart.png')
+    assert result.exit_code == 0, result.output
+    assert 'trades closed' in result.output and 'sharpe:' in result.output
+    assert (workdir / 'chart.png').stat().st_size > 1000
+    csv_path = workdir / 'candles.csv'
+    lines = ['timestamp,open,high,low,close,volume']
+    for i in range(48):         # two days of 1h candles, ISO timestamps: resampled to 4h
+        price = 100.0 + (i % 7)
+        lines.append('2024-01-%02dT%02d:00:00Z,%s,%s,%s,%s,1' % (
+            1 + i // 24, i % 24, price, price + 1, price - 1, price))
+    csv_path.write_text('\n'.join(lines) + '\n')
+    four_hours = workdir / 'four.toml'
+    four_hours.write_text(path.read_text().replace('timeframe = "1h"', 'timeframe = "4h"'))
+    result = invoke('backtest', four_hours, '--csv', csv_path)
+    assert result.exit_code == 0, result.output
+    assert '48 (2024-01-01 00:00 .. 2024-01-02 23:00)' in result.output
+    result = invoke('backtest', path, '--exchange', '--bars', '50')
+    assert result.exit_code == 0 and 'candles' in result.output and '50 (' in result.output
+    minute = workdir / 'minute.toml'
+    minute.write_text(path.read_text().replace('timeframe = "1h"', 'timeframe = "1m"'))
+    result = invoke('backtest', minute, '--bars', '10')
+    assert result.exit_code == 2 and 'cannot be made from them' in result.output
+    other = workdir / 'other.toml'
+    other.write_text(path.read_text().replace('BTC/USDT', 'DOGE/USDT'))
+    result = invoke('backtest', other)
+    assert result.exit_code == 2 and 'give --csv FILE' in result.output
+    csv_path.write_text('time,price\n1,2\n')
+    result = invoke('backtest', path, '--csv', csv_path)
+    assert result.exit_code == 2 and 'timestamp,open,high,low,close,volume' in result.output
+    assert invoke('backtest', path, '--csv', workdir / 'none.csv').exit_code == 2

@@ -19,6 +19,10 @@ backfill_bars = 200
 class = "backtrader.strategies:SMA_CrossOver"   # or "path/to/file.py:Class"
 params = { fast = 10, slow = 30 }
 
+[sizer]                    # cerebro.addsizer: a backtrader name or "module:Class"
+class = "PercentSizer"
+params = { percents = 10 }
+
 [options.store]            # store_kwargs (e.g. recv_window = 5000)
 [options.broker]           # broker_kwargs (e.g. leverage = 3)
 
