@@ -178,9 +178,10 @@ def test_run_a_config_then_report(workdir, sim):
     engine.dispose()
     assert result['summary']['trades'] == 1 and result['summary']['fills'] == 2
     report = invoke('report', workdir / 'journal.db', '--csv', workdir / 'csv',
-                    '--json', workdir / 'r.json')
+                    '--json', workdir / 'r.json', '--png', workdir / 'equity.png')
     assert report.exit_code == 0, report.output
     assert 'per symbol' in report.output and 'BTC/USDT' in report.output
+    assert 'sharpe' in report.output and (workdir / 'equity.png').stat().st_size > 1000
     data = json.loads((workdir / 'r.json').read_text())
     assert data['summary']['trades'] == 1 and len(data['fills']) == 2
     assert (workdir / 'csv' / 'fills.csv').read_text().count('\n') == 3

@@ -291,3 +291,14 @@ def test_a_run_still_recorded_by_a_live_process_is_not_continued(tmp_path):
     finally:
         journal.close()
     assert unfinished_run(open_engine('sqlite:///%s' % (tmp_path / 'j.db')), 'bot.toml') is None
+
+
+def test_report_statistics_come_from_empyrical(monkeypatch):
+    import sys
+    from backtrader_live.journal.report import statistics
+    stats = statistics([100.0, 110.0, 99.0, 120.0], '1h')
+    assert stats['max_drawdown'] == pytest.approx(0.1)          # 110 -> 99
+    assert stats['sharpe'] > 0 and stats['annual_volatility'] > 0
+    assert statistics([100.0, 101.0], '1h') == {}
+    monkeypatch.setitem(sys.modules, 'empyrical', None)
+    assert 'backtrader-live[report]' in statistics([1.0, 2.0, 3.0], '1h')['note']

@@ -29,6 +29,7 @@ def report(journal: str = typer.Argument(..., help='journal URL or SQLite file')
            csv_dir: str = typer.Option(None, '--csv', help='write trades.csv, fills.csv, '
                                        'equity.csv and symbols.csv in this directory'),
            json_file: str = typer.Option(None, '--json', help='write everything as JSON'),
+           png: str = typer.Option(None, '--png', help='write the equity curve to this PNG'),
            list_runs: bool = typer.Option(False, '--runs', help='list the runs and stop')):
     """Report a run (or the runs in a date range) from its journal."""
     from ..journal import open_engine
@@ -50,6 +51,32 @@ def report(journal: str = typer.Argument(..., help='journal URL or SQLite file')
         with open(json_file, 'w') as f:
             json.dump(jsonable(result), f, indent=1)
         out.print('wrote %s' % json_file)
+    if png:
+        equity_png(result, png)
+        out.print('wrote %s' % png)
+
+
+def equity_png(result, path):
+    """The equity curve (and its drawdown) as a PNG (matplotlib, no display)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    times = [e['at'] for e in result['equity']]
+    values = [e['value'] for e in result['equity']]
+    peak, drawdown = None, []
+    for value in values:
+        peak = value if peak is None or value > peak else peak
+        drawdown.append((value / peak - 1) * 100 if peak else 0.0)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6),
+                                      gridspec_kw={'height_ratios': [3, 1]})
+    top.plot(times, values)
+    top.set_ylabel('equity')
+    top.set_title('run(s) %s' % ', '.join(map(str, result['summary']['runs'])))
+    bottom.fill_between(times, drawdown, 0, color='tab:red', alpha=0.4)
+    bottom.set_ylabel('drawdown %')
+    fig.autofmt_xdate()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _print_runs(every):
@@ -75,8 +102,10 @@ def _print(result):
     table = Table(title='run(s) %s' % ', '.join(map(str, s['runs'])), show_header=False)
     for key in ('first_bar', 'last_bar', 'bars', 'trades', 'won', 'win_rate', 'pnl',
                 'pnl_net', 'fees', 'fills', 'start_equity', 'end_equity', 'return',
-                'max_drawdown'):
-        table.add_row(key, _fmt(s[key]))
+                'max_drawdown', 'annual_return', 'annual_volatility', 'sharpe', 'sortino',
+                'note'):
+        if key in s:
+            table.add_row(key, _fmt(s[key]))
     out.print(table)
     symbols = Table(title='per symbol')
     for column in ('symbol', 'trades', 'pnl_net', 'fills', 'volume', 'fees'):

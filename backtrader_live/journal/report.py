@@ -49,13 +49,36 @@ def choose_runs(engine, run=None, since=None, until=None):
             and (since is None or r['ended_at'] is None or r['ended_at'] >= since)]
 
 
-def max_drawdown(values):
-    peak, worst = None, 0.0
-    for value in values:
-        peak = value if peak is None or value > peak else peak
-        if peak:
-            worst = max(worst, (peak - value) / peak)
-    return worst
+#: periods per year of a timeframe (crypto trades every day, all day)
+YEAR_MS = 365 * 24 * 3600 * 1000
+
+
+def statistics(values, timeframe):
+    """Performance statistics of an equity series, from empyrical (a library
+    made for them), annualised for ``timeframe``'s bars; ``{}`` without
+    empyrical (pip install backtrader-live[report]) or with < 3 bars."""
+    try:
+        import empyrical
+        import numpy
+    except ImportError:
+        return {'note': 'install backtrader-live[report] (empyrical) for Sharpe, Sortino, '
+                        'volatility and annual return'}
+    if len(values) < 3:
+        return {}
+    from ..sim.candles import INTERVAL_MS
+    equity = numpy.asarray(values, dtype=float)
+    returns = equity[1:] / equity[:-1] - 1.0
+    year = YEAR_MS / INTERVAL_MS.get(timeframe or '1h', INTERVAL_MS['1h'])
+    found = {
+        'max_drawdown': -float(empyrical.max_drawdown(returns)),
+        'annual_return': float(empyrical.annual_return(returns, annualization=year)),
+        'annual_volatility': float(empyrical.annual_volatility(returns,
+                                                               annualization=year)),
+        'sharpe': float(empyrical.sharpe_ratio(returns, annualization=year)),
+        'sortino': float(empyrical.sortino_ratio(returns, annualization=year)),
+    }
+    return {k: (None if v != v or v in (float('inf'), float('-inf')) else v)
+            for k, v in found.items()}
 
 
 def summarize(engine, run=None, since=None, until=None):
@@ -65,6 +88,7 @@ def summarize(engine, run=None, since=None, until=None):
     fills = fetch(engine, 'fills', ids, since, until)
     equity = fetch(engine, 'equity', ids, since, until)
     values = [e['value'] for e in equity]
+    timeframe = next((r['timeframe'] for r in runs(engine) if r['id'] in ids), None)
     wins = [tr for tr in trades if (tr['pnlcomm'] or 0) > 0]
     summary = {
         'runs': ids, 'trades': len(trades), 'won': len(wins),
@@ -75,10 +99,11 @@ def summarize(engine, run=None, since=None, until=None):
         'start_equity': values[0] if values else None,
         'end_equity': values[-1] if values else None,
         'return': (values[-1] / values[0] - 1) if values and values[0] else None,
-        'max_drawdown': max_drawdown(values), 'bars': len(values),
+        'bars': len(values),
         'first_bar': equity[0]['at'] if equity else None,
         'last_bar': equity[-1]['at'] if equity else None,
     }
+    summary.update(statistics(values, timeframe))
     return {'summary': summary, 'symbols': per_symbol(trades, fills), 'trades': trades,
             'fills': fills, 'equity': equity}
 
