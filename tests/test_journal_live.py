@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 import backtrader_live as btl
-from backtrader_live.journal import Journal, attach, tables
+from backtrader_live.journal import Journal, attach, open_engine, tables
 from journalkit import db_url  # noqa: F401  (fixture)
 from venues import ALL, live_run, unit, venue_sim
 
@@ -79,3 +79,60 @@ def check_journal(engine, run_id, run, venue, paper=False):
     assert positions[-1]['size'] == 0.0 and any(s['size'] for s in positions)
     streams = rows(engine, 'stream_events')
     assert {'LIVE'} <= {s['status'] for s in streams if s['source'] == 'data'}
+
+
+def test_reconcile_records_what_the_journal_missed_once(tmp_path):
+    """In-process: a journaled run leaves a limit order resting and its row
+    'running' (as a killed process would); the order fills while no bot runs.
+    Reconciling resolves it by client id and records its fill with the
+    exchange's trade id; an order the exchange never saw is marked Rejected;
+    a second reconcile finds nothing more."""
+    import datetime
+    from sqlalchemy import update
+    from backtrader_live.journal.recovery import reconcile, unfinished_run
+    from backtrader_live.stores.binance import BinanceStore
+    from helpers import KEY, SECRET
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    journal = Journal.open(url)
+    run_id = journal.start_run('binance', ['BTC/USDT'], '1h', False, name='bot')
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange='binance')
+
+    def rest(s):
+        s.buy(size=0.01, price=round(s.data.close[0] * 0.999, 2), exectype=btl.Order.Limit)
+    with venue_sim('binance-spot') as sim:
+        run = live_run(sim, 'binance-spot', script={6: rest}, max_bars=1, cerebro=cerebro)
+        run.start().step(1)
+        run.join()
+        journal.record('orders', ref=99, client_id='btlnever0001', symbol='BTC/USDT',
+                       side='buy', size=1.0)
+        journal.record('order_events', order_ref=99, client_id='btlnever0001',
+                       status='Submitted', at=datetime.datetime(2024, 1, 1))
+        journal.close()
+        engine = open_engine(url)
+        with engine.begin() as conn:        # the process died: no 'stopped'
+            conn.execute(update(tables.runs).values(status='running', pid=None))
+        engine.dispose()
+        for _ in range(60):
+            if not [o for o in sim.orders() if o.is_open]:
+                break
+            sim.step()
+        assert not [o for o in sim.orders() if o.is_open]
+        journal = Journal.open(url)
+        assert unfinished_run(journal.engine, 'bot') == run_id
+        journal.start_run(resume=run_id)
+        store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+        try:
+            assert reconcile(journal, store, 'binance') == {'orders': 2, 'fills': 1}
+            assert reconcile(journal, store, 'binance') == {'orders': 0, 'fills': 0}
+        finally:
+            store.stop()
+            journal.close()
+        (trade,) = sim.trades()
+    engine = open_engine(url, readonly=True)
+    (fill,) = rows(engine, 'fills')
+    assert (fill['trade_id'], fill['size'], fill['session']) == (str(trade.id), 0.01, 1)
+    events = [(e['order_ref'], e['status']) for e in rows(engine, 'order_events')]
+    assert events[-2:] in ([(1, 'Completed'), (99, 'Rejected')],
+                           [(99, 'Rejected'), (1, 'Completed')])
+    engine.dispose()
