@@ -189,3 +189,24 @@ def test_reference_is_current():
     assert reference.main(['--check', path]) == 0
     for key, _, _, _ in reference.rows():
         assert key
+
+
+def test_keys_from_environment_variables_of_other_names(tmp_path):
+    text = V1 + '[secrets]\napikey = "${BTL_T_KEY}"\nsecret = "${BTL_T_SECRET}"\n'
+    import tomllib
+    env = {'BTL_T_KEY': 'k2', 'BTL_T_SECRET': 's2'}
+    loaded = load_data(tomllib.loads(text), str(tmp_path / 'x.toml'), env)
+    assert read_secrets(loaded) == ('k2', 's2')
+    with pytest.raises(ConfigError, match='secrets.apikey: secrets are not accepted'):
+        load_data(tomllib.loads(text.replace('${BTL_T_KEY}', 'plain')), None, env)
+    half = load_data(tomllib.loads(V1 + '[secrets]\napikey = "${BTL_T_KEY}"\n'), None, env)
+    with pytest.raises(ConfigError, match='apikey and secret go together'):
+        read_secrets(half)
+    both = load_data(tomllib.loads(text + 'file = "k.toml"\n'), None, env)
+    with pytest.raises(ConfigError, match='either file or apikey/secret'):
+        read_secrets(both)
+    v0 = ('exchange = "binance"\nsymbol = "BTC/USDT"\ntimeframe = "1h"\n'
+          'strategy = "%s"\napikey = "${BTL_T_KEY}"\nsecret = "${BTL_T_SECRET}"\n' % SAMPLE)
+    migrated = load_data(tomllib.loads(v0), None, env)
+    assert read_secrets(migrated) == ('k2', 's2')
+    assert 'v0->v1: apikey -> [secrets] apikey' in migrated.changes

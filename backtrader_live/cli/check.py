@@ -78,7 +78,8 @@ def _credentials(loaded, cfg, findings):
         return None, None
     prefix = cfg.live.exchange.upper().replace(':', '_')
     if apikey:
-        findings.append(('keys', OK, 'from %s' % cfg.secrets.file))
+        findings.append(('keys', OK, 'from %s' % (cfg.secrets.file or 'the environment '
+                                                 'variables named in [secrets]')))
     elif os.environ.get(prefix + '_API_KEY') and os.environ.get(prefix + '_API_SECRET'):
         apikey, secret = os.environ[prefix + '_API_KEY'], os.environ[prefix + '_API_SECRET']
         findings.append(('keys', OK, 'from %s_API_KEY / %s_API_SECRET' % (prefix, prefix)))

@@ -56,9 +56,10 @@ def refuse_secrets(data, where=''):
                 isinstance(value, str) and _ONLY_ENV.match(value)):
             raise ConfigError(
                 '%s: secrets are not accepted in the config file; remove it and set the '
-                'environment (e.g. BINANCE_API_KEY / BINANCE_API_SECRET), write '
-                '%s = "${SOME_VARIABLE}", or put apikey/secret in a [secrets] file '
-                '(chmod 600)' % (path, key))
+                'environment (e.g. BINANCE_API_KEY / BINANCE_API_SECRET), or write '
+                '%s = "${SOME_VARIABLE}" where the key is accepted ([secrets] apikey/secret, '
+                'notification passwords), or name a [secrets] file holding apikey and '
+                'secret (chmod 600)' % (path, key))
         refuse_secrets(value, path)
 
 
@@ -128,7 +129,14 @@ def load_config(path, env=None):
 def read_secrets(loaded, env=None):
     """``(apikey, secret)`` from the [secrets] file, else (None, None): the
     store then reads ``<EXCHANGE>_API_KEY``/``_API_SECRET`` itself."""
-    name = loaded.config.secrets.file
+    secrets = loaded.config.secrets
+    name = secrets.file
+    if name and (secrets.apikey or secrets.secret):
+        raise ConfigError('[secrets]: give either file or apikey/secret, not both')
+    if secrets.apikey or secrets.secret:
+        if not (secrets.apikey and secrets.secret):
+            raise ConfigError('[secrets]: apikey and secret go together')
+        return secrets.apikey, secrets.secret
     if not name:
         return None, None
     full = os.path.join(loaded.base_dir, os.path.expanduser(name))

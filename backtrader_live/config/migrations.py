@@ -51,6 +51,10 @@ def _v0_to_v1(data, context):
     for section in ('sizer', 'analyzers', 'risk', 'notifications', 'journal', 'secrets'):
         if section in data:        # these already had their v1 shape
             new[section] = data.pop(section)
+    for key in ('apikey', 'secret'):      # only "${VAR}" gets this far (refuse_secrets)
+        if key in data:
+            new.setdefault('secrets', {})[key] = data.pop(key)
+            changes.append('%s -> [secrets] %s' % (key, key))
     if data:
         _route_flat(data, new, context, changes)
     return new, changes

@@ -29,8 +29,7 @@ VERSION = 1
 
 #: run_live arguments that are not [live] keys, and where they live instead
 NOT_IN_LIVE = {'self': None, 'strategy_cls': 'strategy.class',
-               'apikey': 'the environment or [secrets] file',
-               'secret': 'the environment or [secrets] file',
+               'apikey': 'secrets.apikey', 'secret': 'secrets.secret',
                'options': 'options.<component>', 'strategy_params': 'strategy.params'}
 NOT_IN_LIVE.update({v: 'options.' + k for k, v in DICT_OF.items() if k != 'strategy'})
 
@@ -148,6 +147,10 @@ class Secrets(Strict):
     file: Optional[str] = Field(None, description='a TOML file with apikey and secret; '
                                 'must not be readable by group or others (chmod 600). '
                                 'Without it: <EXCHANGE>_API_KEY / <EXCHANGE>_API_SECRET')
+    apikey: Optional[str] = Field(None, description='only as "${VARIABLE}": the API key '
+                                  'from an environment variable of another name')
+    secret: Optional[str] = Field(None, description='only as "${VARIABLE}": the API secret '
+                                  'from an environment variable of another name')
 
 
 class Config(Strict):
