@@ -402,3 +402,16 @@ def test_backtest_a_config_on_the_simulators_candles_a_csv_or_the_exchange(workd
     result = invoke('backtest', path, '--csv', csv_path)
     assert result.exit_code == 2 and 'timestamp,open,high,low,close,volume' in result.output
     assert invoke('backtest', path, '--csv', workdir / 'none.csv').exit_code == 2
+
+
+def test_the_backtest_feed_does_not_shadow_other_feeds_lines_classes():
+    """backtrader registers each DataBase subclass's lines class by a name
+    built from the class names: the CLI's feed, once named Rows like
+    test_risk_kit's, replaced it and broke pickling (optimisation in worker
+    processes, tests/test_backtest_compat.py)."""
+    import importlib
+    import pickle
+    import backtrader_live.cli.backtest as module
+    from test_risk_kit import Rows
+    importlib.reload(module)        # the CLI's feed defined after the test's, as in a suite
+    assert pickle.loads(pickle.dumps(Rows.lines)) is Rows.lines

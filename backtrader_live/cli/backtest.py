@@ -18,8 +18,13 @@ from .common import out, user_errors
 EPOCH = datetime.datetime(1970, 1, 1)
 
 
-class Rows(bt.feed.DataBase):
-    """Upstream DataBase over ``(ms, open, high, low, close, volume)`` rows."""
+class CliHistoryFeed(bt.feed.DataBase):
+    """Upstream DataBase over ``(ms, open, high, low, close, volume)`` rows.
+
+    The name must be unique among DataBase subclasses: backtrader registers
+    each one's lines class under a name built from the class names, and a
+    second ``Rows`` would replace another module's (pickling, as optimisation
+    in worker processes does, then fails)."""
 
     params = (('rows', ()),)
 
@@ -107,7 +112,7 @@ def add_data(cerebro, rows, timeframe):
         raise ConfigError('the candles are %d-minute bars; [live] timeframe %r cannot be '
                           'made from them' % (step // 60000, timeframe))
     minutes = step // 60000
-    data = Rows(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=minutes)
+    data = CliHistoryFeed(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=minutes)
     if wanted == step:
         cerebro.adddata(data)
     else:
