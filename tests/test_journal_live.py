@@ -1,0 +1,139 @@
+"""A live run against the simulator, journaled: orders with each status
+change, fills with the exchange's numbers, closed trades, equity per bar,
+positions, and stream state, written while the strategy trades."""
+import pytest
+from sqlalchemy import select
+
+import backtrader_live as btl
+from backtrader_live.journal import Journal, attach, open_engine, tables
+from journalkit import db_url  # noqa: F401  (fixture)
+from venues import ALL, live_run, unit, venue_sim
+
+
+def rows(engine, table, order_by='id'):
+    tab = tables.metadata.tables[table]
+    with engine.connect() as conn:
+        return [r._asdict() for r in conn.execute(select(tab).order_by(tab.c[order_by]))]
+
+
+def journaled_run(url, venue, paper=False):
+    size = unit(venue)
+    # bars 1-5 are the backfill: trade on the live bars 6 and 8
+    script = {6: lambda s: s.buy(size=size), 8: lambda s: s.close()}
+    journal = Journal.open(url)
+    run_id = journal.start_run(venue, ['BTC'], '1h', paper)
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange=venue)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script=script, max_bars=4, cerebro=cerebro,
+                       paper_trading=paper).start()
+        run.step(4)
+        run.join()
+    journal.close()
+    return journal.engine, run_id, run
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_a_live_run_is_journaled(tmp_path, venue):
+    engine, run_id, run = journaled_run('sqlite:///%s' % (tmp_path / 'j.db'), venue)
+    check_journal(engine, run_id, run, venue)
+
+
+def test_a_live_run_is_journaled_in_postgres(db_url):  # noqa: F811
+    engine, run_id, run = journaled_run(db_url, 'binance-spot')
+    check_journal(engine, run_id, run, 'binance-spot')
+
+
+def test_a_paper_run_is_journaled(tmp_path):
+    engine, run_id, run = journaled_run('sqlite:///%s' % (tmp_path / 'j.db'), 'binance-spot',
+                                        paper=True)
+    check_journal(engine, run_id, run, 'binance-spot', paper=True)
+
+
+def check_journal(engine, run_id, run, venue, paper=False):
+    engine = engine.engine
+    (run_row,) = rows(engine, 'runs')
+    assert run_row['status'] == 'stopped' and run_row['ended_at'] is not None
+    orders = rows(engine, 'orders')
+    assert [(o['side'], o['ref'] is not None) for o in orders] == [('buy', True),
+                                                                  ('sell', True)]
+    assert all(o['run_id'] == run_id for o in orders)
+    if not paper:      # the exchange's ids of real orders
+        assert all(o['client_id'] and o['exchange_id'] for o in orders)
+    events = rows(engine, 'order_events')
+    statuses = [e['status'] for e in events]
+    assert statuses == run.rec.statuses(), 'each status change of each order, in order'
+    fills = rows(engine, 'fills')
+    executed = [o for o in run.rec.orders if o[0] == 'Completed']
+    assert round(sum(f['size'] for f in fills), 9) == 0.0      # bought, then closed
+    assert sum(abs(f['size']) for f in fills) == pytest.approx(
+        sum(abs(o[1]) for o in executed))
+    assert len({f['trade_id'] for f in fills}) == len(fills)
+    assert sum(f['comm'] for f in fills) == pytest.approx(sum(o[3] for o in executed))
+    (trade,) = rows(engine, 'trades')
+    assert (trade['pnl'], trade['pnlcomm']) == pytest.approx(run.rec.trades[0])
+    equity = rows(engine, 'equity')
+    assert len(equity) == len(run.rec.bars)
+    assert [e['at'] for e in equity] == [b[0] for b in run.rec.bars]
+    positions = [s for s in rows(engine, 'snapshots') if s['kind'] == 'position']
+    assert positions[-1]['size'] == 0.0 and any(s['size'] for s in positions)
+    streams = rows(engine, 'stream_events')
+    assert {'LIVE'} <= {s['status'] for s in streams if s['source'] == 'data'}
+
+
+def test_reconcile_records_what_the_journal_missed_once(tmp_path):
+    """In-process: a journaled run leaves a limit order resting and its row
+    'running' (as a killed process would); the order fills while no bot runs.
+    Reconciling resolves it by client id and records its fill with the
+    exchange's trade id; an order the exchange never saw is marked Rejected;
+    a second reconcile finds nothing more."""
+    import datetime
+    from sqlalchemy import update
+    from backtrader_live.journal.recovery import reconcile, unfinished_run
+    from backtrader_live.stores.binance import BinanceStore
+    from helpers import KEY, SECRET
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    journal = Journal.open(url)
+    run_id = journal.start_run('binance', ['BTC/USDT'], '1h', False, name='bot')
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange='binance')
+
+    def rest(s):
+        s.buy(size=0.01, price=round(s.data.close[0] * 0.999, 2), exectype=btl.Order.Limit)
+    with venue_sim('binance-spot') as sim:
+        run = live_run(sim, 'binance-spot', script={6: rest}, max_bars=1, cerebro=cerebro)
+        run.start().step(1)
+        run.join()
+        journal.record('orders', ref=99, client_id='btlnever0001', symbol='BTC/USDT',
+                       side='buy', size=1.0)
+        journal.record('order_events', order_ref=99, client_id='btlnever0001',
+                       status='Submitted', at=datetime.datetime(2024, 1, 1))
+        journal.close()
+        engine = open_engine(url)
+        with engine.begin() as conn:        # the process died: no 'stopped'
+            conn.execute(update(tables.runs).values(status='running', pid=None))
+        engine.dispose()
+        for _ in range(60):
+            if not [o for o in sim.orders() if o.is_open]:
+                break
+            sim.step()
+        assert not [o for o in sim.orders() if o.is_open]
+        journal = Journal.open(url)
+        assert unfinished_run(journal.engine, 'bot') == run_id
+        journal.start_run(resume=run_id)
+        store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+        try:
+            assert reconcile(journal, store, 'binance') == {'orders': 2, 'fills': 1}
+            assert reconcile(journal, store, 'binance') == {'orders': 0, 'fills': 0}
+        finally:
+            store.stop()
+            journal.close()
+        (trade,) = sim.trades()
+    engine = open_engine(url, readonly=True)
+    (fill,) = rows(engine, 'fills')
+    assert (fill['trade_id'], fill['size'], fill['session']) == (str(trade.id), 0.01, 1)
+    events = [(e['order_ref'], e['status']) for e in rows(engine, 'order_events')]
+    # backtrader's order refs count per process: the buy's is the fill's
+    assert sorted(events[-2:], key=lambda e: e[1]) == [(fill['order_ref'], 'Completed'),
+                                                       (99, 'Rejected')]
+    engine.dispose()
