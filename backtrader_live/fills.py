@@ -141,6 +141,9 @@ class LiveFills:
     def _apply_fill(self, order, fill):
         if not self._book.new_fill(order, fill.trade_id):
             return False   # the same trade from the REST answer and the stream
+        # the exchange's trade ids, one per execution bit, for the journal (a
+        # fill seen twice is then recorded once, by that id)
+        order.addinfo(trade_ids=tuple(order.info.get('trade_ids') or ()) + (fill.trade_id,))
         rules = self._rules(order.data)
         size, comm = self.account.fill_terms(fill, rules)
         signed = self.account.settle_dust(rules, self.positions[order.data].size,

@@ -7,9 +7,10 @@ order notification costs a few microseconds more, not a database write.
 
 Fills are recorded from each order's execution bits (upstream's
 ``order.executed.exbits``). The exchange's trade id of a bit is taken from
-``order.info['trade_ids']`` when the broker provides it (one line in
-``fills.py``'s ``_apply_fill``); without it the id is ``<client id>#<n>``
-(the n-th execution of that order), which is unique and stable for a run.
+``order.info['trade_ids']``, where the live broker records each fill's id
+(``fills.py``'s ``_apply_fill``); a paper fill has none, and then the id is
+``<client id>#<n>`` (the n-th execution of that order), unique and stable
+for a run.
 """
 import datetime
 
@@ -79,8 +80,9 @@ class JournalAnalyzer(bt.Analyzer):
         trade_ids = list(order.info.get('trade_ids') or ())
         for n in range(seen, len(bits)):
             bit = bits[n]
-            trade_id = trade_ids[n] if n < len(trade_ids) else '%s#%d' % (
-                cid or 'ref%d' % order.ref, n + 1)
+            trade_id = trade_ids[n] if n < len(trade_ids) else None
+            if trade_id is None:    # no id from the exchange: unique and stable instead
+                trade_id = '%s#%d' % (cid or 'ref%d' % order.ref, n + 1)
             self._journal.record(
                 'fills', exchange=self.p.exchange, symbol=_order_symbol(order) or '',
                 trade_id=str(trade_id), order_ref=order.ref, client_id=cid,
