@@ -73,6 +73,18 @@ def test_the_next_candle_closes_a_bar_once_seen_for_settle_ms():
     assert [(b.open_time, b.close) for b in bars.due(2 * H + 5300)] == [(H, 107)]
 
 
+def test_polled_snapshots_close_a_bar_as_soon_as_the_next_candle_is_in_one():
+    """REST answers are snapshots (no reorder inside one): no settle time,
+    which would hold every polled bar one poll longer."""
+    from backtrader_live.generic.bars import PolledBars, StreamBars
+    store = generic_store('binance').get_instance(testnet=False)
+    polled = PolledBars(store, None, None, 'BTC/USDT', '1h', None, None)
+    assert polled.bars.settle_ms == 0
+    assert StreamBars(store, None, None, 'BTC/USDT', '1h', None, None).bars.settle_ms > 0
+    out = polled.bars.update([row(0, 105), row(H, 106)], now_ms=H + 5)
+    assert [(b.open_time, b.close) for b in out] == [(0, 105)]
+
+
 def test_a_late_revision_of_a_delivered_bar_is_warned_and_widens_the_hold(caplog):
     """A reorder longer than the hold cannot be undone (the bar is out), but
     it is never silent: a warning, a count, and a longer hold from then on."""

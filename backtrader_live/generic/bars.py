@@ -133,11 +133,13 @@ def _bar(row):
 class _Watch:
     """State shared by the stream and the polling kind: deliver and report."""
 
+    settle_ms = SETTLE_MS
+
     def __init__(self, store, client, loop, symbol, tf, deliver, on_state):
         self.store, self.client, self.loop = store, client, loop
         self.symbol, self.tf = symbol, tf
         self.deliver, self.on_state = deliver, on_state
-        self.bars = ClosedBars(store.parse_timeframe(tf)[2])
+        self.bars = ClosedBars(store.parse_timeframe(tf)[2], settle_ms=self.settle_ms)
         self.state = CONNECTING
         self.broken = False
         self.backoff = Backoff(base=0.25, cap=5.0)
@@ -237,6 +239,10 @@ class StreamBars(_Watch):
 
 class PolledBars(_Watch):
     """No ``watchOHLCV``: ``fetch_ohlcv`` every ``interval`` seconds."""
+
+    # One answer is one snapshot: nothing of N can come after N+1 within it,
+    # and a settle time would hold each bar a whole poll longer.
+    settle_ms = 0
 
     def __init__(self, *args, interval=5.0):
         super().__init__(*args)
