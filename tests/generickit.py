@@ -73,3 +73,50 @@ def check_bar_values(run, sim):
     rows, last_closed = sim._call(lambda: feed.bars('1h', sim.clock.now, start=start))
     closes = [float(r[4]) for r in (rows if last_closed else rows[:-1])]
     assert [b[1] for b in run.rec.bars] == pytest.approx(closes[:len(run.rec.bars)])
+
+
+class LateClosingUpdates:
+    """A market-stream fault made certain, test side: in every batch that
+    crosses a candle boundary, the newest candle's update goes out first and
+    the updates of the candles before it (their final values) ``delay``
+    seconds later. ``scramble_ws`` makes this reorder only by chance (and the
+    client must also wake between the two); here it happens at every bar.
+    The simulator is not edited: its ``faults.outgoing`` hook is wrapped on
+    the instance (it runs on the simulator's loop). ``swapped`` counts it."""
+
+    def __init__(self, sim, delay=0.1):
+        self.sim, self.delay, self.swapped = sim, delay, 0
+        self._outgoing = sim.faults.outgoing
+        sim.faults.outgoing = self.outgoing
+
+    def outgoing(self, batch):
+        import asyncio
+        batch = self._outgoing(batch)
+        starts = [_kline_start(text) for _, text in batch]
+        if len({s for s in starts if s is not None}) < 2:
+            return batch
+        newest = max(s for s in starts if s is not None)
+        first = [item for item, s in zip(batch, starts) if s is None or s >= newest]
+        late = [item for item, s in zip(batch, starts) if s is not None and s < newest]
+        self.swapped += 1
+        asyncio.get_running_loop().call_later(
+            self.delay, lambda: asyncio.ensure_future(self._send(late)))
+        return first
+
+    @staticmethod
+    async def _send(items):
+        for ws, text in items:
+            if not ws.closed:
+                await ws.send_str(text)
+
+
+def _kline_start(text):
+    """Open time of the candle in a Binance or Bybit kline message, else None."""
+    import json
+    msg = json.loads(text)
+    data = msg.get('data', msg) if isinstance(msg, dict) else None
+    if isinstance(data, dict) and isinstance(data.get('k'), dict):
+        return int(data['k']['t'])                                  # Binance
+    if isinstance(msg, dict) and str(msg.get('topic', '')).startswith('kline.'):
+        return int(data[0]['start'])                                # Bybit
+    return None

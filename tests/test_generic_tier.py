@@ -12,8 +12,8 @@ import pytest
 import backtrader_live as btl
 from backtrader_live.generic import profile
 from faultkit import saw
-from generickit import (GENERIC_VENUES, VENUES, check_venue, generic_run, generic_scenario,
-                        venue_sim)
+from generickit import (GENERIC_VENUES, VENUES, LateClosingUpdates, check_venue, generic_run,
+                        generic_scenario, venue_sim)
 from helpers import eventually
 
 
@@ -95,6 +95,18 @@ def test_duplicated_and_reordered_stream_messages(gsim):
                                         3: two_bars_at_once}, steps=4)
     check_venue(run, sim, venue)
     assert any(a[0] == 'ws scramble' for a in sim.faults.applied)
+
+
+def test_a_candle_final_update_after_the_next_candle_is_the_bar(gsim):
+    """The reorder above, at every bar: candle N+1's first update, then N's
+    final one 0.1 s later. Each bar handed out has its candle's final values
+    (before the fix, N went out with its forming close the moment N+1 came)."""
+    venue, sim = gsim
+    late = {}
+    run = generic_scenario(sim, venue, {0: lambda s, r: late.setdefault(
+        'fault', LateClosingUpdates(s))}, steps=4)
+    check_venue(run, sim, venue)
+    assert late['fault'].swapped >= 3
 
 
 def test_connections_hit_their_lifetime(gsim):

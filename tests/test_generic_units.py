@@ -29,25 +29,85 @@ def test_a_forming_candle_is_never_a_bar():
 
 
 def test_a_later_candle_closes_the_previous_one_with_its_last_values():
-    bars = ClosedBars(H)
+    bars = ClosedBars(H, settle_ms=300)
     bars.update([row(0, 101)], now_ms=10)
-    out = bars.update([row(0, 105), row(H, 106)], now_ms=H + 5)
+    assert bars.update([row(0, 105), row(H, 106)], now_ms=H + 5) == []
+    out = bars.update([row(H, 106)], now_ms=H + 305)
     assert [(b.open_time, b.close, b.closed) for b in out] == [(0, 105, True)]
-    assert bars.update([row(0, 999), row(H, 107)], now_ms=H + 6) == []   # never twice
+    assert bars.update([row(0, 105), row(H, 107)], now_ms=H + 400) == []   # never twice
 
 
 def test_the_exchange_clock_closes_a_candle_no_later_one_follows():
     bars = ClosedBars(H, grace_ms=2000)
+    assert bars.wait_ms(10) is None                    # nothing held: no hurry
     bars.update([row(0, 101)], now_ms=10)
+    assert bars.wait_ms(10) == H + 2000 - 10
     assert bars.due(H + 1999) == []          # its last update may still come
     assert [b.open_time for b in bars.due(H + 2000)] == [0]
 
 
-def test_repeated_and_reordered_candles_give_each_bar_once_in_order():
+def test_a_final_update_arriving_after_the_next_candle_is_still_the_bar():
+    """Reordered stream: candle N forming, N+1's first update, THEN N's final
+    update. The bar handed out for N must carry N's final close (the defect:
+    N went out with the stale forming close as soon as N+1 appeared)."""
     bars = ClosedBars(H)
+    out = bars.update([row(0, 101)], now_ms=H - 100)               # N forming
+    out += bars.update([row(0, 101), row(H, 201)], now_ms=H + 10)  # N+1 first (cache too)
+    out += bars.update([row(0, 105), row(H, 201)], now_ms=H + 20)  # N final, late
+    out += bars.due(H + 60_000)                 # any rule has closed N by now
+    assert [(b.open_time, b.close) for b in out] == [(0, 105)]
+
+
+def test_the_next_candle_closes_a_bar_once_seen_for_settle_ms():
+    """A later candle closes N once it was first seen ``settle_ms`` ago on the
+    exchange's clock (never in the look that first sees it): an update of N
+    queued behind it has had its turn by then."""
+    bars = ClosedBars(H, grace_ms=10_000, settle_ms=300)
+    bars.update([row(0, 101)], now_ms=10)
+    assert bars.update([row(0, 105), row(H, 106)], now_ms=H + 5) == []
+    assert bars.due(H + 304) == []                     # seen, but not long enough
+    assert bars.wait_ms(H + 304) == 1                  # the watch looks again then
+    assert [(b.open_time, b.close) for b in bars.due(H + 305)] == [(0, 105)]
+    # a stalled loop (the clock far on) still waits from the first sighting
+    assert bars.update([row(H, 107), row(2 * H, 1)], now_ms=2 * H + 5000) == []
+    assert [(b.open_time, b.close) for b in bars.due(2 * H + 5300)] == [(H, 107)]
+
+
+def test_polled_snapshots_close_a_bar_as_soon_as_the_next_candle_is_in_one():
+    """REST answers are snapshots (no reorder inside one): no settle time,
+    which would hold every polled bar one poll longer."""
+    from backtrader_live.generic.bars import PolledBars, StreamBars
+    store = generic_store('binance').get_instance(testnet=False)
+    polled = PolledBars(store, None, None, 'BTC/USDT', '1h', None, None)
+    assert polled.bars.settle_ms == 0
+    assert StreamBars(store, None, None, 'BTC/USDT', '1h', None, None).bars.settle_ms > 0
+    out = polled.bars.update([row(0, 105), row(H, 106)], now_ms=H + 5)
+    assert [(b.open_time, b.close) for b in out] == [(0, 105)]
+
+
+def test_a_late_revision_of_a_delivered_bar_is_warned_and_widens_the_hold(caplog):
+    """A reorder longer than the hold cannot be undone (the bar is out), but
+    it is never silent: a warning, a count, and a longer hold from then on."""
+    bars = ClosedBars(H, settle_ms=300)
+    bars.update([row(0, 101), row(H, 201)], now_ms=H + 5)
+    assert [b.close for b in bars.due(H + 305)] == [101]
+    with caplog.at_level(logging.WARNING):
+        assert bars.update([row(0, 104), row(H, 202)], now_ms=H + 900) == []
+        bars.update([row(0, 104)], now_ms=H + 950)          # said once per candle
+    assert bars.revisions == 1 and bars.settle_ms > 300
+    assert len([r for r in caplog.records if 'after it was handed out' in r.getMessage()]) == 1
+    bars.update([row(0, 101), row(H, 201)], now_ms=H + 1000)   # the delivered values again
+    assert bars.revisions == 1
+
+
+def test_repeated_and_reordered_candles_give_each_bar_once_in_order():
+    bars = ClosedBars(H, settle_ms=300)
     out = bars.update([row(2 * H, 3), row(0, 1), row(H, 2), row(0, 1)], now_ms=2 * H + 1)
-    assert [b.open_time for b in out] == [0, H]
-    assert [b.open_time for b in bars.update([row(3 * H, 4), row(H, 2)], 3 * H)] == [2 * H]
+    assert [b.open_time for b in out] == [0]           # by the clock; H by 2H, later
+    out = bars.update([row(H, 2), row(2 * H, 3)], now_ms=2 * H + 301)
+    assert [b.open_time for b in out] == [H]
+    assert bars.update([row(3 * H, 4), row(H, 2)], 3 * H) == []
+    assert [b.open_time for b in bars.update([row(H, 2)], 3 * H + 300)] == [2 * H]
 
 
 # -- which tier ------------------------------------------------------------------------
