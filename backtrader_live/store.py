@@ -28,7 +28,7 @@ from backtrader.utils.py3 import with_metaclass
 from . import exchange_client as _client
 from ._upstream import check_upstream
 from .account_view import AccountView, MarketRules  # noqa: F401 (MarketRules: public)
-from .errors import LiveError, OrderNotFound
+from .errors import ConfigError, LiveError, OrderNotFound
 from .exchange_client import ExchangeClient
 from .markets import market_kind
 from .runconfig import check_endpoint
@@ -79,11 +79,18 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         ('rate_limit_burst', 1.0),  # bucket size in ccxt cost units (Binance order: 0.2)
     )
 
-    # -- exchange data, set by subclasses ---------------------------------
+    # -- exchange data, set by subclasses from their profile ------------------
+    # An exchange store sets ``profile`` (exchanges/profile.py); the class
+    # attributes below are then the profile's (ExchangeProfile.apply). The
+    # generic tier sets them from ccxt's description instead.
+    profile = None
     exchange_name = None        # 'binance'
     env_prefix = None           # 'BINANCE' -> BINANCE_API_KEY/_API_SECRET
     ccxt_id = None              # ccxt class name
-    MARKET_TYPES = {}           # user name -> ccxt options for that market type
+    MARKET_TYPES = {}           # market kind -> ccxt options for that market type
+    MARKET_ALIASES = None       # user's market-type names -> kinds (None: markets.ALIASES)
+    CREDENTIALS = ('apikey', 'secret')   # + 'password': a passphrase is required
+    TESTNET = True              # the exchange has a testnet (``testnet=True`` works)
     TIMEFRAMES = None           # supported timeframe names (None: all)
     OHLCV_PAGE_LIMIT = 1000     # most candles one REST call returns
     CLIENT_ID_PARAM = 'clientOrderId'
@@ -106,6 +113,11 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     _instances = {}
     _instances_lock = threading.Lock()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get('profile') is not None:
+            cls.profile.apply(cls)
+
     @classmethod
     def get_instance(cls, apikey=None, secret=None, testnet=True,
                      market_type='spot', **kwargs):
@@ -119,7 +131,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                                     kwargs.get('password'))
         if 'password' in kwargs:      # in the key as a digest, never as text
             kwargs['password'] = creds.masked_password
-        kind = market_kind(market_type, cls.MARKET_TYPES, cls.exchange_name)
+        kind = market_kind(market_type, cls.MARKET_TYPES, cls.exchange_name,
+                           cls.MARKET_ALIASES)
         key = (cls, creds.key(), bool(testnet), kind, _options_key(kwargs))
         with cls._instances_lock:
             store = cls._instances.get(key)
@@ -143,13 +156,31 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
                                           self.p.password)
         self.p.password = self._creds.masked_password     # masked wherever params show
         install_log_redaction(*self._secrets())
-        self.kind = market_kind(self.p.market_type, self.MARKET_TYPES, self.exchange_name)
+        self.kind = market_kind(self.p.market_type, self.MARKET_TYPES, self.exchange_name,
+                                self.MARKET_ALIASES)
+        self._check_profile_promises()
         self._lock = threading.RLock()
         self.connection_error = None     # why test_connection() last said False
         self._time_synced = False
         self.hub = StreamHub(self, self._lock)
         self.account = AccountView(self, self._lock)
         self.client = ExchangeClient(self)      # last: builds the first ccxt client
+
+    def _check_profile_promises(self):
+        """A testnet or a passphrase the exchange's profile rules out/requires."""
+        if self.p.testnet and not self.p.endpoint and not self.TESTNET:
+            raise ConfigError('%s has no testnet: pass testnet=False (real money) or an '
+                              'endpoint (a simulator)' % self.exchange_name)
+        if 'password' in self.CREDENTIALS and self.has_credentials \
+                and not self._creds.password:
+            raise ConfigError('%s needs a passphrase with its API key: pass password=... '
+                              'or set %s_API_PASSPHRASE' % (self.exchange_name,
+                                                            self.env_prefix))
+
+    @property
+    def product(self):
+        """This store's product in the exchange's profile (None: no profile)."""
+        return self.profile.product(self.kind) if self.profile is not None else None
 
     # -- identity and secrecy ---------------------------------------------
     def __repr__(self):
@@ -479,8 +510,23 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         return None
 
     def ws_app_ping(self):
-        """(interval, payload_fn) for application pings; None: not needed."""
-        return None
+        """(interval, payload_fn) for application pings (the profile's
+        ``stream['ping']``: a dict sent as JSON, a string as text); None:
+        not needed (the server pings and websocket-client answers)."""
+        stream = self.profile.stream if self.profile is not None else {}
+        ping = stream.get('ping')
+        if ping is None:
+            return None
+        stamp = stream.get('ping_id')
+        if isinstance(ping, str) or not stamp:
+            return (stream['ping_interval'], lambda: ping)
+        return (stream['ping_interval'], lambda: dict(ping, **{stamp: self._next_id()}))
+
+    def _next_id(self):
+        """A request id for stream messages (unique per store)."""
+        with self._lock:
+            self._msg_seq = getattr(self, '_msg_seq', 0) + 1
+            return str(self._msg_seq)
 
 
 def _options_key(kwargs):
