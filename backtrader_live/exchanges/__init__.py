@@ -86,6 +86,18 @@ def class_for(role, attribute):
     return None
 
 
+def namespace_getattr(module_name, role):
+    """The module ``__getattr__`` of ``btl.stores``/``brokers``/``feeds``:
+    ``<Name><role>`` of any registered exchange (entry points or register()),
+    so a new exchange needs no edit in those modules."""
+    def __getattr__(name):
+        found = class_for(role, name) if not name.startswith('_') else None
+        if found is None:
+            raise AttributeError('module %r has no attribute %r' % (module_name, name))
+        return found
+    return __getattr__
+
+
 def _key(name):
     if not isinstance(name, str) or not name.strip():
         raise ConfigError('an exchange name must be a non-empty string, got %r' % (name,))
