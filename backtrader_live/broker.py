@@ -31,7 +31,7 @@ from .events import EventQueue, FundingPayment, OrderUpdate, PositionUpdate
 from .accounts import SpotAccount, account_for, comminfo_for, contract_value
 from .markets import SPOT
 from .fills import LiveFills, TradeSizes
-from .emulated import Emulated
+from .emulated import _LIMITED as _SENT_AS_LIMIT, Emulated
 from .orderlinks import OrderLinks
 from .orders import OrderBook, input_problem, order_problem, placeholder, round_order
 from .recovery import cancel_window_left, resolve_unknown, settle_cancel, window_left
@@ -249,10 +249,13 @@ class BrokerBase(LiveFills, BackBroker):
 
     def settled(self):
         """True when no order waits for fills the exchange has announced, no
-        cancel waits for its outcome, and no market order (which ends within
-        moments) is still open."""
+        cancel waits for its outcome, no market order (which ends within
+        moments) is still open, and no local order waits to go out. A Close
+        order or a local stop that triggered went out as a market order
+        though its exectype says otherwise: its fills count too, or a run
+        whose last bar triggers one ends before its fills are in."""
         return not self._book.awaiting() and not self._book.cancels_unsettled() and not any(
-            o.exectype == Order.Market and not _conditional(o) for o in self._book.alive())
+            _sent_as_market(o) for o in self._book.alive()) and not self.emulated.firing()
 
     def settle_time_needed(self):
         """Seconds the end of a run should allow for the orders to settle: a
@@ -662,6 +665,13 @@ class BrokerBase(LiveFills, BackBroker):
         self._funding_seen.append(key)
         log.info('funding %s %s on %s', event.amount, event.asset, event.symbol)
         self.store.put_notification('funding', event.symbol, event.amount, event.asset)
+
+
+def _sent_as_market(order):
+    """True for an order that went to the exchange as a market order."""
+    if order.info.get('triggered_locally'):     # emulated.py: limited ones go as limits
+        return order.exectype not in _SENT_AS_LIMIT
+    return order.exectype == Order.Market and not _conditional(order)
 
 
 def _conditional(order):

@@ -50,6 +50,10 @@ class Emulated:
     def local(self):
         return [o for o in self._local.values() if o.alive()]
 
+    def firing(self):
+        """Triggered orders not sent yet: their siblings' cancels are pending."""
+        return [self._local[r] for r in self._firing if r in self._local]
+
     # -- in ------------------------------------------------------------------------------
     def submit(self, order):
         """True if ``order``'s type is emulated: gated, accepted and held here."""
