@@ -415,3 +415,38 @@ def test_the_backtest_feed_does_not_shadow_other_feeds_lines_classes():
     from test_risk_kit import Rows
     importlib.reload(module)        # the CLI's feed defined after the test's, as in a suite
     assert pickle.loads(pickle.dumps(Rows.lines)) is Rows.lines
+
+
+PERMISSION_VENUES = ['binance-spot', 'binance-usdm', 'bybit-linear']
+NO_TRADING = {'binance-spot': {'trading': False}, 'binance-usdm': {'futures': False},
+              'bybit-linear': {'trading': False}}
+
+
+@pytest.mark.parametrize('venue', PERMISSION_VENUES)
+def test_check_reports_the_keys_permissions(workdir, venue):
+    """The key's permissions as the exchange's documented route reports them:
+    no trading rights for the market is a failed check (exit 1), withdrawals
+    allowed a warning (exit 0)."""
+    from venues import SETTLE, VENUES, exchange, market_type, venue_sim
+    name, symbol = exchange(venue), VENUES[venue][2]
+    with venue_sim(venue) as sim:
+        path = workdir / 'bot.toml'
+        path.write_text(config_text(sim.base_url).replace('"binance"', '"%s"' % name)
+                        .replace('"BTC/USDT"', '"%s"' % symbol)
+                        .replace('[live]\n', '[live]\nmarket_type = "%s"\n'
+                                 % market_type(venue)))
+        env = {name.upper() + '_API_KEY': KEY, name.upper() + '_API_SECRET': SECRET}
+        result = invoke('check', path, env=env)
+        assert result.exit_code == 0, result.output
+        assert 'the key may trade %s' % ('spot' if venue.endswith('spot') else
+                                         'linear') in result.output
+        assert 'withdrawals disabled' in result.output and SETTLE[venue] in result.output
+        sim.set_key_permissions(withdrawals=True)
+        result = invoke('check', path, env=env)
+        assert result.exit_code == 0, result.output
+        assert 'key withdrawals' in result.output and 'may WITHDRAW funds' in result.output
+        # Binance grants futures trading apart from spot's (enableFutures)
+        sim.set_key_permissions(withdrawals=False, **NO_TRADING[venue])
+        result = invoke('check', path, env=env)
+        assert result.exit_code == 1, result.output
+        assert 'may NOT trade' in result.output and 'withdrawals disabled' in result.output

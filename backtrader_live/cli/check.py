@@ -8,6 +8,7 @@ from rich.table import Table
 from ..config import check_options, load_config, read_secrets
 from ..errors import ConfigError, LiveError
 from .common import out, user_errors
+from .permissions import permission_checks
 
 OK, WARN, FAIL = 'ok', 'warn', 'FAIL'
 STYLE = {OK: 'green', WARN: 'yellow', FAIL: 'bold red'}
@@ -135,4 +136,5 @@ def _ask(store, live, credentials):
                 '%s %.8g' % kv for kv in sorted(held.items())) or 'empty account'))
         except LiveError as exc:
             found.append(('balances', FAIL, str(exc)))
+        found += permission_checks(store, live.exchange)
     return found
