@@ -178,8 +178,10 @@ def test_run_a_config_then_report(workdir, sim):
     engine.dispose()
     assert result['summary']['trades'] == 1 and result['summary']['fills'] == 2
     report = invoke('report', workdir / 'journal.db', '--csv', workdir / 'csv',
-                    '--json', workdir / 'r.json', '--png', workdir / 'equity.png')
+                    '--json', workdir / 'r.json', '--png', workdir / 'equity.png',
+                    '--html', workdir / 'report.html')
     assert report.exit_code == 0, report.output
+    check_tearsheet((workdir / 'report.html').read_text(), result)
     assert 'per symbol' in report.output and 'BTC/USDT' in report.output
     assert 'sharpe' in report.output and (workdir / 'equity.png').stat().st_size > 1000
     data = json.loads((workdir / 'r.json').read_text())
@@ -191,6 +193,21 @@ def test_run_a_config_then_report(workdir, sim):
     assert invoke('report', workdir / 'journal.db', '--since', 'x').exit_code == 2
     since = invoke('report', workdir / 'journal.db', '--since', '2000-01-01')
     assert since.exit_code == 0 and 'run(s) 1' in since.output
+
+
+def check_tearsheet(page, result):
+    """The HTML tear-sheet holds the journal's figures, the trades and the chart."""
+    import re
+    shown = dict(re.findall(r'<tr data-key="(\w+)"><th class="text">\w+</th><td>([^<]*)</td>',
+                            page))
+    summary = result['summary']
+    for key in ('pnl', 'pnl_net', 'fees', 'max_drawdown', 'end_equity'):
+        assert float(shown[key]) == pytest.approx(summary[key], rel=1e-9), key
+    assert int(shown['trades']) == summary['trades'] == 1
+    assert int(shown['fills']) == summary['fills'] == 2
+    assert page.count('<img alt="equity curve" src="data:image/png;base64,') == 1
+    assert '<h2>Trades (1)</h2>' in page and 'BTC/USDT' in page
+    assert '<script' not in page and 'http' not in page      # self-contained
 
 
 def test_ctrl_c_stops_a_run_cleanly(workdir, sim):
