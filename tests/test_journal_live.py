@@ -83,30 +83,33 @@ def check_journal(engine, run_id, run, venue, paper=False):
     assert {'LIVE'} <= {s['status'] for s in streams if s['source'] == 'data'}
 
 
-def test_reconcile_records_what_the_journal_missed_once(tmp_path):
-    """In-process: a journaled run leaves a limit order resting and its row
-    'running' (as a killed process would); the order fills while no bot runs.
-    Reconciling resolves it by client id and records its fill with the
-    exchange's trade id; an order the exchange never saw is marked Rejected;
-    a second reconcile finds nothing more."""
+@pytest.mark.parametrize('venue', ALL)
+def test_reconcile_records_what_the_journal_missed_once(tmp_path, venue):
+    """In-process, on each venue: a journaled run leaves a limit order resting
+    and its row 'running' (as a killed process would); the order fills while
+    no bot runs. Reconciling resolves it by client id and records its fill
+    with the exchange's trade id; an order the exchange never saw is marked
+    Rejected; a second reconcile finds nothing more."""
     import datetime
     from sqlalchemy import update
     from backtrader_live.journal.recovery import reconcile, unfinished_run
-    from backtrader_live.stores.binance import BinanceStore
     from helpers import KEY, SECRET
+    from venues import STORES, VENUES, exchange, market_type, sim_orders
+    name, symbol, market = exchange(venue), VENUES[venue][2], VENUES[venue][4]
+    size = unit(venue)
     url = 'sqlite:///%s' % (tmp_path / 'j.db')
     journal = Journal.open(url)
-    run_id = journal.start_run('binance', ['BTC/USDT'], '1h', False, name='bot')
+    run_id = journal.start_run(name, [symbol], '1h', False, name='bot')
     cerebro = btl.Cerebro()
-    attach(cerebro, journal, exchange='binance')
+    attach(cerebro, journal, exchange=name)
 
     def rest(s):
-        s.buy(size=0.01, price=round(s.data.close[0] * 0.999, 2), exectype=btl.Order.Limit)
-    with venue_sim('binance-spot') as sim:
-        run = live_run(sim, 'binance-spot', script={6: rest}, max_bars=1, cerebro=cerebro)
+        s.buy(size=size, price=round(s.data.close[0] * 0.999, 1), exectype=btl.Order.Limit)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: rest}, max_bars=1, cerebro=cerebro)
         run.start().step(1)
         run.join()
-        journal.record('orders', ref=99, client_id='btlnever0001', symbol='BTC/USDT',
+        journal.record('orders', ref=99, client_id='btlnever0001', symbol=symbol,
                        side='buy', size=1.0)
         journal.record('order_events', order_ref=99, client_id='btlnever0001',
                        status='Submitted', at=datetime.datetime(2024, 1, 1))
@@ -116,24 +119,26 @@ def test_reconcile_records_what_the_journal_missed_once(tmp_path):
             conn.execute(update(tables.runs).values(status='running', pid=None))
         engine.dispose()
         for _ in range(60):
-            if not [o for o in sim.orders() if o.is_open]:
+            if not [o for o in sim_orders(sim, venue) if o.is_open]:
                 break
             sim.step()
-        assert not [o for o in sim.orders() if o.is_open]
+        assert not [o for o in sim_orders(sim, venue) if o.is_open]
         journal = Journal.open(url)
         assert unfinished_run(journal.engine, 'bot') == run_id
         journal.start_run(resume=run_id)
-        store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+        store = STORES[name].get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                          market_type=market_type(venue))
         try:
-            assert reconcile(journal, store, 'binance') == {'orders': 2, 'fills': 1}
-            assert reconcile(journal, store, 'binance') == {'orders': 0, 'fills': 0}
+            assert reconcile(journal, store, name) == {'orders': 2, 'fills': 1}
+            assert reconcile(journal, store, name) == {'orders': 0, 'fills': 0}
         finally:
             store.stop()
             journal.close()
-        (trade,) = sim.trades()
+        (trade,) = sim.trades(market=market)
     engine = open_engine(url, readonly=True)
     (fill,) = rows(engine, 'fills')
-    assert (fill['trade_id'], fill['size'], fill['session']) == (str(trade.id), 0.01, 1)
+    assert (fill['trade_id'], fill['size'], fill['session'], fill['symbol']) == (
+        str(trade.id), size, 1, symbol)
     events = [(e['order_ref'], e['status']) for e in rows(engine, 'order_events')]
     # backtrader's order refs count per process: the buy's is the fill's
     assert sorted(events[-2:], key=lambda e: e[1]) == [(fill['order_ref'], 'Completed'),
