@@ -123,6 +123,22 @@ def test_check_against_the_simulator(workdir, sim):
     assert result.exit_code == 1 and 'market NOPE/USDT' in result.output
 
 
+def test_check_and_backtest_with_a_list_of_symbols(workdir, sim):
+    """check asks the market rules of every symbol of a list; backtest (one
+    feed) refuses a list by name."""
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url).replace(
+        'symbol = "BTC/USDT"', 'symbol = ["BTC/USDT", "NOPE/USDT"]'))
+    result = invoke('check', path, env={'BINANCE_API_KEY': KEY, 'BINANCE_API_SECRET': SECRET})
+    assert result.exit_code == 1, result.output
+    lines = {line.split('│')[1].strip(): line for line in result.output.splitlines()
+             if line.count('│') > 2}
+    assert ' ok ' in lines['market BTC/USDT'] and 'FAIL' in lines['market NOPE/USDT']
+    result = invoke('backtest', path)
+    assert result.exit_code == 2 and 'backtest runs one feed: [live] symbol is the list' in \
+        result.output
+
+
 def start_cli_run(workdir, sim, *extra):
     (workdir / 'bot.toml').write_text(config_text(sim.base_url, max_bars=3))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
@@ -275,6 +291,40 @@ def test_run_in_process_with_sizer_analyzers_risk_and_notifications(workdir, sim
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('bar ')]
     assert len(lines) == 2 and 'open_orders' in lines[0] and 'stream ok' in lines[0]
     assert 'journal: run 1 stopped' in caplog.text
+
+
+def test_run_a_two_symbol_two_timeframe_config_journaled(workdir, make_sim):
+    """A config with symbol and timeframe lists runs (in this process) and the
+    journal says which symbol each order and position is: the run's symbols,
+    its bar (the shortest timeframe), orders under BTC/USDT (data0), one
+    position row per symbol."""
+    import threading
+    from backtrader_live.cli import run as run_cmd
+    from test_multi_feed import sim_options
+    sim = make_sim(**sim_options('binance-spot', workdir))
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url, max_bars=3).replace(
+        'symbol = "BTC/USDT"', 'symbol = ["BTC/USDT", "ETH/USDT"]').replace(
+        'timeframe = "1h"', 'timeframe = ["1h", "4h"]').replace(
+        'url = "sqlite:///journal.db"', 'url = "sqlite:///%s"' % (workdir / 'j.db')))
+    errors = []
+
+    def target():
+        try:
+            run_cmd.run(str(path), None, None, None, True, False)
+        except BaseException as exc:      # reported below
+            errors.append(exc)
+    worker = threading.Thread(target=target, name='test-cli-run')
+    worker.start()
+    step_until(worker_proc(worker), sim, workdir / 'j.db', 3)
+    worker.join(30)
+    assert not worker.is_alive() and not errors, errors
+    db = workdir / 'j.db'
+    assert journal_count(db, "SELECT symbols || ' ' || timeframe FROM runs") == \
+        'BTC/USDT,ETH/USDT 1h'
+    assert journal_count(db, "SELECT group_concat(DISTINCT symbol) FROM orders") == 'BTC/USDT'
+    assert journal_count(db, "SELECT group_concat(DISTINCT name) FROM snapshots "
+                             "WHERE kind = 'position'") == 'BTC/USDT,ETH/USDT'
 
 
 def worker_proc(thread):

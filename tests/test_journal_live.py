@@ -144,3 +144,50 @@ def test_reconcile_records_what_the_journal_missed_once(tmp_path, venue):
     assert sorted(events[-2:], key=lambda e: e[1]) == [(fill['order_ref'], 'Completed'),
                                                        (99, 'Rejected')]
     engine.dispose()
+
+
+def test_two_symbols_and_two_timeframes_are_journaled_per_symbol(tmp_path):
+    """run_live with symbol=[BTC, ETH] and timeframe=[1h, 4h] (feeds named
+    'BTC/USDT 1h', ...): each order, fill, trade and position is recorded
+    under its symbol (not the feed's name), one position per symbol, and
+    one equity row per bar of the run."""
+    from livekit import LiveRun
+    from test_multi_feed import sim_options
+    symbols = ['BTC/USDT', 'ETH/USDT']
+
+    def both(action):
+        def act(s):
+            for data, size in zip(s.datas[:2], (0.01, 0.1)):
+                action(s, data, size)
+        return act
+    script = {6: both(lambda s, d, size: s.buy(data=d, size=size)),
+              8: both(lambda s, d, size: s.close(data=d))}
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    journal = Journal.open(url)
+    journal.start_run('binance', symbols, '1h', False)
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange='binance')
+    with venue_sim('binance-spot', **sim_options('binance-spot', tmp_path)) as sim:
+        run = LiveRun(sim, script=script, max_bars=4, cerebro=cerebro, symbol=symbols,
+                      timeframe=['1h', '4h']).start()
+        run.step(4)
+        run.join()
+    journal.close()
+    engine = journal.engine
+    assert [d._name for d in run.rec.strategy.datas][:2] == ['BTC/USDT 1h', 'ETH/USDT 1h']
+    orders = rows(engine, 'orders')
+    assert sorted((o['symbol'], o['side']) for o in orders) == [
+        ('BTC/USDT', 'buy'), ('BTC/USDT', 'sell'), ('ETH/USDT', 'buy'), ('ETH/USDT', 'sell')]
+    fills = rows(engine, 'fills')
+    assert {f['symbol'] for f in fills} == set(symbols)
+    for symbol, size in zip(symbols, (0.01, 0.1)):
+        bought = sum(f['size'] for f in fills if f['symbol'] == symbol and f['size'] > 0)
+        assert bought == pytest.approx(size, rel=0.01)     # spot: less the fee in coin
+    assert sorted(t['symbol'] for t in rows(engine, 'trades')) == symbols
+    positions = [s for s in rows(engine, 'snapshots') if s['kind'] == 'position']
+    assert {p['name'] for p in positions} == set(symbols)
+    # each snapshot: one row per symbol, in feed order (not one per feed)
+    names = [p['name'] for p in positions]
+    assert names == symbols * (len(names) // 2), names
+    assert any(p['size'] for p in positions if p['name'] == 'ETH/USDT')
+    assert len(rows(engine, 'equity')) == len(run.rec.bars)
