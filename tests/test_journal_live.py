@@ -191,3 +191,64 @@ def test_two_symbols_and_two_timeframes_are_journaled_per_symbol(tmp_path):
     assert names == symbols * (len(names) // 2), names
     assert any(p['size'] for p in positions if p['name'] == 'ETH/USDT')
     assert len(rows(engine, 'equity')) == len(run.rec.bars)
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_orders_the_journal_never_saw_are_recovered_from_the_exchange(tmp_path, venue):
+    """Each venue: a market order fills, but its rows never reach the database
+    (still queued at a kill -9: deleted here). The restart's reconcile finds
+    it through the account's trades: the order (client id, exchange id,
+    final status) and its fill by trade id, once; a trade of the same account
+    that is not the bot's (another client id) is left out."""
+    from sqlalchemy import delete, update
+    from backtrader_live.journal.recovery import reconcile
+    from helpers import KEY, SECRET
+    from venues import STORES, VENUES, exchange, market_type, sim_orders
+    name, symbol, market = exchange(venue), VENUES[venue][2], VENUES[venue][4]
+    size = unit(venue)
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    journal = Journal.open(url)
+    run_id = journal.start_run(name, [symbol], '1h', False, name='bot')
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange=name)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: lambda s: s.buy(size=size)}, max_bars=1,
+                       cerebro=cerebro)
+        run.start().step(1)
+        run.join()
+        journal.close()
+        engine = open_engine(url)
+        with engine.begin() as conn:        # queued at the crash: never written
+            for table in ('orders', 'order_events', 'fills'):
+                conn.execute(delete(tables.metadata.tables[table]))
+            conn.execute(update(tables.runs).values(status='running', pid=None))
+        engine.dispose()
+        store = STORES[name].get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                          market_type=market_type(venue))
+        try:
+            store.call('create_order', symbol, 'market', 'buy', size, None,
+                       {store.CLIENT_ID_PARAM: 'manual0001'}, idempotent=False)
+            journal = Journal.open(url)
+            journal.start_run(resume=run_id)
+            found = reconcile(journal, store, name)
+            again = reconcile(journal, store, name)
+        finally:
+            store.stop()
+            journal.close()
+        ours = [o for o in sim_orders(sim, venue) if o.client_id.startswith('btl')]
+        trades = [tr for tr in sim.trades(market=market) if tr.order_id == ours[0].id]
+    assert len(ours) == 1 and trades
+    assert found == {'orders': 1, 'fills': len(trades)} and again == {'orders': 0, 'fills': 0}
+    engine = open_engine(url, readonly=True)
+    (order,) = rows(engine, 'orders')
+    assert (order['client_id'], order['exchange_id'], order['symbol'], order['side']) == (
+        ours[0].client_id, str(ours[0].id), symbol, 'buy')
+    assert order['session'] == 1 and order['ref'] < 0
+    fills = rows(engine, 'fills')
+    assert sorted(f['trade_id'] for f in fills) == sorted(str(tr.id) for tr in trades)
+    assert {(f['order_ref'], f['client_id'], f['session']) for f in fills} == {
+        (order['ref'], ours[0].client_id, 1)}
+    assert sum(f['size'] for f in fills) == pytest.approx(size)
+    (event,) = rows(engine, 'order_events')
+    assert event['status'] == 'Completed' and 'never recorded' in event['reason']
+    engine.dispose()
