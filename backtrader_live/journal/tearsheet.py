@@ -4,9 +4,11 @@ curve as a PNG.
 The figures are those :func:`report.summarize` computed (the statistics by
 empyrical); the page only lays them out, with the equity/drawdown chart
 embedded as a data: URI, so the file can be mailed or archived alone (no
-scripts, no external assets). quantstats is not used: its tear-sheet wants
-pandas return series indexed by day and pulls benchmark data over the
-network, while a journal holds bars of any timeframe and must report offline.
+scripts, no external assets). quantstats is not used: it would add eleven
+packages to the ``report`` extra (yfinance, a market-data scraper, and its
+HTTP stack among them) to re-derive statistics empyrical already gives, and
+its tear-sheet assumes daily returns while a journal holds bars of any
+timeframe.
 """
 import base64
 import html
