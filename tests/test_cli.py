@@ -123,6 +123,22 @@ def test_check_against_the_simulator(workdir, sim):
     assert result.exit_code == 1 and 'market NOPE/USDT' in result.output
 
 
+def test_check_and_backtest_with_a_list_of_symbols(workdir, sim):
+    """check asks the market rules of every symbol of a list; backtest (one
+    feed) refuses a list by name."""
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url).replace(
+        'symbol = "BTC/USDT"', 'symbol = ["BTC/USDT", "NOPE/USDT"]'))
+    result = invoke('check', path, env={'BINANCE_API_KEY': KEY, 'BINANCE_API_SECRET': SECRET})
+    assert result.exit_code == 1, result.output
+    lines = {line.split('│')[1].strip(): line for line in result.output.splitlines()
+             if line.count('│') > 2}
+    assert ' ok ' in lines['market BTC/USDT'] and 'FAIL' in lines['market NOPE/USDT']
+    result = invoke('backtest', path)
+    assert result.exit_code == 2 and 'backtest runs one feed: [live] symbol is the list' in \
+        result.output
+
+
 def start_cli_run(workdir, sim, *extra):
     (workdir / 'bot.toml').write_text(config_text(sim.base_url, max_bars=3))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
@@ -178,8 +194,10 @@ def test_run_a_config_then_report(workdir, sim):
     engine.dispose()
     assert result['summary']['trades'] == 1 and result['summary']['fills'] == 2
     report = invoke('report', workdir / 'journal.db', '--csv', workdir / 'csv',
-                    '--json', workdir / 'r.json', '--png', workdir / 'equity.png')
+                    '--json', workdir / 'r.json', '--png', workdir / 'equity.png',
+                    '--html', workdir / 'report.html')
     assert report.exit_code == 0, report.output
+    check_tearsheet((workdir / 'report.html').read_text(), result)
     assert 'per symbol' in report.output and 'BTC/USDT' in report.output
     assert 'sharpe' in report.output and (workdir / 'equity.png').stat().st_size > 1000
     data = json.loads((workdir / 'r.json').read_text())
@@ -191,6 +209,21 @@ def test_run_a_config_then_report(workdir, sim):
     assert invoke('report', workdir / 'journal.db', '--since', 'x').exit_code == 2
     since = invoke('report', workdir / 'journal.db', '--since', '2000-01-01')
     assert since.exit_code == 0 and 'run(s) 1' in since.output
+
+
+def check_tearsheet(page, result):
+    """The HTML tear-sheet holds the journal's figures, the trades and the chart."""
+    import re
+    shown = dict(re.findall(r'<tr data-key="(\w+)"><th class="text">\w+</th><td>([^<]*)</td>',
+                            page))
+    summary = result['summary']
+    for key in ('pnl', 'pnl_net', 'fees', 'max_drawdown', 'end_equity'):
+        assert float(shown[key]) == pytest.approx(summary[key], rel=1e-9), key
+    assert int(shown['trades']) == summary['trades'] == 1
+    assert int(shown['fills']) == summary['fills'] == 2
+    assert page.count('<img alt="equity curve" src="data:image/png;base64,') == 1
+    assert '<h2>Trades (1)</h2>' in page and 'BTC/USDT' in page
+    assert '<script' not in page and 'http' not in page      # self-contained
 
 
 def test_ctrl_c_stops_a_run_cleanly(workdir, sim):
@@ -258,6 +291,40 @@ def test_run_in_process_with_sizer_analyzers_risk_and_notifications(workdir, sim
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('bar ')]
     assert len(lines) == 2 and 'open_orders' in lines[0] and 'stream ok' in lines[0]
     assert 'journal: run 1 stopped' in caplog.text
+
+
+def test_run_a_two_symbol_two_timeframe_config_journaled(workdir, make_sim):
+    """A config with symbol and timeframe lists runs (in this process) and the
+    journal says which symbol each order and position is: the run's symbols,
+    its bar (the shortest timeframe), orders under BTC/USDT (data0), one
+    position row per symbol."""
+    import threading
+    from backtrader_live.cli import run as run_cmd
+    from test_multi_feed import sim_options
+    sim = make_sim(**sim_options('binance-spot', workdir))
+    path = workdir / 'bot.toml'
+    path.write_text(config_text(sim.base_url, max_bars=3).replace(
+        'symbol = "BTC/USDT"', 'symbol = ["BTC/USDT", "ETH/USDT"]').replace(
+        'timeframe = "1h"', 'timeframe = ["1h", "4h"]').replace(
+        'url = "sqlite:///journal.db"', 'url = "sqlite:///%s"' % (workdir / 'j.db')))
+    errors = []
+
+    def target():
+        try:
+            run_cmd.run(str(path), None, None, None, True, False)
+        except BaseException as exc:      # reported below
+            errors.append(exc)
+    worker = threading.Thread(target=target, name='test-cli-run')
+    worker.start()
+    step_until(worker_proc(worker), sim, workdir / 'j.db', 3)
+    worker.join(30)
+    assert not worker.is_alive() and not errors, errors
+    db = workdir / 'j.db'
+    assert journal_count(db, "SELECT symbols || ' ' || timeframe FROM runs") == \
+        'BTC/USDT,ETH/USDT 1h'
+    assert journal_count(db, "SELECT group_concat(DISTINCT symbol) FROM orders") == 'BTC/USDT'
+    assert journal_count(db, "SELECT group_concat(DISTINCT name) FROM snapshots "
+                             "WHERE kind = 'position'") == 'BTC/USDT,ETH/USDT'
 
 
 def worker_proc(thread):
@@ -415,3 +482,38 @@ def test_the_backtest_feed_does_not_shadow_other_feeds_lines_classes():
     from test_risk_kit import Rows
     importlib.reload(module)        # the CLI's feed defined after the test's, as in a suite
     assert pickle.loads(pickle.dumps(Rows.lines)) is Rows.lines
+
+
+PERMISSION_VENUES = ['binance-spot', 'binance-usdm', 'bybit-linear']
+NO_TRADING = {'binance-spot': {'trading': False}, 'binance-usdm': {'futures': False},
+              'bybit-linear': {'trading': False}}
+
+
+@pytest.mark.parametrize('venue', PERMISSION_VENUES)
+def test_check_reports_the_keys_permissions(workdir, venue):
+    """The key's permissions as the exchange's documented route reports them:
+    no trading rights for the market is a failed check (exit 1), withdrawals
+    allowed a warning (exit 0)."""
+    from venues import SETTLE, VENUES, exchange, market_type, venue_sim
+    name, symbol = exchange(venue), VENUES[venue][2]
+    with venue_sim(venue) as sim:
+        path = workdir / 'bot.toml'
+        path.write_text(config_text(sim.base_url).replace('"binance"', '"%s"' % name)
+                        .replace('"BTC/USDT"', '"%s"' % symbol)
+                        .replace('[live]\n', '[live]\nmarket_type = "%s"\n'
+                                 % market_type(venue)))
+        env = {name.upper() + '_API_KEY': KEY, name.upper() + '_API_SECRET': SECRET}
+        result = invoke('check', path, env=env)
+        assert result.exit_code == 0, result.output
+        assert 'the key may trade %s' % ('spot' if venue.endswith('spot') else
+                                         'linear') in result.output
+        assert 'withdrawals disabled' in result.output and SETTLE[venue] in result.output
+        sim.set_key_permissions(withdrawals=True)
+        result = invoke('check', path, env=env)
+        assert result.exit_code == 0, result.output
+        assert 'key withdrawals' in result.output and 'may WITHDRAW funds' in result.output
+        # Binance grants futures trading apart from spot's (enableFutures)
+        sim.set_key_permissions(withdrawals=False, **NO_TRADING[venue])
+        result = invoke('check', path, env=env)
+        assert result.exit_code == 1, result.output
+        assert 'may NOT trade' in result.output and 'withdrawals disabled' in result.output

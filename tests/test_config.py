@@ -58,6 +58,21 @@ def test_run_live_arguments_from_config(tmp_path):
     assert check_options(loaded.config, loaded.base_dir)['strategy'] == {'fast': 5}
 
 
+def test_several_symbols_and_timeframes_as_lists(tmp_path):
+    """[live] symbol and timeframe take a list (run_live's several feeds) and
+    reach run_live as lists; another type is refused with the accepted ones."""
+    text = V1.replace('symbol = "BTC/USDT"', 'symbol = ["BTC/USDT", "ETH/USDT"]').replace(
+        'timeframe = "1h"', 'timeframe = ["1h", "4h"]')
+    loaded = load_config(write(tmp_path, text))
+    args, _ = run_live_arguments(loaded.config, loaded.base_dir)
+    assert args[1:3] == (['BTC/USDT', 'ETH/USDT'], ['1h', '4h'])
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, V1.replace('symbol = "BTC/USDT"', 'symbol = 5')))
+    assert 'live.symbol' in str(err.value) and 'valid string' in str(err.value)
+    with pytest.raises(ConfigError, match='live.timeframe'):
+        load_config(write(tmp_path, V1.replace('timeframe = "1h"', 'timeframe = ["1h", 4]')))
+
+
 @pytest.mark.parametrize('extra, message', [
     ('[live]\ncsh = 5\n', "live.csh: unknown key (did you mean 'cash'?)"),
     ('[jurnal]\n', "jurnal: unknown key (did you mean 'journal'?)"),

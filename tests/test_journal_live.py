@@ -83,30 +83,33 @@ def check_journal(engine, run_id, run, venue, paper=False):
     assert {'LIVE'} <= {s['status'] for s in streams if s['source'] == 'data'}
 
 
-def test_reconcile_records_what_the_journal_missed_once(tmp_path):
-    """In-process: a journaled run leaves a limit order resting and its row
-    'running' (as a killed process would); the order fills while no bot runs.
-    Reconciling resolves it by client id and records its fill with the
-    exchange's trade id; an order the exchange never saw is marked Rejected;
-    a second reconcile finds nothing more."""
+@pytest.mark.parametrize('venue', ALL)
+def test_reconcile_records_what_the_journal_missed_once(tmp_path, venue):
+    """In-process, on each venue: a journaled run leaves a limit order resting
+    and its row 'running' (as a killed process would); the order fills while
+    no bot runs. Reconciling resolves it by client id and records its fill
+    with the exchange's trade id; an order the exchange never saw is marked
+    Rejected; a second reconcile finds nothing more."""
     import datetime
     from sqlalchemy import update
     from backtrader_live.journal.recovery import reconcile, unfinished_run
-    from backtrader_live.stores.binance import BinanceStore
     from helpers import KEY, SECRET
+    from venues import STORES, VENUES, exchange, market_type, sim_orders
+    name, symbol, market = exchange(venue), VENUES[venue][2], VENUES[venue][4]
+    size = unit(venue)
     url = 'sqlite:///%s' % (tmp_path / 'j.db')
     journal = Journal.open(url)
-    run_id = journal.start_run('binance', ['BTC/USDT'], '1h', False, name='bot')
+    run_id = journal.start_run(name, [symbol], '1h', False, name='bot')
     cerebro = btl.Cerebro()
-    attach(cerebro, journal, exchange='binance')
+    attach(cerebro, journal, exchange=name)
 
     def rest(s):
-        s.buy(size=0.01, price=round(s.data.close[0] * 0.999, 2), exectype=btl.Order.Limit)
-    with venue_sim('binance-spot') as sim:
-        run = live_run(sim, 'binance-spot', script={6: rest}, max_bars=1, cerebro=cerebro)
+        s.buy(size=size, price=round(s.data.close[0] * 0.999, 1), exectype=btl.Order.Limit)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: rest}, max_bars=1, cerebro=cerebro)
         run.start().step(1)
         run.join()
-        journal.record('orders', ref=99, client_id='btlnever0001', symbol='BTC/USDT',
+        journal.record('orders', ref=99, client_id='btlnever0001', symbol=symbol,
                        side='buy', size=1.0)
         journal.record('order_events', order_ref=99, client_id='btlnever0001',
                        status='Submitted', at=datetime.datetime(2024, 1, 1))
@@ -116,26 +119,136 @@ def test_reconcile_records_what_the_journal_missed_once(tmp_path):
             conn.execute(update(tables.runs).values(status='running', pid=None))
         engine.dispose()
         for _ in range(60):
-            if not [o for o in sim.orders() if o.is_open]:
+            if not [o for o in sim_orders(sim, venue) if o.is_open]:
                 break
             sim.step()
-        assert not [o for o in sim.orders() if o.is_open]
+        assert not [o for o in sim_orders(sim, venue) if o.is_open]
         journal = Journal.open(url)
         assert unfinished_run(journal.engine, 'bot') == run_id
         journal.start_run(resume=run_id)
-        store = BinanceStore.get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url)
+        store = STORES[name].get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                          market_type=market_type(venue))
         try:
-            assert reconcile(journal, store, 'binance') == {'orders': 2, 'fills': 1}
-            assert reconcile(journal, store, 'binance') == {'orders': 0, 'fills': 0}
+            assert reconcile(journal, store, name) == {'orders': 2, 'fills': 1}
+            assert reconcile(journal, store, name) == {'orders': 0, 'fills': 0}
         finally:
             store.stop()
             journal.close()
-        (trade,) = sim.trades()
+        (trade,) = sim.trades(market=market)
     engine = open_engine(url, readonly=True)
     (fill,) = rows(engine, 'fills')
-    assert (fill['trade_id'], fill['size'], fill['session']) == (str(trade.id), 0.01, 1)
+    assert (fill['trade_id'], fill['size'], fill['session'], fill['symbol']) == (
+        str(trade.id), size, 1, symbol)
     events = [(e['order_ref'], e['status']) for e in rows(engine, 'order_events')]
     # backtrader's order refs count per process: the buy's is the fill's
     assert sorted(events[-2:], key=lambda e: e[1]) == [(fill['order_ref'], 'Completed'),
                                                        (99, 'Rejected')]
+    engine.dispose()
+
+
+def test_two_symbols_and_two_timeframes_are_journaled_per_symbol(tmp_path):
+    """run_live with symbol=[BTC, ETH] and timeframe=[1h, 4h] (feeds named
+    'BTC/USDT 1h', ...): each order, fill, trade and position is recorded
+    under its symbol (not the feed's name), one position per symbol, and
+    one equity row per bar of the run."""
+    from livekit import LiveRun
+    from test_multi_feed import sim_options
+    symbols = ['BTC/USDT', 'ETH/USDT']
+
+    def both(action):
+        def act(s):
+            for data, size in zip(s.datas[:2], (0.01, 0.1)):
+                action(s, data, size)
+        return act
+    script = {6: both(lambda s, d, size: s.buy(data=d, size=size)),
+              8: both(lambda s, d, size: s.close(data=d))}
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    journal = Journal.open(url)
+    journal.start_run('binance', symbols, '1h', False)
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange='binance')
+    with venue_sim('binance-spot', **sim_options('binance-spot', tmp_path)) as sim:
+        run = LiveRun(sim, script=script, max_bars=4, cerebro=cerebro, symbol=symbols,
+                      timeframe=['1h', '4h']).start()
+        run.step(4)
+        run.join()
+    journal.close()
+    engine = journal.engine
+    assert [d._name for d in run.rec.strategy.datas][:2] == ['BTC/USDT 1h', 'ETH/USDT 1h']
+    orders = rows(engine, 'orders')
+    assert sorted((o['symbol'], o['side']) for o in orders) == [
+        ('BTC/USDT', 'buy'), ('BTC/USDT', 'sell'), ('ETH/USDT', 'buy'), ('ETH/USDT', 'sell')]
+    fills = rows(engine, 'fills')
+    assert {f['symbol'] for f in fills} == set(symbols)
+    for symbol, size in zip(symbols, (0.01, 0.1)):
+        bought = sum(f['size'] for f in fills if f['symbol'] == symbol and f['size'] > 0)
+        assert bought == pytest.approx(size, rel=0.01)     # spot: less the fee in coin
+    assert sorted(t['symbol'] for t in rows(engine, 'trades')) == symbols
+    positions = [s for s in rows(engine, 'snapshots') if s['kind'] == 'position']
+    assert {p['name'] for p in positions} == set(symbols)
+    # each snapshot: one row per symbol, in feed order (not one per feed)
+    names = [p['name'] for p in positions]
+    assert names == symbols * (len(names) // 2), names
+    assert any(p['size'] for p in positions if p['name'] == 'ETH/USDT')
+    assert len(rows(engine, 'equity')) == len(run.rec.bars)
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_orders_the_journal_never_saw_are_recovered_from_the_exchange(tmp_path, venue):
+    """Each venue: a market order fills, but its rows never reach the database
+    (still queued at a kill -9: deleted here). The restart's reconcile finds
+    it through the account's trades: the order (client id, exchange id,
+    final status) and its fill by trade id, once; a trade of the same account
+    that is not the bot's (another client id) is left out."""
+    from sqlalchemy import delete, update
+    from backtrader_live.journal.recovery import reconcile
+    from helpers import KEY, SECRET
+    from venues import STORES, VENUES, exchange, market_type, sim_orders
+    name, symbol, market = exchange(venue), VENUES[venue][2], VENUES[venue][4]
+    size = unit(venue)
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    journal = Journal.open(url)
+    run_id = journal.start_run(name, [symbol], '1h', False, name='bot')
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange=name)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: lambda s: s.buy(size=size)}, max_bars=1,
+                       cerebro=cerebro)
+        run.start().step(1)
+        run.join()
+        journal.close()
+        engine = open_engine(url)
+        with engine.begin() as conn:        # queued at the crash: never written
+            for table in ('orders', 'order_events', 'fills'):
+                conn.execute(delete(tables.metadata.tables[table]))
+            conn.execute(update(tables.runs).values(status='running', pid=None))
+        engine.dispose()
+        store = STORES[name].get_instance(apikey=KEY, secret=SECRET, endpoint=sim.base_url,
+                                          market_type=market_type(venue))
+        try:
+            store.call('create_order', symbol, 'market', 'buy', size, None,
+                       {store.CLIENT_ID_PARAM: 'manual0001'}, idempotent=False)
+            journal = Journal.open(url)
+            journal.start_run(resume=run_id)
+            found = reconcile(journal, store, name)
+            again = reconcile(journal, store, name)
+        finally:
+            store.stop()
+            journal.close()
+        ours = [o for o in sim_orders(sim, venue) if o.client_id.startswith('btl')]
+        trades = [tr for tr in sim.trades(market=market) if tr.order_id == ours[0].id]
+    assert len(ours) == 1 and trades
+    assert found == {'orders': 1, 'fills': len(trades)} and again == {'orders': 0, 'fills': 0}
+    engine = open_engine(url, readonly=True)
+    (order,) = rows(engine, 'orders')
+    assert (order['client_id'], order['exchange_id'], order['symbol'], order['side']) == (
+        ours[0].client_id, str(ours[0].id), symbol, 'buy')
+    assert order['session'] == 1 and order['ref'] < 0
+    fills = rows(engine, 'fills')
+    assert sorted(f['trade_id'] for f in fills) == sorted(str(tr.id) for tr in trades)
+    assert {(f['order_ref'], f['client_id'], f['session']) for f in fills} == {
+        (order['ref'], ours[0].client_id, 1)}
+    assert sum(f['size'] for f in fills) == pytest.approx(size)
+    (event,) = rows(engine, 'order_events')
+    assert event['status'] == 'Completed' and 'never recorded' in event['reason']
     engine.dispose()

@@ -120,6 +120,17 @@ def add_data(cerebro, rows, timeframe):
                              compression=wanted // 60000)
 
 
+def one_feed(live):
+    """The backtest runs one symbol at one timeframe: a list is refused by name
+    (live runs take lists: run CONFIG)."""
+    for what in ('symbol', 'timeframe'):
+        value = getattr(live, what)
+        if not isinstance(value, str):
+            raise ConfigError('backtest runs one feed: [live] %s is the list %r; give one %s '
+                              '(lists of symbols/timeframes are for run CONFIG)'
+                              % (what, value, what))
+
+
 def backtest(config: str = typer.Argument(..., help='the config file (TOML)'),
              csv_file: str = typer.Option(None, '--csv', help='candles from this CSV '
                                           '(timestamp,open,high,low,close,volume)'),
@@ -134,6 +145,7 @@ def backtest(config: str = typer.Argument(..., help='the config file (TOML)'),
     with user_errors():
         loaded = load_config(config)
         cfg = loaded.config
+        one_feed(cfg.live)
         rows = (read_csv(csv_file) if csv_file else exchange_rows(cfg, bars or 1000)
                 if exchange else simulator_rows(cfg.live.symbol))
         rows = rows[-bars:] if bars else rows

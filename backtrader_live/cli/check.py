@@ -7,7 +7,9 @@ from rich.table import Table
 
 from ..config import check_options, load_config, read_secrets
 from ..errors import ConfigError, LiveError
+from ..multifeed import as_names
 from .common import out, user_errors
+from .permissions import permission_checks
 
 OK, WARN, FAIL = 'ok', 'warn', 'FAIL'
 STYLE = {OK: 'green', WARN: 'yellow', FAIL: 'bold red'}
@@ -112,14 +114,15 @@ def _ask(store, live, credentials):
         return [('connection', FAIL, store.connection_error)]
     found.append(('connection', OK, '%s answers%s' % (live.exchange, ' and accepts the keys'
                                                       if credentials[0] else '')))
-    try:
-        rules = store.market_rules(live.symbol)
-        found.append(('market %s' % live.symbol, OK, 'amount step %s, min amount %s, '
-                      'price tick %s, min notional %s' % (
-                          rules.amount_step, rules.min_amount, rules.price_tick,
-                          rules.min_notional)))
-    except (ConfigError, LiveError) as exc:
-        found.append(('market %s' % live.symbol, FAIL, str(exc)))
+    for symbol in as_names('symbol', live.symbol):      # one or a list of them
+        try:
+            rules = store.market_rules(symbol)
+            found.append(('market %s' % symbol, OK, 'amount step %s, min amount %s, '
+                          'price tick %s, min notional %s' % (
+                              rules.amount_step, rules.min_amount, rules.price_tick,
+                              rules.min_notional)))
+        except (ConfigError, LiveError) as exc:
+            found.append(('market %s' % symbol, FAIL, str(exc)))
     try:
         store.sync_time()
         skew = abs(store.exchange.options.get('timeDifference') or 0)
@@ -135,4 +138,5 @@ def _ask(store, live, credentials):
                 '%s %.8g' % kv for kv in sorted(held.items())) or 'empty account'))
         except LiveError as exc:
             found.append(('balances', FAIL, str(exc)))
+        found += permission_checks(store, live.exchange)
     return found

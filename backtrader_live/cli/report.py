@@ -1,5 +1,6 @@
 """``report JOURNAL``: trades, PnL, fees, drawdown and a per-symbol breakdown
-from a journal (read-only: safe while the bot writes); CSV/JSON export."""
+from a journal (read-only: safe while the bot writes); CSV/JSON export, an
+equity PNG and an HTML tear-sheet (journal/tearsheet.py)."""
 import csv
 import datetime
 import json
@@ -8,6 +9,7 @@ import os
 import typer
 from rich.table import Table
 
+from ..journal.tearsheet import equity_png, write_tearsheet
 from .common import out, user_errors
 
 
@@ -30,6 +32,8 @@ def report(journal: str = typer.Argument(..., help='journal URL or SQLite file')
                                        'equity.csv and symbols.csv in this directory'),
            json_file: str = typer.Option(None, '--json', help='write everything as JSON'),
            png: str = typer.Option(None, '--png', help='write the equity curve to this PNG'),
+           html_file: str = typer.Option(None, '--html', help='write a self-contained HTML '
+                                         'tear-sheet (figures, equity chart, trades)'),
            list_runs: bool = typer.Option(False, '--runs', help='list the runs and stop')):
     """Report a run (or the runs in a date range) from its journal."""
     from ..journal import open_engine
@@ -54,29 +58,9 @@ def report(journal: str = typer.Argument(..., help='journal URL or SQLite file')
     if png:
         equity_png(result, png)
         out.print('wrote %s' % png)
-
-
-def equity_png(result, path):
-    """The equity curve (and its drawdown) as a PNG (matplotlib, no display)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import pyplot as plt
-    times = [e['at'] for e in result['equity']]
-    values = [e['value'] for e in result['equity']]
-    peak, drawdown = None, []
-    for value in values:
-        peak = value if peak is None or value > peak else peak
-        drawdown.append((value / peak - 1) * 100 if peak else 0.0)
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(12, 6),
-                                      gridspec_kw={'height_ratios': [3, 1]})
-    top.plot(times, values)
-    top.set_ylabel('equity')
-    top.set_title('run(s) %s' % ', '.join(map(str, result['summary']['runs'])))
-    bottom.fill_between(times, drawdown, 0, color='tab:red', alpha=0.4)
-    bottom.set_ylabel('drawdown %')
-    fig.autofmt_xdate()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    if html_file:
+        write_tearsheet(result, html_file)
+        out.print('wrote %s' % html_file)
 
 
 def _print_runs(every):

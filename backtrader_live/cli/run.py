@@ -7,6 +7,7 @@ import backtrader as bt
 import typer
 
 from ..config import load_config, read_secrets, run_live_arguments, setup_cerebro
+from ..multifeed import as_names
 from .common import err, setup_logging, user_errors
 
 log = logging.getLogger('backtrader_live.cli')
@@ -94,8 +95,8 @@ def _open_journal(cfg, loaded, cerebro, args, kwargs, new_run):
     name = os.path.abspath(loaded.path)
     try:
         resume = None if new_run else unfinished_run(journal.engine, name)
-        journal.start_run(exchange=live.exchange, symbols=[live.symbol],
-                          timeframe=live.timeframe, paper=live.paper_trading,
+        journal.start_run(exchange=live.exchange, symbols=as_names('symbol', live.symbol),
+                          timeframe=bar_timeframe(live.timeframe), paper=live.paper_trading,
                           config=cfg.model_dump(mode='json', by_alias=True), name=name,
                           resume=resume)
         if resume is not None:
@@ -108,6 +109,15 @@ def _open_journal(cfg, loaded, cerebro, args, kwargs, new_run):
         raise
     attach(cerebro, journal, exchange=live.exchange)
     return journal
+
+
+def bar_timeframe(timeframe):
+    """The run's bar: with several timeframes the shortest, which drives the
+    strategy's next() and so the journal's equity rows (the report annualises
+    by it); all of them stay in the run's recorded config."""
+    from ..timeframes import TIMEFRAME_SPECS
+    names = as_names('timeframe', timeframe)
+    return min(names, key=lambda n: TIMEFRAME_SPECS.get(n, (None, None, 0))[2])
 
 
 def _store(args, kwargs):

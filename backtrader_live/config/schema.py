@@ -17,7 +17,7 @@
 import inspect
 import re
 import typing
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -35,7 +35,18 @@ NOT_IN_LIVE.update({v: 'options.' + k for k, v in DICT_OF.items() if k != 'strat
 
 #: types of run_live arguments whose default (None) does not tell the type
 NONE_DEFAULT_TYPES = {'endpoint': Optional[str], 'max_bars': Optional[int],
-                      'duration': Optional[float], 'keep_bars': Optional[int]}
+                      'duration': Optional[float], 'keep_bars': Optional[int],
+                      # required, so no default to tell: one name or a list of
+                      # them (several feeds in one run: one per symbol x timeframe)
+                      'exchange': str, 'symbol': Union[str, List[str]],
+                      'timeframe': Union[str, List[str]]}
+
+#: run_live's docstring tells these in one bullet with exchange's: their own words here
+LIST_DESCRIPTIONS = {
+    'symbol': "the market in ccxt form ('BTC/USDT'), or a list of them: one feed per "
+              "symbol (and timeframe), data0 the first",
+    'timeframe': "'1m' ... '1M', or a list of them ('1h', '4h'): one feed per timeframe "
+                 "(and symbol)"}
 
 #: keys that hold credentials: never accepted in the config file itself
 SECRET_KEYS = frozenset({'apikey', 'api_key', 'secret', 'api_secret', 'password',
@@ -83,7 +94,8 @@ def _build_live_model():
     for p in live_parameters():
         required = p.default is inspect.Parameter.empty
         fields[p.name] = (_live_type(p), Field(... if required else p.default,
-                                               description=docs.get(p.name, '')))
+                                               description=docs.get(p.name) or
+                                               LIST_DESCRIPTIONS.get(p.name, '')))
     return create_model('Live', __base__=Strict, **fields)
 
 

@@ -26,9 +26,24 @@ def _dt(num):
         return None
 
 
+def data_symbol(data):
+    """The market a feed prices: its ``dataname`` when that is a symbol (a live
+    feed's ccxt symbol; a resampled feed's source feed is followed), else the
+    feed's name. Not the name alone: with several timeframes a feed is named
+    'BTC/USDT 4h', and the journal keys orders, fills and positions by symbol."""
+    feed = data
+    for _ in range(8):          # resampled of resampled ...: a short chain
+        name = getattr(getattr(feed, 'p', None), 'dataname', None)
+        if isinstance(name, str):
+            return name
+        if not hasattr(name, 'p'):
+            break
+        feed = name
+    return getattr(data, '_name', None) or None
+
+
 def _order_symbol(order):
-    data = order.data
-    return getattr(data, '_name', None) or getattr(getattr(data, 'p', None), 'dataname', None)
+    return data_symbol(order.data)
 
 
 class JournalAnalyzer(bt.Analyzer):
@@ -52,6 +67,7 @@ class JournalAnalyzer(bt.Analyzer):
                 self._risk = analyzer
         self._bars = 0
         self._last_state = None       # (cash, position sizes) of the last snapshot
+        self._holders = self._position_feeds()
 
     # -- orders and fills ----------------------------------------------------------
     def notify_order(self, order):
@@ -94,7 +110,7 @@ class JournalAnalyzer(bt.Analyzer):
     def notify_trade(self, trade):
         if trade.isclosed:
             self._journal.record(
-                'trades', symbol=getattr(trade.data, '_name', None), ref=trade.ref,
+                'trades', symbol=data_symbol(trade.data), ref=trade.ref,
                 pnl=trade.pnl, pnlcomm=trade.pnlcomm, commission=trade.commission,
                 barlen=trade.barlen, opened_at=_dt(trade.dtopen),
                 closed_at=_dt(trade.dtclose))
@@ -106,7 +122,7 @@ class JournalAnalyzer(bt.Analyzer):
         cash = broker.getcash()
         self._journal.record('equity', at=at, value=broker.getvalue(), cash=cash)
         self._bars += 1
-        state = (cash,) + tuple(broker.getposition(d).size for d in self.strategy.datas)
+        state = (cash,) + tuple(broker.getposition(d).size for _, d in self._priced())
         every = self.p.snapshot_every
         if state != self._last_state or (every and self._bars % every == 0):
             self._snapshot(at)
@@ -117,11 +133,26 @@ class JournalAnalyzer(bt.Analyzer):
         if len(self.strategy):
             self._snapshot(self.strategy.datetime[0])
 
+    def _position_feeds(self):
+        """(symbol, feed) of each symbol's first feed: the one that trades it
+        (a second timeframe of a symbol holds no position of its own)."""
+        found = {}
+        for data in self.strategy.datas:
+            found.setdefault(data_symbol(data) or '', data)
+        return list(found.items())
+
+    def _priced(self):
+        """The position feeds that have a bar. Not the others: asking
+        backtrader's BackBroker (paper trading) for a feed's position enters
+        it in the account's value, which then reads its close[0] -- an
+        IndexError while a slower feed (a 4h beside a 1h) has no bar yet."""
+        return [(symbol, data) for symbol, data in self._holders if len(data)]
+
     def _snapshot(self, at):
         broker = self.strategy.broker
-        for data in self.strategy.datas:
+        for symbol, data in self._priced():
             pos = broker.getposition(data)
-            self._journal.record('snapshots', kind='position', name=data._name or '',
+            self._journal.record('snapshots', kind='position', name=symbol,
                                  size=pos.size, price=pos.price, at=at)
         self._journal.record('snapshots', kind='balance', name='cash', size=broker.getcash(),
                              price=None, at=at)

@@ -12,7 +12,9 @@ exchange, never guessed:
 - the fills of those orders are fetched by exchange order id and recorded
   with the exchange's trade ids. A fill is recorded once: fills already in
   the journal for that order are counted first and only the later trades
-  are added, and the (exchange, symbol, trade id) key refuses any repeat.
+  are added, and the (exchange, symbol, trade id) key refuses any repeat;
+- orders the journal never saw (their rows were still queued) are found
+  through the account's trades since the journal's last row (sweep.py).
 """
 import datetime
 import logging
@@ -24,13 +26,16 @@ from sqlalchemy import and_, func, select
 from . import tables as t
 from .core import utcnow
 from .database import JournalError
+from .sweep import sweep
 
 log = logging.getLogger(__name__)
 
 FINAL = ('Completed', 'Canceled', 'Cancelled', 'Expired', 'Rejected', 'Margin')
 #: ccxt order status -> backtrader status name, for the reconciled event
 CCXT_STATUS = {'closed': 'Completed', 'canceled': 'Canceled', 'cancelled': 'Canceled',
-               'expired': 'Expired', 'rejected': 'Rejected', 'open': 'Accepted'}
+               'expired': 'Expired', 'rejected': 'Rejected', 'open': 'Accepted',
+               # the exchange has its trades but no longer answers for the order
+               'unknown': 'Unknown'}
 
 
 def pid_alive(host, pid):
@@ -107,10 +112,20 @@ def reconcile(journal, store, exchange):
                'reconciled with the exchange after a restart')
         found['orders'] += 1
     journal.flush()
+    recovered, added = sweep(journal, store, exchange, _symbols(journal), _fill, _event)
+    found['orders'] += recovered
+    found['fills'] += added
     log.info('journal: run %s reconciled with the exchange: %d orders resolved, %d fills '
-             'the journal had missed recorded', journal.run_id, found['orders'],
-             found['fills'])
+             'the journal had missed recorded (%d orders it never saw)', journal.run_id,
+             found['orders'], found['fills'], recovered)
     return found
+
+
+def _symbols(journal):
+    with journal.engine.connect() as conn:
+        text = conn.execute(select(t.runs.c.symbols).where(
+            t.runs.c.id == journal.run_id)).scalar()
+    return [s for s in (text or '').split(',') if s]
 
 
 def _at(ms):

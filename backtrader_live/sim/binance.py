@@ -20,6 +20,7 @@ from . import candles as cd
 from .faults import server_ms
 from .binance_shapes import (ORDER_TYPES, TRAILING_DELTA, cancel_reply, kline_row,  # noqa: F401
                              order_info, order_reply, symbol_info, trade_count, trade_info)
+from .keys import binance_restrictions
 from .models import EngineError, Order, dec, fmt
 
 RECV_WINDOW_DEFAULT, RECV_WINDOW_MAX = 5000, 60000
@@ -153,6 +154,7 @@ class BinanceRest:
         r.add_route('*', '/api/v3/userDataStream', self.listen_key_retired)
         for path in ('capital/config/getall', 'margin/allPairs', 'margin/isolated/allPairs'):
             r.add_get('/sapi/v1/' + path, self.sapi_empty)
+        r.add_get('/sapi/v1/account/apiRestrictions', self.api_restrictions)
 
     # -- plumbing -------------------------------------------------------------------
     def reply(self, data, status=200, weight=1):
@@ -220,6 +222,11 @@ class BinanceRest:
     async def sapi_empty(self, request):
         await self.signed(request)
         return self.reply([])
+
+    async def api_restrictions(self, request):
+        # one answer for the key, whichever market it trades (spot, USD-M, COIN-M)
+        acct, _ = await self.signed(request)
+        return self.reply(binance_restrictions(self.sim.key_permissions(acct.key)))
 
     async def listen_key_retired(self, request):
         # spot listenKeys are retired: user data comes over the WS-API (/ws-api/v3)

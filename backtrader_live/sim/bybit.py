@@ -20,6 +20,7 @@ from .bybit_shapes import (BYBIT_INTERVALS, ENGINE_ERRORS, BybitError, execution
 from .bybit_market import BybitMarketRest
 from .bybit_orders import BybitOrders
 from .derivatives import CROSS, ISOLATED
+from .keys import bybit_key_info
 from .models import EngineError, Order, dec
 
 RECV_WINDOW_DEFAULT = 5000
@@ -188,16 +189,7 @@ class BybitRest:
 
     async def query_api(self, request):
         key, _ = await self.signed(request)
-        return self.reply({'id': '1', 'note': 'backtrader_live.sim', 'apiKey': key,
-                           'readOnly': 0, 'secret': '', 'permissions': {
-                               'ContractTrade': ['Order', 'Position'], 'Spot': ['SpotTrade'],
-                               'Wallet': ['AccountTransfer'], 'Options': [], 'Derivatives': [],
-                               'CopyTrading': [], 'BlockTrade': [], 'Exchange': [], 'NFT': []},
-                           'ips': ['*'], 'type': 1, 'deadlineDay': -1, 'expiredAt': '',
-                           'createdAt': '2024-01-01T00:00:00Z', 'unified': 0, 'uta': 1,
-                           'userID': 1, 'inviterID': 0, 'vipLevel': 'No VIP',
-                           'mktMakerLevel': '0', 'affiliateID': 0, 'rsaPublicKey': '',
-                           'isMaster': True})
+        return self.reply(bybit_key_info(self.sim.key_permissions(key), key))
 
     async def account_info(self, request):
         key, _ = await self.signed(request)

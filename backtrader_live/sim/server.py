@@ -29,6 +29,7 @@ from .contracts import build_contracts
 from .derivatives import DerivEngine
 from .engine import Engine
 from .faults import Faults
+from .keys import KeyPermissions
 from .models import MarketRules, dec
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class SimulatorBase:
         self.faults = Faults(self, seed)
         self._ready = threading.Event()
         self._start_error = None
+        self._key_permissions = {}     # api key -> KeyPermissions (sim/keys.py)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self, timeout=10):
@@ -329,6 +331,16 @@ class SimulatorBase:
         """A new key with its spot, USD-M and COIN-M wallets (None: nothing there)."""
         self._call(self._add_account, api_key, api_secret, balances, futures_balances,
                    coinm_balances)
+
+    def key_permissions(self, api_key):
+        """What ``api_key`` may do, as the exchange's key-info route reports it."""
+        return self._key_permissions.get(api_key, KeyPermissions())
+
+    def set_key_permissions(self, api_key=None, **changes):
+        """Change what a key reports it may do: ``trading``, ``futures``,
+        ``withdrawals``, ``ip_restrict`` (booleans; see sim/keys.py)."""
+        key = api_key or self.default_key
+        self._key_permissions[key] = self.key_permissions(key).changed(**changes)
 
     def set_balance(self, asset, free, locked=None, api_key=None, market='spot'):
         engine = self._engine_for(market)

@@ -152,3 +152,19 @@ def test_public_kline_confirm_and_private_topics(bybit, ws_factory):
     bad = ws_factory(s.ws_url + '/v5/private')
     bad.send({'op': 'auth', 'args': [KEY, expires, 'x' * 64]})
     assert bad.recv()['success'] is False
+
+
+def test_query_api_reports_the_keys_permissions(bybit):
+    """GET /v5/user/query-api: readOnly, permissions and ips follow
+    set_key_permissions (withdrawals: 'Withdraw' in Wallet)."""
+    s, ex = bybit
+    info = ex.private_get_v5_user_query_api()['result']
+    assert (info['readOnly'], info['permissions']['Spot'], info['ips']) == (
+        0, ['SpotTrade'], ['*'])
+    assert info['permissions']['ContractTrade'] == ['Order', 'Position']
+    assert 'Withdraw' not in info['permissions']['Wallet']
+    s.set_key_permissions(trading=False, withdrawals=True, ip_restrict=True)
+    info = ex.private_get_v5_user_query_api()['result']
+    assert (info['readOnly'], info['permissions']['Spot'], info['ips']) == (
+        1, [], ['127.0.0.1'])
+    assert 'Withdraw' in info['permissions']['Wallet']

@@ -175,3 +175,20 @@ def test_data_path_and_market_override(tmp_path):
         BinanceSimulator(data={'XRP/USDT': None})
     with pytest.raises(ValueError):
         BinanceSimulator(data={'XRPUSDT': str(other)})
+
+
+def test_api_key_permissions_route(sim):
+    """GET /sapi/v1/account/apiRestrictions (signed): the key's flags, changed by
+    set_key_permissions; an unknown permission is refused by name."""
+    ex = make_ccxt(sim)
+    first = ex.sapi_get_account_apirestrictions()
+    assert (first['enableSpotAndMarginTrading'], first['enableFutures'],
+            first['enableWithdrawals'], first['ipRestrict'], first['enableReading']) == (
+        True, True, False, False, True)
+    sim.set_key_permissions(trading=False, withdrawals=True, ip_restrict=True)
+    now = ex.sapi_get_account_apirestrictions()
+    assert (now['enableSpotAndMarginTrading'], now['enableWithdrawals'], now['ipRestrict']) \
+        == (False, True, True)
+    with pytest.raises(TypeError, match='unknown key permission.*withdraw.*accepted'):
+        sim.set_key_permissions(withdraw=True)
+    assert requests.get(sim.base_url + '/sapi/v1/account/apiRestrictions').status_code == 401
