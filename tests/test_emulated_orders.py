@@ -1,6 +1,6 @@
 """Order types emulated live on all six venues (issue 14, backtrader_live/
 emulated.py): StopTrail following the bar closes then triggering, Close
-orders at the next bar's close, ``valid`` expiry, and fractional
+orders at the session's close, ``valid`` expiry, and fractional
 ``order_target_*`` sizes in the market's step.
 
 Prices (the simulator's real candles; script bar 6 closes at 4191.53):
@@ -54,19 +54,29 @@ def test_trailing_stop_follows_the_closes_then_triggers(venue):
 
 
 @pytest.mark.parametrize('venue', ALL)
-def test_close_order_goes_at_the_next_bar_close(venue):
+def test_close_order_goes_at_the_session_close(venue):
+    """Order.Close fills at the close of the session, as upstream's
+    BackBroker does (not at the next bar's: on hourly bars that is hours
+    early). The session ends with bar 8 here: nothing is sent when bar 7
+    closes, a market order when bar 8 does."""
     def place(s):
         s.order = s.buy(size=unit(venue), exectype=btl.Order.Close)
     with venue_sim(venue) as sim:
-        run = live_run(sim, venue, script={6: place}, max_bars=2, strategy=RefRecording)
+        # the simulator dates its candles from the wall clock: a session end
+        # relative to bar 6's open (the bar forming now) keeps this deterministic
+        bar6 = sim.now_ms() - sim.now_ms() % 3600000
+        end = (datetime.datetime(1970, 1, 1)
+               + datetime.timedelta(milliseconds=bar6 + 3 * 3600000 - 1)).time()
+        run = live_run(sim, venue, script={6: place}, max_bars=3, strategy=RefRecording,
+                       data_kwargs={'sessionend': end})
         run.start()
-        run.step(1)     # bar 6: placed; it waits for the next bar to close
-        sent_by_bar6 = sim_orders(sim, venue)
+        run.step(2)     # bars 6, 7: placed; it waits for the session's last bar
+        sent_by_bar7 = sim_orders(sim, venue)
         run.step(1)
         run.join()
         orders = sim_orders(sim, venue)
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Completed']
-    assert sent_by_bar6 == [] and len(orders) == 1 and not orders[0].is_limit
+    assert sent_by_bar7 == [] and len(orders) == 1 and not orders[0].is_limit
     assert run.rec.strategy.order.executed.size == pytest.approx(_exit_size(venue))
 
 
