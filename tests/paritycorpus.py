@@ -64,13 +64,14 @@ class TrailingStop(Parity):
 
 
 class CloseOrders(Parity):
-    """Orders filled at the bar's close (Order.Close): in, and out 3 bars later."""
+    """In at the session's close (Order.Close: the session ends 3 hours after
+    the first live bar, CASES), out at market at bar 6."""
 
     def trade(self, n):
         if n == 1:
             self.buy(size=self.p.unit, exectype=bt.Order.Close)
-        elif n == 4 and self.position:
-            self.sell(size=self.position.size, exectype=bt.Order.Close)
+        elif n == 6 and self.position:
+            self.close()
 
 
 class ValidLimits(Parity):
@@ -151,7 +152,8 @@ class Pairs(Parity):
                     self.close(data=data)
 
 
-Case = collections.namedtuple('Case', 'strategy symbols timeframes backfill steps params')
+Case = collections.namedtuple('Case', 'strategy symbols timeframes backfill steps params session',
+                              defaults=(None,))
 
 # backfill: history bars of a live run (indicator warm-up); the strategy trades
 # from the next bar on, in every mode (Parity's ``quiet``).
@@ -160,9 +162,10 @@ CASES = {
     'bracket': Case(Bracket, ['BTC/USDT'], '1h', 2, 30, {}),
     'oco-breakout': Case(OcoBreakout, ['BTC/USDT'], '1h', 2, 30, {}),
     'trailing-stop': Case(TrailingStop, ['BTC/USDT'], '1h', 2, 30, {}),
-    'close-orders': Case(CloseOrders, ['BTC/USDT'], '1h', 2, 10, {}),
+    # session: the data's session ends this many hours after the first live bar opens
+    'close-orders': Case(CloseOrders, ['BTC/USDT'], '1h', 2, 8, {}, session=3),
     'valid-limits': Case(ValidLimits, ['BTC/USDT'], '1h', 2, 14, {}),
-    'rebalance-3': Case(Rebalance, ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'], '1h', 2, 17, {}),
+    'rebalance-3': Case(Rebalance, ['BTC/USDT', 'ETH/USDT', 'SOL/USDT'], '1h', 2, 16, {}),
     'filtered-1h-4h': Case(FilteredSma, ['BTC/USDT'], ['1h', '4h'], 12, 40, {}),
     'pairs': Case(Pairs, ['BTC/USDT', 'ETH/USDT'], '1h', 7, 40, {}),
 }

@@ -52,12 +52,15 @@ class Log:
                 links[key] = self._index[other.ref]
         created = order.created
         self._index[order.ref] = len(self.orders)
+        target = getattr(strategy, '_targeting', False)
         self.orders.append(dict(
             side=order.ordtypename(), type=order.getordername(),
             data=strategy.datas.index(order.data), size=created.size,
             price=_num(created.price), bar=bar_ms(strategy.data0), links=links,
             trail=(order.trailamount or None, order.trailpercent or None),
-            valid=bool(order.valid), statuses=[]))
+            valid=bool(order.valid), statuses=[],
+            target=(strategy.broker.getvalue(), strategy.getposition(order.data).size,
+                    order.data.close[0]) if target else None))
 
     def notified(self, order):
         index = self._index.get(order.ref)
@@ -112,6 +115,13 @@ class Parity(bt.Strategy):
         self.p.log.placed(self, order, kwargs)
         return order
 
+    def order_target_percent(self, *args, **kwargs):
+        self._targeting = True          # the order is sized from the account's value
+        try:
+            return super().order_target_percent(*args, **kwargs)
+        finally:
+            self._targeting = False
+
     def notify_order(self, order):
         self.p.log.notified(order)
 
@@ -130,20 +140,23 @@ class Parity(bt.Strategy):
 
 # -- the backtest over the simulator's candles ----------------------------------------------
 class CandleRows(bt.feed.DataBase):
-    """Candle rows [open ms, o, h, l, c, v] stamped at their close."""
-    params = (('rows', ()),)
-    open_shift = H
+    """Candle rows [open ms, o, h, l, c, v] stamped at their open, as the
+    live feeds stamp them (``shift=H``: at their close, backtrader's own
+    convention, which its resampledata needs to close a 4h bar with the 1h
+    bar that ends it; tests/test_multi_feed.py)."""
+    params = (('rows', ()), ('shift', 0))
 
     def start(self):
         super().start()
         self._i = 0
+        self.open_shift = self.p.shift
 
     def _load(self):
         if self._i >= len(self.p.rows):
             return False
         row = self.p.rows[self._i]
         self._i += 1
-        stamp = EPOCH + datetime.timedelta(milliseconds=row[0] + H)
+        stamp = EPOCH + datetime.timedelta(milliseconds=row[0] + self.p.shift)
         self.lines.datetime[0] = bt.date2num(stamp)
         for line, value in zip((self.lines.open, self.lines.high, self.lines.low,
                                 self.lines.close, self.lines.volume), row[1:6]):
@@ -151,11 +164,19 @@ class CandleRows(bt.feed.DataBase):
         return True
 
 
-def backtest(strategy, rows_by_symbol, params, cash, resample=None):
+def backtest(strategy, rows_by_symbol, params, cash, resample=None, comminfo=(),
+             data_kwargs=None):
+    """``comminfo``: the paper run's commission info per data (the market's
+    amount step, fee and margin, from the exchange's market table), so that
+    sizing (``order_target_percent``) and fees follow the same market rules."""
     log = Log()
     cerebro = btl.Cerebro(stdstats=False)
-    for rows in rows_by_symbol:
-        cerebro.adddata(CandleRows(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=60))
+    for i, rows in enumerate(rows_by_symbol):
+        cerebro.adddata(CandleRows(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=60,
+                                   name='data%d' % i, shift=H if resample else 0,
+                                   **(data_kwargs or {})))
+        if i < len(comminfo):
+            cerebro.broker.addcommissioninfo(comminfo[i], name='data%d' % i)
     if resample:
         cerebro.resampledata(cerebro.datas[0], timeframe=bt.TimeFrame.Minutes,
                              compression=resample)
@@ -181,8 +202,15 @@ def other_rows(divisor, amplitude, period):
     return out
 
 
+# A deep book (one price level holds any of the corpus's sizes), so that a market
+# order fills at one price: the book walk of a thin book is tested on its own
+# (tests/test_stop_orders.py, venues.THIN_BOOK); here it would only blur parity.
+DEEP_BOOK = {'binance-spot': {'depth_qty': 1e6}, 'binance-usdm': {'futures_depth_qty': 1e6},
+             'bybit-linear': {'contract_depth_qty': 1e6}}
+
+
 def sim_options(venue, tmp_path, symbols):
-    options = {}
+    options = dict(DEEP_BOOK.get(venue, {}))
     if len(symbols) > 1:
         data = {'BTC/USDT': None}
         for name in symbols[1:]:
@@ -212,17 +240,27 @@ def served_rows(sim, symbol, first, last):
 
 
 # -- one strategy in three modes ------------------------------------------------------------
-def live_mode(venue, strategy, params, steps, symbols, timeframes, backfill, paper, tmp_path):
+def session_end(sim, hours):
+    """A session that ends ``hours`` after the first live bar opens (the
+    simulator dates its candles from the wall clock, so a fixed time of day
+    would end the session at a different bar on every run)."""
+    first = sim.now_ms() - sim.now_ms() % H
+    return (EPOCH + datetime.timedelta(milliseconds=first + hours * H - 1)).time()
+
+
+def live_mode(venue, strategy, params, steps, symbols, timeframes, backfill, paper, tmp_path,
+              session=None):
     exchange, market_type, _, topic, market = VENUES[venue][:5]
     log = Log()
     with venue_sim(venue, **sim_options(venue, tmp_path, symbols)) as sim:
         names = [venue_symbol(venue, s) for s in symbols]
+        log.data_kwargs = {'sessionend': session_end(sim, session)} if session else {}
         run = LiveRun(sim, exchange=exchange, market_type=market_type, topic=topic,
                       user_market=market, strategy=strategy,
                       symbol=names if len(names) > 1 else names[0],
                       timeframe=timeframes, backfill_bars=backfill, max_bars=steps,
                       paper_trading=paper, cash=settle_cash(venue),
-                      strategy_params=dict(params, log=log))
+                      strategy_params=dict(params, log=log), data_kwargs=log.data_kwargs)
         run.rec = log              # LiveRun waits on log.bars and log.strategy's broker
         run.backfill = backfill
         run.start()
@@ -230,6 +268,8 @@ def live_mode(venue, strategy, params, steps, symbols, timeframes, backfill, pap
         run.join()
         # the rate a paper run charges: the market's fee from ccxt's table
         info = log.strategy.broker.getcommissioninfo(log.strategy.data0)
+        log.comminfo = [log.strategy.broker.getcommissioninfo(d)
+                        for d in log.strategy.datas[:len(symbols)]]
         log.rules = market_rules(sim, venue) + (float(info.p.commission),)
         log.rows = [served_rows(sim, s, log.bars[0], log.bars[-1]) for s in symbols]
     return log
@@ -257,10 +297,11 @@ def run_modes(venue, case, tmp_path):
         where = tmp_path / mode
         where.mkdir()
         logs[mode] = live_mode(venue, case.strategy, params, case.steps, case.symbols,
-                               case.timeframes, case.backfill, paper, where)
+                               case.timeframes, case.backfill, paper, where, case.session)
     resample = 240 if '4h' in case.timeframes else None
     logs['backtest'] = backtest(case.strategy, logs['live'].rows, params,
-                                settle_cash(venue), resample)
+                                settle_cash(venue), resample, logs['paper'].comminfo,
+                                logs['paper'].data_kwargs)
     return logs
 
 
@@ -270,17 +311,24 @@ RULES = {
     'tick': 'the exchange rounds a price to the market price tick (diff <= one tick)',
     'spot-fee-in-coin': 'on spot the buy fee is taken in the bought coin, so a size taken '
                         'from the position is the fill less the fee (x (1 - taker fee))',
-    'fee': 'paper/live pay a fee (live: the venue maker/taker rate; paper: the rate the '
-           "broker's commission info holds for the market); the backtest charges none",
+    'fee': 'paper/live pay a fee (live: the venue maker/taker rate on the exchange\'s filled '
+           "size; paper and backtest: the rate the market's commission info holds), each "
+           'within one amount step of the booked size (spot sells book sub-step dust)',
     'trail-on-close': 'the live StopTrail is emulated (emulated.py): it triggers when a bar '
                       "closes through the trailed stop and fills at market, at the next bar's "
                       'open (within a tick); the backtest fills at the stop inside the bar',
     'market-at-arrival': "a live market order fills at once, at the simulator's book when it "
                          "arrives (the creating bar's close: ask = price on the tick + one "
-                         "tick, bid = price on the tick); the backtest at the next bar's open",
-    'fill-stamp': "a live fill carries the exchange's trade time: an immediate market fill the "
-                  "creating bar's stamp (one bar before the backtest's next-open fill), a "
-                  "resting fill the close of the bar whose path filled it (one bar after)",
+                         "tick, bid = price on the tick); the backtest at the next bar's open. "
+                         "Also a live Close order: a market order sent when the session's last "
+                         "bar closes, where the backtest takes that bar's close",
+    'fill-stamp': "a live fill carries the exchange's trade time: an immediate spot market "
+                  "fill (whose answer has no trade time) the creating bar's stamp, one bar "
+                  "before the backtest's next-open fill; a resting fill, or a Close order's "
+                  "market fill, the instant the bar that filled it closes (one bar after)",
+    'target-from-value': 'an order_target_percent size follows the account value it is '
+                         'sized from, which fees and fill prices move: the sizes differ by at '
+                         'most |value diff| / price + |position diff| + 2 steps',
 }
 
 
@@ -289,46 +337,49 @@ def compare(ref, other, venue, rules):
     rule None: unexplained (a divergence)."""
     step, tick, taker, maker, charged = rules
     spot = VENUES[venue][1] == 'spot'
-    out = []
     if len(ref.orders) != len(other.orders):
         return [('order count', len(other.orders), len(ref.orders), None)]
+    out = []
     for i, (a, b) in enumerate(zip(ref.orders, other.orders)):
-        for key in ('side', 'type', 'data', 'links', 'valid', 'bar', 'trail'):
-            if a[key] != b[key]:
-                out.append(('order %d %s' % (i, key), b[key], a[key], None))
-        if a['size'] != b['size']:
-            out.append(('order %d size' % i, b['size'], a['size'],
-                        _size_rule(a['size'], b['size'], step, taker, spot)))
-        if a['price'] != b['price']:
-            near = a['price'] and b['price'] and abs(a['price'] - b['price']) <= tick + 1e-9
-            out.append(('order %d price' % i, b['price'], a['price'], 'tick' if near else None))
-        if a['statuses'][-1:] != b['statuses'][-1:]:
-            out.append(('order %d status' % i, b['statuses'], a['statuses'], None))
-    if [f[0] for f in ref.fills] != [f[0] for f in other.fills]:
-        return out + [('fills', [f[0] for f in other.fills], [f[0] for f in ref.fills], None)]
-    rows = {r[0]: r for rows in ref_rows(ref, other) for r in rows}
-    for a, b in zip(ref.fills, other.fills):
-        index, kind = a[0], ref.orders[a[0]]['type']
-        what = 'fill %d ' % index
+        out += _order_diffs(i, a, b, step, tick, taker, spot)
+    fills_a = {f[0]: f for f in ref.fills}
+    fills_b = {f[0]: f for f in other.fills}
+    if sorted(fills_a) != sorted(fills_b):
+        return out + [('fills of orders', sorted(fills_b), sorted(fills_a), None)]
+    rows = [{r[0]: r for r in data_rows} for data_rows in (getattr(other, 'rows', None) or [])]
+    for index in sorted(fills_a):
+        a, b = fills_a[index], fills_b[index]
+        order = ref.orders[index]
+        kind, what = order['type'], 'fill %d ' % index
         if a[2] != b[2]:
-            out.append((what + 'size', b[2], a[2], _size_rule(a[2], b[2], step, taker, spot)))
+            out.append((what + 'size', b[2], a[2],
+                        _size_rule(a[2], b[2], step, taker, spot)
+                        or _target_rule(order, other.orders[index], a[2], b[2], step)))
         if a[3] != b[3]:
-            out.append((what + 'price', b[3], a[3], _price_rule(kind, a, b, tick, rows)))
+            out.append((what + 'price', b[3], a[3],
+                        _price_rule(kind, a, b, tick, rows[order['data']] if rows else {})))
         if a[1] != b[1]:
-            shift = -H if kind == 'Market' else H
-            out.append((what + 'bar', b[1], a[1], 'fill-stamp' if b[1] - a[1] == shift
-                        else None))
+            out.append((what + 'bar', b[1], a[1], _stamp_rule(kind, a[1], b[1])))
         if a[4] != b[4]:
-            # spot buys: the fee was charged on the gross size (the fill before its fee)
-            values = [abs(b[2] * b[3]), abs(b[2] * b[3]) / (1 - taker)]
-            ok = any(abs(b[4] - v * r) <= 1e-9 + v * r * 1e-6
-                     for r in (taker, maker, charged) for v in values)
-            out.append((what + 'comm', b[4], a[4], 'fee' if ok else None))
+            out.append((what + 'comm', b[4], a[4], _fee_rule(b, taker, maker, charged, step)))
     return out
 
 
-def ref_rows(ref, other):
-    return getattr(other, 'rows', None) or getattr(ref, 'rows', None) or []
+def _order_diffs(i, a, b, step, tick, taker, spot):
+    out = []
+    for key in ('side', 'type', 'data', 'links', 'valid', 'bar', 'trail'):
+        if a[key] != b[key]:
+            out.append(('order %d %s' % (i, key), b[key], a[key], None))
+    if a['size'] != b['size']:
+        out.append(('order %d size' % i, b['size'], a['size'],
+                    _size_rule(a['size'], b['size'], step, taker, spot)
+                    or _target_rule(a, b, a['size'], b['size'], step)))
+    if a['price'] != b['price']:
+        near = a['price'] and b['price'] and abs(a['price'] - b['price']) <= tick + 1e-9
+        out.append(('order %d price' % i, b['price'], a['price'], 'tick' if near else None))
+    if a['statuses'][-1:] != b['statuses'][-1:]:
+        out.append(('order %d status' % i, b['statuses'][-1:], a['statuses'][-1:], None))
+    return out
 
 
 def _size_rule(ref, got, step, taker, spot):
@@ -339,19 +390,49 @@ def _size_rule(ref, got, step, taker, spot):
     return None
 
 
+def _target_rule(a, b, ref, got, step):
+    """order_target_percent (target <= 100 %): size = target x value / price -
+    position, so two runs' sizes differ by at most |value diff| / price plus
+    the position diff (and a step of rounding each)."""
+    if not (a.get('target') and b.get('target')):
+        return None
+    (va, pa, price), (vb, pb, _) = a['target'], b['target']
+    bound = abs(va - vb) / price + abs(pa - pb) + 2 * step
+    return 'target-from-value' if abs(ref - got) <= bound + 1e-12 else None
+
+
+def _fee_rule(b, taker, maker, charged, step):
+    # spot buys: the fee was charged on the gross size (the fill before its fee);
+    # a spot sell that leaves less than a step of the coin books that dust with
+    # the fill (accounts.settle_dust) while the exchange charged its own size
+    values = [abs(b[2] * b[3]), abs(b[2] * b[3]) / (1 - taker)]
+    ok = any(abs(b[4] - v * r) <= 1e-9 + v * r * 1e-6 + step * abs(b[3]) * r
+             for r in (taker, maker, charged) for v in values)
+    return 'fee' if ok else None
+
+
+def _stamp_rule(kind, ref_bar, bar):
+    # Market: the spot answer carries no trade time (the creating bar's stamp);
+    # Close: the market order sent at the session's last close is stamped at that
+    # instant, the next bar's open; resting orders: the close of the filling bar
+    shifts = {'Market': (-H,), 'Close': (H,)}.get(kind, (H,))
+    return 'fill-stamp' if bar - ref_bar in shifts else None
+
+
 def _price_rule(kind, a, b, tick, rows):
     if abs(a[3] - b[3]) <= tick + 1e-9:
         return 'tick'
     opens = [rows[t][1] for t in (b[1], b[1] + H) if t in rows]
     if kind == 'StopTrail' and any(abs(b[3] - o) <= tick + 1e-9 for o in opens):
         return 'trail-on-close'
-    if kind == 'Market':
-        created = rows.get(a[1] - H)      # the bar whose close the live order met
-        nxt = rows.get(a[1])
-        if created and nxt:
-            lo, hi = sorted((created[4], nxt[1]))
-            if lo - 2 * tick - 1e-9 <= b[3] <= hi + 2 * tick + 1e-9:
-                return 'market-at-arrival'
+    # the bar whose close the live order met: a market order's creating bar (the
+    # backtest fills at the next open), a Close order's session-ending bar
+    met = rows.get(a[1] - H if kind == 'Market' else a[1])
+    nxt = rows.get(met[0] + H) if met else None
+    if kind in ('Market', 'Close') and met and nxt:
+        lo, hi = sorted((met[4], nxt[1]))
+        if lo - 2 * tick - 1e-9 <= b[3] <= hi + 2 * tick + 1e-9:
+            return 'market-at-arrival'
     return None
 
 
