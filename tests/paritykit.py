@@ -14,7 +14,6 @@ divergence and is reported as such. The rules are exact bounds taken from
 what the simulator documents (docs/simulator.md), not loose tolerances.
 """
 import datetime
-import decimal
 import gzip
 import json
 import math
@@ -79,9 +78,9 @@ def _num(value):
 
 
 def bar_ms(data):
-    """The open time of the data's current bar. Backtests stamp a bar at its
-    close (backtrader's convention, which its resampling needs), live feeds at
-    its open: ``OPEN_SHIFT`` says which."""
+    """The open time of the data's current bar: live feeds stamp a bar at
+    its open, a backtest's CandleRows too unless it resamples (``open_shift``:
+    how far after the open the stamp is)."""
     stamp = data.datetime.datetime(0)
     ms = int((stamp - EPOCH).total_seconds() * 1000)
     return ms - getattr(data, 'open_shift', 0)
@@ -204,7 +203,7 @@ def other_rows(divisor, amplitude, period):
 
 # A deep book (one price level holds any of the corpus's sizes), so that a market
 # order fills at one price: the book walk of a thin book is tested on its own
-# (tests/test_stop_orders.py, venues.THIN_BOOK); here it would only blur parity.
+# (tests/test_order_lifecycle.py, venues.THIN_BOOK); here it would only blur parity.
 DEEP_BOOK = {'binance-spot': {'depth_qty': 1e6}, 'binance-usdm': {'futures_depth_qty': 1e6},
              'bybit-linear': {'contract_depth_qty': 1e6}}
 
