@@ -307,15 +307,17 @@ def run_modes(venue, case, tmp_path):
 # -- the comparison: every difference named by a rule ----------------------------------------
 RULES = {
     'step': 'the exchange rounds a size to the market amount step (diff <= one step)',
-    'tick': 'the exchange rounds a price to the market price tick (diff <= one tick)',
+    'tick': "a price is rounded to the market's price tick (diff <= one tick): by the "
+            "exchange, and in paper by the order gate with the exchange's market table",
     'spot-fee-in-coin': 'on spot the buy fee is taken in the bought coin, so a size taken '
                         'from the position is the fill less the fee (x (1 - taker fee))',
     'fee': 'paper/live pay a fee (live: the venue maker/taker rate on the exchange\'s filled '
            "size; paper and backtest: the rate the market's commission info holds), each "
            'within one amount step of the booked size (spot sells book sub-step dust)',
-    'trail-on-close': 'the live StopTrail is emulated (emulated.py): it triggers when a bar '
-                      "closes through the trailed stop and fills at market, at the next bar's "
-                      'open (within a tick); the backtest fills at the stop inside the bar',
+    'trail-on-close': 'the live StopTrail is emulated (emulated.py): when a closed bar\'s '
+                      'range reaches the trailed stop it is sent at market, filling at the '
+                      "next bar's open (within a tick); the backtest fills at the stop inside "
+                      'the bar',
     'market-at-arrival': "a live market order fills at once, at the simulator's book when it "
                          "arrives (the creating bar's close: ask = price on the tick + one "
                          "tick, bid = price on the tick); the backtest at the next bar's open. "
