@@ -17,7 +17,7 @@ from .feed import DataBase
 from .cerebro import Cerebro
 from .strategy import LiveStrategy, LiveStrategyMixin
 from .notifications import setup_external_notifications
-from . import feeds, brokers, stores, sizers, analyzers, notifications
+from . import feeds, brokers, stores, sizers, analyzers, notifications, exchanges
 
 
 __version__ = '0.1.0'

@@ -144,6 +144,7 @@ class BrokerBase(BackBroker, metaclass=_MetaBroker):
         self._history = HistoryTrimmer()
         self._notified = 0
         self._input_problem = None   # a bad buy()/sell() argument, for submit() (_checked)
+        self._input_checked = False  # buy()/sell() checked this order's numbers (_checked)
         self.risk_rules = self._placement_rules() + [self._rule_market_minimums]
         # Tripped by RiskAnalyzer (or by hand); blocks orders that add exposure.
         self.kill_switch = KillSwitch()
@@ -289,7 +290,11 @@ class BrokerBase(BackBroker, metaclass=_MetaBroker):
                                     kwargs.get('trailamount'), kwargs.get('trailpercent'),
                                     options)
             if problem is None and not any(isinstance(kwargs.get(n), Decimal) for n in _NUMERIC):
-                return place(owner, data, **kwargs)
+                self._input_checked = True      # submit_order need not check them again
+                try:
+                    return place(owner, data, **kwargs)
+                finally:
+                    self._input_checked = False
         bound = _PLACE.bind(self, owner, data, *args, **kwargs)
         given = bound.arguments
         problem = input_problem(given.get('exectype'), given.get('size'), given.get('price'),
@@ -321,7 +326,8 @@ class BrokerBase(BackBroker, metaclass=_MetaBroker):
         if self._held(order):
             return order
         # Bad numbers first and always (paper too, risk_management or not).
-        reason = (self._input_problem or order_problem(order)
+        reason = (self._input_problem
+                  or (None if self._input_checked else order_problem(order))
                   or self.risk_limit_reason(order))
         if reason:
             return self._reject_locally(order, reason)

@@ -1,9 +1,7 @@
 """Cerebro with ``run_live``: one call from a strategy class to a live run."""
 import gc
-import importlib
 import inspect
 import logging
-import pkgutil
 import signal
 import threading
 
@@ -34,25 +32,29 @@ _CEREBRO_TAKEN = {'sync_timeout'}      # run_live's own, not Cerebro.run's
 
 
 def available_exchanges():
-    """Exchange names that have a store module in backtrader_live.stores."""
-    from . import stores
-    return sorted(m.name for m in pkgutil.iter_modules(stores.__path__)
-                  if not m.name.startswith('_'))
+    """Exchange names with a native store: built-in, installed (entry points
+    ``backtrader_live.exchanges``) or registered (see backtrader_live.exchanges)."""
+    from . import exchanges
+    return exchanges.names()
 
 
 def find_store(exchange):
-    """``backtrader_live.stores.<exchange>.<Exchange>Store`` (the native tier),
+    """The registered store of ``exchange`` (the native tier, backtrader_live.exchanges),
     else the generic tier for any ccxt exchange id; ``'ccxt:<id>'`` forces it."""
-    from . import generic
-    names = available_exchanges()
-    if isinstance(exchange, str) and exchange.lower() in names:
-        module = importlib.import_module('backtrader_live.stores.' + exchange.lower())
-        return getattr(module, exchange.capitalize() + 'Store')
+    from . import exchanges, generic
+    store_cls = exchanges.store_class(exchange) if isinstance(exchange, str) and \
+        exchange.strip() and not exchange.strip().lower().startswith(generic.PREFIX) else None
+    if store_cls is not None:
+        return store_cls
     if isinstance(exchange, str) and generic.is_ccxt_exchange(exchange):
         return generic.generic_store(exchange)
-    raise ConfigError('unknown exchange %r; native exchanges: %s; or any ccxt exchange id '
+    names = available_exchanges()
+    near = exchanges.closest(exchange, names) if isinstance(exchange, str) and \
+        exchange.strip() else None
+    raise ConfigError('unknown exchange %r%s; native exchanges: %s; or any ccxt exchange id '
                       '(ccxt.exchanges, e.g. okx), %s<id> to force the generic tier'
-                      % (exchange, ', '.join(names), generic.PREFIX))
+                      % (exchange, " (did you mean '%s'?)" % near if near else '',
+                         ', '.join(names), generic.PREFIX))
 
 
 class _StopControl:

@@ -136,9 +136,3 @@ def leverage_range(store, symbol):
     if not high:
         return 'allowed range unknown (see the exchange\'s leverage brackets for %s)' % symbol
     return 'allowed: 1 to %g' % float(high)
-
-
-def is_unchanged_error(exc, codes):
-    """The exchange said the setting was already in force."""
-    text = str(exc)
-    return isinstance(exc, LiveError) and any(code in text for code in codes)

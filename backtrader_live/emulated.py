@@ -38,7 +38,7 @@ from .recovery import resolve_unknown
 log = logging.getLogger(__name__)
 
 LOCAL_TYPES = (Order.StopTrail, Order.StopTrailLimit, Order.Close)
-_LIMITED = (Order.StopLimit, Order.StopTrailLimit)
+SENT_AS_LIMIT = (Order.StopLimit, Order.StopTrailLimit)
 
 
 class Emulated:
@@ -49,9 +49,15 @@ class Emulated:
         self._local = {}        # ref -> order triggered locally
         self._seen = {}         # ref -> the last bar (datetime number) it was checked on
         self._firing = set()    # refs waiting for their siblings' cancels to settle
+        self._skip_next = set()     # refs whose next new bar is still history
+        self._done = {}             # id(data) -> the bar datetime on_next last passed
 
     def local(self):
         return [o for o in self._local.values() if o.alive()]
+
+    def firing(self):
+        """Triggered orders not sent yet: their siblings' cancels are pending."""
+        return [self._local[r] for r in self._firing if r in self._local]
 
     # -- in ------------------------------------------------------------------------------
     def submit(self, order):
@@ -81,6 +87,15 @@ class Emulated:
         # bar after its parent filled): the current bar's range is history
         now = order.data.datetime[0] if len(order.data) else 0.0
         self._seen[order.ref] = max(order.created.dt, 0.0 if math.isnan(now) else now)
+        if order.parent is not None and self._done.get(id(order.data)) == now:
+            # A bracket child released after this bar's pass (from the
+            # strategy's next(), or between two bars): its parent filled while
+            # the next bar forms, so that bar is history too, as upstream
+            # activates children on the bar after the parent's. Released in
+            # the pass itself (the bar's own fills), the next bar counts.
+            # Else whether the stream's fill landed before or after a bar
+            # closed would decide if that bar's range counts.
+            self._skip_next.add(order.ref)
         log.info('order %s (%s) is watched locally: it triggers on closed bars while this '
                  'process runs', order.ref, order.getordername())
 
@@ -132,12 +147,18 @@ class Emulated:
             elif self._new_bar(order):
                 self._check(order)
         self._expire()
+        for data in self.broker._datas:
+            if len(data):
+                self._done[id(data)] = data.datetime[0]
 
     def _new_bar(self, order):
         data = order.data
         if not len(data) or data.datetime[0] <= self._seen.get(order.ref, 0.0):
             return False
         self._seen[order.ref] = data.datetime[0]
+        if order.ref in self._skip_next:
+            self._skip_next.discard(order.ref)
+            return False
         return True
 
     def _check(self, order):
@@ -173,7 +194,7 @@ class Emulated:
         order.triggered = True
         order.addinfo(triggered_locally=True)
         options = self.broker.order_options(order)
-        if order.exectype in _LIMITED:
+        if order.exectype in SENT_AS_LIMIT:
             ex = self.broker.store.exchange
             price = float(ex.price_to_precision(order.data.p.dataname, order.created.pricelimit))
             self._send(order, 'limit', price, options)
@@ -183,6 +204,7 @@ class Emulated:
     def _drop(self, order):
         self._local.pop(order.ref, None)
         self._seen.pop(order.ref, None)
+        self._skip_next.discard(order.ref)
 
     def _expire(self):
         b = self.broker

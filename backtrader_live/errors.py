@@ -136,27 +136,36 @@ def _retry_after(exc):
         return None
 
 
-def exchange_code(exc):
-    """The exchange's own error code in a ccxt error message, as a string."""
-    match = _CODE_RE.search(str(exc))
+def code_pattern(fields):
+    """The regex finding an exchange's error code: the JSON field names it
+    uses in an error body (an exchange profile's ``error_code_fields``)."""
+    return re.compile(r'"(?:%s)"\s*:\s*"?(-?\d+)' % '|'.join(map(re.escape, fields)))
+
+
+def exchange_code(exc, fields=None):
+    """The exchange's own error code in a ccxt error message, as a string.
+
+    ``fields``: the JSON field names of the code (None: the ones we know)."""
+    match = (code_pattern(fields) if fields else _CODE_RE).search(str(exc))
     return match.group(1) if match else None
 
 
-def classify(exc, secrets=(), codes=None, retry_after=None):
+def classify(exc, secrets=(), codes=None, retry_after=None, code_fields=None):
     """Turn any exception from ccxt or the network into one of ours.
 
     Our own errors pass through unchanged. ``codes`` ({exchange code: our
     class}, the store's ``ERROR_CODES``) wins over ccxt's class; unknown
     exceptions become RetryableError only if they are OS-level network
     errors, else FatalError. ``retry_after``: seconds the server asked for
-    (from response headers) when the exception does not carry them. The
+    (from response headers) when the exception does not carry them;
+    ``code_fields``: where the exchange's code sits in its error body. The
     message is redacted so it can be logged and shown safely.
     """
     if isinstance(exc, LiveError):
         return exc
     message = redact('%s: %s' % (type(exc).__name__, exc), secrets)
     name = type(exc).__name__
-    ours = (codes or {}).get(exchange_code(exc)) if codes else None
+    ours = codes.get(exchange_code(exc, code_fields)) if codes else None
     if ours is None:
         ours = next((o for c, o in _CCXT_MAP if isinstance(exc, c)), None)
     if ours is None:

@@ -21,7 +21,7 @@ from backtrader import Order
 from . import broker as _broker
 from .accounts import SpotAccount, contract_value
 from .broker import BrokerBase, conditional
-from .emulated import Emulated
+from .emulated import SENT_AS_LIMIT, Emulated
 from .orderlinks import OrderLinks
 from .errors import (AuthenticationFailed, FatalError, LiveError, OrderNotFound, OrderRejected,
                      UnknownOutcome)
@@ -139,10 +139,13 @@ class LiveBroker(LiveFills, BrokerBase):
 
     def settled(self):
         """True when no order waits for fills the exchange has announced, no
-        cancel waits for its outcome, and no market order (which ends within
-        moments) is still open."""
+        cancel waits for its outcome, no market order (which ends within
+        moments) is still open, and no local order waits to go out. A Close
+        order or a local stop that triggered went out as a market order
+        though its exectype says otherwise: its fills count too, or a run
+        whose last bar triggers one ends before its fills are in."""
         return not self._book.awaiting() and not self._book.cancels_unsettled() and not any(
-            o.exectype == Order.Market and not conditional(o) for o in self._book.alive())
+            _sent_as_market(o) for o in self._book.alive()) and not self.emulated.firing()
 
     def settle_time_needed(self):
         """A cancel without an answer is resent only once it can no longer
@@ -404,3 +407,10 @@ class LiveBroker(LiveFills, BrokerBase):
 
 
 _broker._MODES[False] = LiveBroker
+
+
+def _sent_as_market(order):
+    """True for an order that went to the exchange as a market order."""
+    if order.info.get('triggered_locally'):     # emulated.py: limited ones go as limits
+        return order.exectype not in SENT_AS_LIMIT
+    return order.exectype == Order.Market and not conditional(order)

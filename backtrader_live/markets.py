@@ -18,16 +18,18 @@ ALIASES = {
 EXAMPLE_SYMBOLS = {SPOT: 'BTC/USDT', LINEAR: 'BTC/USDT:USDT', INVERSE: 'BTC/USD:BTC'}
 
 
-def valid_names(supported):
-    return sorted(name for name, kind in ALIASES.items() if kind in supported)
+def valid_names(supported, aliases=None):
+    return sorted(name for name, kind in (aliases or ALIASES).items() if kind in supported)
 
 
-def market_kind(market_type, supported, exchange):
-    """The kind for ``market_type`` on an exchange serving ``supported``."""
-    kind = ALIASES.get(market_type.lower()) if isinstance(market_type, str) else None
+def market_kind(market_type, supported, exchange, aliases=None):
+    """The kind for ``market_type`` on an exchange serving ``supported``;
+    ``aliases``: the exchange's own names (its profile), else ALIASES."""
+    aliases = aliases or ALIASES
+    kind = aliases.get(market_type.lower()) if isinstance(market_type, str) else None
     if kind not in supported:
         raise ConfigError('unknown market_type %r for %s; valid: %s' % (
-            market_type, exchange, ', '.join(valid_names(supported))))
+            market_type, exchange, ', '.join(valid_names(supported, aliases))))
     return kind
 
 

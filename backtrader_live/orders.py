@@ -264,6 +264,11 @@ FLAG_OPTIONS = ('reduceOnly', 'postOnly')    # ... that are True/False
 
 def _is_number(value, signed=False):
     """A finite number > 0 (``signed``: of any sign but zero: a sell's size)."""
+    # the usual cases first, without the ABC isinstance below (per order in a backtest)
+    if type(value) is float:
+        return math.isfinite(value) and (abs(value) if signed else value) > 0
+    if type(value) is int:
+        return (abs(value) if signed else value) > 0
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
         return False
     try:

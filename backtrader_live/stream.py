@@ -40,17 +40,22 @@ class WsStream:
       frame the stream sends a protocol ping; after ``stale_after`` seconds
       without any frame (not even the pong) the peer is taken for dead and
       the stream reconnects: a connection that stalls silently is not live.
+    - ``texts``: plain-text frames that are protocol chatter, not JSON (an
+      exchange answering a text ``ping`` with ``pong``): they prove the peer
+      alive and are not handed to ``on_message`` (the exchange profile's
+      ``stream['texts']``). A ping payload that is a string is sent as is.
     """
 
     def __init__(self, name, url, on_message, on_open=None, on_state=None,
                  ping=None, backoff=None, proxy=None, recv_timeout=1.0,
-                 connect_timeout=10.0, heartbeat=None, stale_after=None):
+                 connect_timeout=10.0, heartbeat=None, stale_after=None, texts=()):
         self.name = name
         self._url = url
         self._on_message = on_message
         self._on_open = on_open
         self._on_state = on_state
         self._ping = ping
+        self._texts = frozenset(texts or ())
         # A short cap: after an outage, the stream is back within ~5 s of the
         # network (a handshake every few seconds is cheap for both sides).
         self._backoff = backoff or Backoff(base=0.25, cap=RECONNECT_CAP)
@@ -104,11 +109,13 @@ class WsStream:
             ws.abort()
 
     def send(self, obj):
+        """Send ``obj`` JSON-encoded, or a string as it is (a text ping)."""
         ws = self._ws
         if ws is None:
             raise ConnectionError('%s is not connected' % self.name)
+        text = obj if isinstance(obj, str) else json.dumps(obj, separators=(',', ':'))
         with self._send_lock:
-            ws.send(json.dumps(obj, separators=(',', ':')))
+            ws.send(text)
 
     # -- the thread -------------------------------------------------------
     def _set_state(self, state, reconnected=False):
@@ -210,6 +217,9 @@ class WsStream:
         return None if not self._ping else time.monotonic() + self._ping[0]
 
     def _dispatch(self, raw):
+        if self._texts and (raw.decode('utf-8', 'replace') if isinstance(raw, bytes)
+                            else raw).strip() in self._texts:
+            return      # a text pong: liveness only (last_message is set)
         try:
             obj = json.loads(raw)
         except ValueError:

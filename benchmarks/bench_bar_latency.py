@@ -90,17 +90,9 @@ def instrument(store, rec):
 GC = C.GcPauses()
 
 
-def run(sim, bars, gap, backfill=40):
-    BinanceStore.forget_instances()
-    store = BinanceStore.get_instance(apikey=None, secret=None, testnet=True,
-                                      market_type='spot', endpoint=sim.base_url)
-    rec = Rec()
-    instrument(store, rec)
-    live = C.LiveThread(btl.Cerebro(stdstats=False), 'binance', 'BTC/USDT', '1h', SmaCross,
-                        endpoint=sim.base_url, backfill_bars=backfill, max_bars=bars + 1,
-                        strategy_params={'rec': rec}).start()
-    sim.wait_subscribed('btcusdt@kline_1h', 1, 20)
-    C.eventually(lambda: rec.count >= backfill or live.error, 20)
+def step_bars(sim, rec, bars, gap):
+    """Close ``bars`` bars one at a time (``gap`` idle seconds before each),
+    each waited for in next(): the simulator's kline stamps and GC pauses."""
     sim.kline_stamps()
     GC.take()
     for _ in range(bars):
@@ -113,8 +105,21 @@ def run(sim, bars, gap, backfill=40):
             if not rec.event.wait(10):
                 raise RuntimeError('a bar did not reach next()')
             rec.event.clear()
-    stamps = sim.kline_stamps()
-    gc_pauses = GC.summary()
+    return sim.kline_stamps(), GC.summary()
+
+
+def run(sim, bars, gap, backfill=40):
+    BinanceStore.forget_instances()
+    store = BinanceStore.get_instance(apikey=None, secret=None, testnet=True,
+                                      market_type='spot', endpoint=sim.base_url)
+    rec = Rec()
+    instrument(store, rec)
+    live = C.LiveThread(btl.Cerebro(stdstats=False), 'binance', 'BTC/USDT', '1h', SmaCross,
+                        endpoint=sim.base_url, backfill_bars=backfill, max_bars=bars + 1,
+                        strategy_params={'rec': rec}).start()
+    sim.wait_subscribed('btcusdt@kline_1h', 1, 20)
+    C.eventually(lambda: rec.count >= backfill or live.error, 20)
+    stamps, gc_pauses = step_bars(sim, rec, bars, gap)
     sim.step()
     live.join(30)
     total, wire, parse, q2n = [], [], [], []
@@ -171,20 +176,7 @@ def run_symbols(sim, symbols, bars, gap, backfill=40):
     C.eventually(lambda: rec.count >= backfill or live.error, 30)
     if live.error:
         raise live.error
-    sim.kline_stamps()
-    GC.take()
-    for _ in range(bars):
-        rec.event.clear()
-        n = rec.count
-        if gap:
-            time.sleep(gap)
-        sim.step()
-        while rec.count <= n:
-            if not rec.event.wait(10):
-                raise RuntimeError('a bar did not reach next()')
-            rec.event.clear()
-    stamps = sim.kline_stamps()
-    gc_pauses = GC.summary()
+    stamps, gc_pauses = step_bars(sim, rec, bars, gap)
     sim.step()
     live.join(60)
     emitted = {}

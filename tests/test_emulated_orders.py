@@ -12,6 +12,7 @@ import datetime
 import pytest
 
 import backtrader_live as btl
+from helpers import eventually
 from test_order_links import RefRecording, _by_ref
 from venues import ALL, VENUES, live_run, sim_orders, sim_position, unit, venue_sim
 
@@ -78,6 +79,37 @@ def test_close_order_goes_at_the_session_close(venue):
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Completed']
     assert sent_by_bar7 == [] and len(orders) == 1 and not orders[0].is_limit
     assert run.rec.strategy.order.executed.size == pytest.approx(_exit_size(venue))
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_a_locally_triggered_order_is_awaited_like_the_market_order_it_became(venue):
+    """A Close order (a local stop, a trailing stop) goes out as a market
+    order when it triggers: until its fills are in, the broker is not settled.
+    The end of a run waits on that (else it ends with the order open and its
+    fill unreported: the flaky bybit-spot bracket test), and so does the test
+    harness's step. The private stream is held back, so the fills are late."""
+    def place(s):
+        s.order = s.buy(size=unit(venue), exectype=btl.Order.Close)
+    with venue_sim(venue) as sim:
+        run = live_run(sim, venue, script={6: place}, max_bars=3, strategy=RefRecording)
+        run.start()
+        run.step(1)     # bar 6: placed, held until the next close
+        assert sim.faults.stall_ws('private', seconds=None) == 1
+        seen = len(run.rec.bars)
+        sim.step()      # bar 7 closes: sent as a market order, filled at once
+        eventually(lambda: len(run.rec.bars) > seen, 10)
+        eventually(lambda: [o for o in sim_orders(sim, venue) if o.status.upper() == 'FILLED'],
+                   10)
+        order, broker = run.rec.strategy.order, run.rec.strategy.broker
+        settled = broker.settled()
+        # read in this order: alive now means alive when settled() was asked
+        assert not (settled and order.alive()), 'settled while its fills were outstanding'
+        sim.faults.restore_ws('private')
+        eventually(run._settled, 10)
+        run.step(1)
+        run.join()
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Completed']
+    assert order.executed.size == pytest.approx(_exit_size(venue))
 
 
 @pytest.mark.parametrize('venue', ALL)

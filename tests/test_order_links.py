@@ -291,3 +291,34 @@ def test_spot_sell_bracket_children_buy_back_without_reduce_only(venue):
     # sized to what was sold (a buy's fill is then net of the fee taken in BTC)
     assert abs(stop.created.size) == pytest.approx(abs(parent.executed.size))
     assert 'reduceOnly' not in stop.info and 'reduceOnly' not in target.info
+
+
+@pytest.mark.parametrize('venue', [v for v in ALL if VENUES[v][4] == 'spot'])
+def test_spot_local_stop_child_skips_the_bar_its_parent_filled_in_as_upstream(venue):
+    """Upstream activates a bracket's children on the bar after the one its
+    parent executed in: a market parent placed at bar 6 fills at bar 7, so
+    bar 7's low (4174.97) never reaches the stop 4180, and bars 8-9 stay
+    above it. Live the parent's fill lands between bar 6 and bar 7 (or in bar
+    6's own round when the create answer carries it): the local stop child
+    must still start at bar 8, whatever the thread timing."""
+    import backtrader as bt
+    from helpers import load_rows
+    from livekit import Recorder
+    from test_risk_kit import feed
+
+    def place(s):
+        s.bracket = s.buy_bracket(size=unit(venue), exectype=bt.Order.Market,
+                                  stopprice=4180.0, limitprice=4450.0)
+    rec = Recorder()
+    cerebro = bt.Cerebro()
+    cerebro.adddata(feed(load_rows()[595:595 + 5 + 4]))      # script bars 1..9
+    cerebro.broker.setcash(1e9)
+    cerebro.addstrategy(RefRecording, rec=rec, script={6: place})
+    cerebro.run()
+    backtest = [_by_ref(rec)[o.ref] for o in rec.strategy.bracket]
+    run, orders, _ = _run(venue, {6: place}, 4)
+    live = [_by_ref(run.rec)[o.ref] for o in run.rec.strategy.bracket]
+    assert backtest == [['Submitted', 'Accepted', 'Completed'], ['Submitted', 'Accepted'],
+                        ['Submitted', 'Accepted']], backtest
+    assert live == backtest
+    assert not [o for o in orders if o.side.upper() == 'SELL' and o.status.upper() == 'FILLED']

@@ -10,16 +10,15 @@ thread (loop.py), bridged to the same callbacks (bars.py, user.py). Where an
 exchange has no stream, REST polling stands in, and the store says so at
 start (one log line and one store notification per missing capability).
 """
-import hashlib
 import logging
 import math
-import os
 import threading
 import time
 import urllib.request
 
 import ccxt
 
+from ..secrets import Secret, resolve_password  # noqa: F401 (re-exported)
 from ..errors import ConfigError, FatalError, LiveError, OrderNotFound, OrderRejected
 from ..feed import DataBase
 from ..markets import SPOT, kind_of
@@ -32,48 +31,6 @@ from .loop import ProLoop
 from .user import UserStreams
 
 log = logging.getLogger(__name__)
-
-
-class Secret:
-    """A passphrase: compared and hashed by digest, never shown."""
-
-    __slots__ = ('_value',)
-
-    def __init__(self, value):
-        self._value = value or None
-
-    @property
-    def value(self):
-        return self._value
-
-    def _digest(self):
-        return hashlib.sha256((self._value or '').encode()).hexdigest()[:16]
-
-    def __eq__(self, other):
-        return isinstance(other, Secret) and other._digest() == self._digest()
-
-    def __hash__(self):
-        return hash(self._digest())
-
-    def __bool__(self):
-        return bool(self._value)
-
-    def __repr__(self):
-        return '***' if self._value else '<none>'
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        raise TypeError('a passphrase cannot be pickled')
-
-
-def resolve_password(value, env_prefix):
-    """Explicit value wins; else ``<PREFIX>_API_PASSPHRASE`` or ``_API_PASSWORD``."""
-    if isinstance(value, Secret):
-        return value
-    value = value or os.environ.get(env_prefix + '_API_PASSPHRASE') or \
-        os.environ.get(env_prefix + '_API_PASSWORD')
-    return Secret(value)
 
 
 class GenericData(DataBase):

@@ -23,7 +23,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 import backtrader as bt
 
-from ..analyzers.market_state import PatientATR, PreloadedATR, arrays_in_advance
+from ..wilder import PatientATR, PreloadedATR, arrays_in_advance
 from ..risk import market_rules, notional
 
 log = logging.getLogger(__name__)

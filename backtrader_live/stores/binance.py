@@ -11,10 +11,9 @@ import hmac
 import itertools
 import logging
 
-from ..errors import (AuthenticationFailed, ClockSkewError, OrderRejected, RateLimitedError,
-                      RetryableError, UnknownOutcome)
 from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
-from ..markets import INVERSE, LINEAR, SPOT
+from ..exchanges.binance.profile import LISTEN_KEY_REFRESH, PROFILE
+from ..markets import SPOT
 from ..secrets import install_log_redaction
 from ..store import Store
 from ..brokers.binance import BinanceBroker
@@ -28,87 +27,11 @@ _STATUS = {'NEW': OPEN, 'PARTIALLY_FILLED': OPEN, 'PENDING_NEW': OPEN,
            'FILLED': CLOSED, 'CANCELED': CANCELED, 'PENDING_CANCEL': OPEN,
            'REJECTED': REJECTED, 'EXPIRED': EXPIRED, 'EXPIRED_IN_MATCH': EXPIRED}
 
-# Per kind: stream paths and hosts (mainnet, testnet). With an ``endpoint``
-# (the simulator) the origin is the endpoint's plus the kind's prefix: one
-# local server serves every kind, COIN-M's streams under /dapi.
-_WS = {
-    SPOT: {'hosts': ('wss://stream.binance.com:9443', 'wss://stream.testnet.binance.vision'),
-           'api_hosts': ('wss://ws-api.binance.com:443', 'wss://ws-api.testnet.binance.vision'),
-           'market': '/stream', 'user': '/ws-api/v3', 'prefix': ''},
-    LINEAR: {'hosts': ('wss://fstream.binance.com', 'wss://fstream.binancefuture.com'),
-             'market': '/market/stream', 'user': '/private/ws?listenKey={key}',
-             'prefix': ''},
-    INVERSE: {'hosts': ('wss://dstream.binance.com', 'wss://dstream.binancefuture.com'),
-              'market': '/stream', 'user': '/ws/{key}', 'prefix': '/dapi'},
-}
-
-# ccxt implicit methods for the futures listenKey: (create, keep alive).
-_LISTEN_KEY = {LINEAR: ('fapiPrivatePostListenKey', 'fapiPrivatePutListenKey'),
-               INVERSE: ('dapiPrivatePostListenKey', 'dapiPrivatePutListenKey')}
-
-# Where a futures symbol's leverage is read with or without a position:
-# ccxt's fetch_positions drops flat entries, Binance's positionRisk lists them
-# (USDⓈ-M v2 every symbol, by ``symbol``; COIN-M v1 by ``pair``). USDⓈ-M v3
-# lists only symbols with a position or open orders. (ccxt method, request
-# parameter, the field of the exchange's market info it takes.)
-_LEVERAGE_SOURCE = {LINEAR: ('fapiPrivateV2GetPositionRisk', 'symbol', 'symbol'),
-                    INVERSE: ('dapiPrivateGetPositionRisk', 'pair', 'pair')}
-
-_COMMON_OPTIONS = {
-    # Skip the hidden sapi calls load_markets makes with keys set: they cost
-    # rate-limit weight and do not exist on the testnet.
-    'fetchCurrencies': False, 'fetchMargins': False,
-    # get_open_orders() without a symbol is a deliberate, rare reconcile call.
-    'fetchOpenOrders': {'warnWithoutSymbol': False},
-    # Private futures calls on the testnet are fine for us (ccxt warns).
-    'disableFuturesSandboxWarning': True,
-}
-
-
-def _options(default_type, sub_type, market_types):
-    opts = dict(_COMMON_OPTIONS, defaultType=default_type,
-                fetchMarkets={'types': market_types})
-    if sub_type:
-        opts['defaultSubType'] = sub_type
-    return opts
-
-
 class BinanceStore(Store):
     """Binance spot, USDⓈ-M (``futures``/``linear``) and COIN-M (``delivery``/``inverse``)."""
 
-    exchange_name = 'binance'
-    env_prefix = 'BINANCE'
-    ccxt_id = 'binance'
-    MARKET_TYPES = {
-        SPOT: _options('spot', None, ['spot']),
-        LINEAR: _options('swap', 'linear', ['linear']),
-        INVERSE: _options('swap', 'inverse', ['inverse']),
-    }
-    TIMEFRAMES = ('1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h',
-                  '12h', '1d', '3d', '1w', '1M')
-    OHLCV_PAGE_LIMIT = 1000
-    CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends newClientOrderId / origClientOrderId
-    UNCHANGED_CODES = ('-4046', '-4059')   # margin type / position side already so
-    REDUCE_ONLY_SKIPS_MIN_NOTIONAL = (LINEAR, INVERSE)   # -4164: "unless ... reduce only"
-    LISTEN_KEY_REFRESH = 30 * 60.0         # a listenKey lives 60 min after each PUT
-    LOGIN_CLOCK_ERRORS = ('-1021',)        # WS-API subscription outside recvWindow
-    # Codes whose meaning ccxt's class gets wrong on a non-Binance host (only its
-    # generic table applies) or after a first success (-2015 -> DDoSProtection).
-    ERROR_CODES = {
-        '-1001': RetryableError,        # internal error: try again
-        '-1003': RateLimitedError,      # too many requests
-        '-1006': UnknownOutcome,        # unexpected response: execution status unknown
-        '-1007': UnknownOutcome,        # backend timeout: execution status unknown
-        '-1008': RetryableError,        # server overloaded
-        '-1021': ClockSkewError,        # timestamp outside recvWindow
-        '-1022': AuthenticationFailed,  # bad signature
-        '-2014': AuthenticationFailed,  # API-key format invalid
-        '-2015': AuthenticationFailed,  # invalid key, IP, or permissions for action
-        '-2019': OrderRejected,         # margin is insufficient
-        '-2021': OrderRejected,         # order would immediately trigger
-        '-2022': OrderRejected,         # reduce-only order rejected
-        '-4164': OrderRejected,         # notional below the minimum
-    }
+    profile = PROFILE      # exchanges/binance/profile.py: everything that is data
+    LISTEN_KEY_REFRESH = LISTEN_KEY_REFRESH
 
     BrokerCls = BinanceBroker
     DataCls = BinanceData
@@ -116,7 +39,7 @@ class BinanceStore(Store):
     _ids = itertools.count(1)
 
     def _stream_url(self, role, **fmt):
-        table = _WS[self.kind]
+        table = self.product.ws
         path = table[role].format(**fmt)
         if self.p.endpoint:
             return self.ws_url(table['prefix'] + path, None)
@@ -125,9 +48,10 @@ class BinanceStore(Store):
 
     def client_id_query(self, client_id, conditional=False):
         # Futures stop/take-profit orders live in the algo service (clientAlgoId).
-        if conditional and self.kind != SPOT:
-            return {self.CLIENT_ID_PARAM: client_id, 'trigger': True}
-        return {self.CLIENT_ID_PARAM: client_id}
+        query = {self.CLIENT_ID_PARAM: client_id}
+        if conditional:
+            query.update(self.product['conditional_lookup'])
+        return query
 
     def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
         found = super().fetch_order_by_client_id(client_id, symbol, conditional)
@@ -147,7 +71,7 @@ class BinanceStore(Store):
                 for a in assets or () if a.get('walletBalance') is not None}
 
     def leverage_setting(self, symbol):
-        method, param, field = _LEVERAGE_SOURCE[self.kind]
+        method, param, field = self.product['leverage_source']
         market = self.market_rules(symbol).info
         rows = self.call(method, {param: market['info'][field]})
         for row in rows if isinstance(rows, list) else (rows,):
@@ -157,7 +81,8 @@ class BinanceStore(Store):
 
     def open_order_queries(self):
         # Futures conditional orders live in the algo service, listed apart.
-        return ({},) if self.kind == SPOT else ({}, {'trigger': True})
+        lookup = self.product['conditional_lookup']
+        return ({}, dict(lookup)) if lookup else ({},)
 
     def symbol_of(self, market_id):
         """Unified symbol for an exchange id seen in a stream payload."""
@@ -184,31 +109,35 @@ class BinanceStore(Store):
                   float(k['c']), float(k['v']), bool(k['x']))
         return ((msg['stream'], bar),)
 
-    # -- user-data stream (WS-API) -------------------------------------------------
+    # -- user-data stream: the WS-API (spot) or a listenKey (futures) -----------------
+    @property
+    def _listen_key_login(self):
+        return self.product['user_login'] == 'listenKey'
+
     def user_ws_url(self):
-        if self.kind == SPOT:
+        if not self._listen_key_login:
             return self._stream_url('user')
         # A fresh listenKey on every (re)connect: an expired one is useless.
-        self._listen_key = self.call(_LISTEN_KEY[self.kind][0])['listenKey']
+        self._listen_key = self.call(self.product['listen_key'][0])['listenKey']
         # Anyone holding it reads the account's stream: never in a log line
         # (COIN-M puts it in the URL path, where no key=value pattern shows it).
         install_log_redaction(self._listen_key)
         return self._stream_url('user', key=self._listen_key)
 
     def user_stream_ping(self):
-        if self.kind == SPOT:
+        if not self._listen_key_login:
             return None
         return (self.LISTEN_KEY_REFRESH, self._keep_listen_key)
 
     def _keep_listen_key(self):
         try:
-            self.call(_LISTEN_KEY[self.kind][1])
+            self.call(self.product['listen_key'][1])
         except Exception as exc:   # the next reconnect gets a new key anyway
             log.warning('listenKey keep-alive failed: %s', exc)
         return None
 
     def user_stream_open(self, stream):
-        if self.kind != SPOT:
+        if self._listen_key_login:
             return      # a listenKey stream needs no subscription
         params = {'apiKey': self._creds.apikey, 'timestamp': self.exchange.nonce()}
         query = '&'.join('%s=%s' % (k, params[k]) for k in sorted(params))
@@ -218,7 +147,7 @@ class BinanceStore(Store):
                      'method': 'userDataStream.subscribe.signature', 'params': params})
 
     def parse_user_message(self, msg):
-        if self.kind != SPOT:
+        if self._listen_key_login:
             return self._parse_futures(msg)
         event = msg.get('event')
         if event is None:
@@ -237,8 +166,7 @@ class BinanceStore(Store):
         if kind == 'eventStreamTerminated':
             # The subscription is gone but the socket is not: reconnect, which
             # subscribes again and has the broker reconcile what it missed.
-            if self._user_stream is not None:
-                self._user_stream.reconnect()
+            self.hub.reconnect_user()
             return (('error', 'the exchange ended the user-data stream; resubscribing'),)
         return ()
 
@@ -262,8 +190,7 @@ class BinanceStore(Store):
     def _parse_futures(self, msg):
         kind = msg.get('e')
         if kind == 'listenKeyExpired':
-            if self._user_stream is not None:
-                self._user_stream.reconnect()     # reconnecting fetches a new key
+            self.hub.reconnect_user()     # reconnecting fetches a new key
             return (('error', 'listenKey expired; reconnecting with a new one'),)
         parse = futures.PARSERS.get(kind)
         return parse(self, msg) if parse is not None else ()

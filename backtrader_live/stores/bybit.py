@@ -10,18 +10,12 @@ import hmac
 import itertools
 
 from ..brokers.bybit import BybitBroker
-from ..errors import RetryableError, UnknownOutcome
+from ..exchanges.bybit.profile import INTERVALS, PROFILE
 from ..events import (Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
                       OPEN, OrderUpdate, PositionUpdate, REJECTED, expired)
 from ..feeds.bybit import BybitData
-from ..markets import INVERSE, LINEAR, SPOT, kind_of
-from ..ratelimit import EPOCH_MS, SECONDS
+from ..markets import kind_of
 from ..store import Store
-
-# Bybit's own interval codes; it has no 8h, 3d (or 1s) candles.
-INTERVALS = {'1m': '1', '3m': '3', '5m': '5', '15m': '15', '30m': '30', '1h': '60',
-             '2h': '120', '4h': '240', '6h': '360', '12h': '720', '1d': 'D', '1w': 'W',
-             '1M': 'M'}
 
 _STATUS = {'New': OPEN, 'PartiallyFilled': OPEN, 'Untriggered': OPEN, 'Triggered': OPEN,
            'Active': OPEN, 'Created': OPEN, 'Filled': CLOSED, 'Cancelled': CANCELED,
@@ -34,60 +28,11 @@ _STATUS = {'New': OPEN, 'PartiallyFilled': OPEN, 'Untriggered': OPEN, 'Triggered
 EXPIRED_WHEN = {'rejectReason': frozenset(('EC_NoImmediateQtyToFill', 'EC_CancelForNoFullFill',
                                            'EC_PostOnlyWillTakeLiquidity'))}
 
-_CATEGORY = {SPOT: 'spot', LINEAR: 'linear', INVERSE: 'inverse'}
-
-# How each category takes a conditional order (Bybit v5 /v5/order/create):
-# derivatives need triggerDirection (1 rises to, 2 falls to the triggerPrice);
-# spot takes none (Bybit compares the trigger with the last price itself, and
-# ccxt refuses the parameter) but orderFilter=StopOrder, which ccxt sends for
-# a spot order with a triggerPrice. Cancelling or looking up a spot
-# conditional order needs the same filter (ccxt: trigger=True); without it
-# Bybit searches the regular orders only.
-_CONDITIONAL = {
-    SPOT: {'direction': False, 'lookup': {'trigger': True}},
-    LINEAR: {'direction': True, 'lookup': {}},
-    INVERSE: {'direction': True, 'lookup': {}},
-}
-
-_WS_HOST = {'mainnet': 'wss://stream.bybit.com', 'testnet': 'wss://stream-testnet.bybit.com'}
-
-# Pre-seeding the account type skips ccxt's unified-account probes
-# (user/query-api, account/info) on the first private call.
-_UNIFIED = {'enableUnifiedMargin': False, 'enableUnifiedAccount': True,
-            'unifiedMarginStatus': 6}
-
-
-def _options(default_type, sub_type, category):
-    opts = dict(_UNIFIED, defaultType=default_type,
-                fetchMarkets={'types': [category]})
-    if sub_type:
-        opts['defaultSubType'] = sub_type
-    return opts
-
 
 class BybitStore(Store):
     """Bybit v5 unified account: spot, linear and inverse."""
 
-    exchange_name = 'bybit'
-    env_prefix = 'BYBIT'
-    ccxt_id = 'bybit'
-    MARKET_TYPES = {
-        SPOT: _options('spot', None, 'spot'),
-        LINEAR: _options('swap', 'linear', 'linear'),
-        INVERSE: _options('swap', 'inverse', 'inverse'),
-    }
-    TIMEFRAMES = tuple(INTERVALS)
-    OHLCV_PAGE_LIMIT = 1000
-    CLIENT_ID_PARAM = 'clientOrderId'   # ccxt sends it as orderLinkId
-    # leverage / margin mode already as asked: not an error for us
-    UNCHANGED_CODES = ('110043', '110026', '110025')
-    PING_INTERVAL = 20.0
-    # ccxt reads these as plain ExchangeError; for us they say "try again".
-    LOGIN_CLOCK_ERRORS = ('expired',)           # auth 'expires' behind the server
-    ERROR_CODES = {'10016': RetryableError,     # system error, try again later
-                   '10000': UnknownOutcome}     # server timeout: outcome unknown
-    # Bybit says when the rate-limit window resets (epoch ms), not how long.
-    RETRY_AFTER_HEADERS = {'Retry-After': SECONDS, 'X-Bapi-Limit-Reset-Timestamp': EPOCH_MS}
+    profile = PROFILE      # exchanges/bybit/profile.py: everything that is data
 
     EXPIRED_WHEN = EXPIRED_WHEN       # see events.order_from_ccxt
     BrokerCls = BybitBroker
@@ -95,21 +40,15 @@ class BybitStore(Store):
 
     _ids = itertools.count(1)
 
-    def _make_exchange(self):
-        exchange = super()._make_exchange()
-        # Skip the private coin-info call load_markets makes when keys are set.
-        exchange.has['fetchCurrencies'] = False
-        return exchange
-
     @property
     def category(self):
-        return _CATEGORY[self.kind]
+        return self.product['category']
 
     def client_id_query(self, client_id, conditional=False):
         # ccxt insists on acknowledging that order/realtime only sees recent orders.
         query = {'orderLinkId': client_id, 'acknowledged': True}
         if conditional:
-            query.update(_CONDITIONAL[self.kind]['lookup'])
+            query.update(self.product['conditional_lookup'])
         return query
 
     def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
@@ -133,14 +72,14 @@ class BybitStore(Store):
 
     def trigger_params(self, price, rising=None):
         params = {'triggerPrice': price}
-        if rising is not None and _CONDITIONAL[self.kind]['direction']:
+        if rising is not None and self.product['trigger_direction']:
             params['triggerDirection'] = 1 if rising else 2
         return params
 
     # -- market stream ---------------------------------------------------------
     def market_ws_url(self):
         path = '/v5/public/' + self.category
-        return self.ws_url(path, {k: v + path for k, v in _WS_HOST.items()})
+        return self.ws_url(path, {k: v + path for k, v in self.product.ws.items()})
 
     def bar_topic(self, symbol, timeframe):
         market_id = self.market_rules(symbol).info['id']
@@ -148,9 +87,6 @@ class BybitStore(Store):
 
     def subscribe_message(self, topics):
         return {'op': 'subscribe', 'req_id': str(next(self._ids)), 'args': list(topics)}
-
-    def ws_app_ping(self):
-        return (self.PING_INTERVAL, lambda: {'op': 'ping', 'req_id': str(next(self._ids))})
 
     def parse_market_message(self, msg):
         topic = msg.get('topic', '')
@@ -163,7 +99,8 @@ class BybitStore(Store):
 
     # -- private stream --------------------------------------------------------------
     def user_ws_url(self):
-        return self.ws_url('/v5/private', {k: v + '/v5/private' for k, v in _WS_HOST.items()})
+        return self.ws_url('/v5/private',
+                           {k: v + '/v5/private' for k, v in self.product.ws.items()})
 
     def user_stream_open(self, stream):
         # On the exchange's clock (synced after a 10002), or auth is refused.

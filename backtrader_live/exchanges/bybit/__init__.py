@@ -1,0 +1,1 @@
+"""Bybit v5: spot, linear and inverse. Data in profile.py; code in backtrader_live.stores.bybit."""
