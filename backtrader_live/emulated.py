@@ -12,8 +12,11 @@ broker's ``next()``, before the strategy sees the bar, as BackBroker does):
   from an activation price, Bybit: a distance on the position), not
   upstream's bar-close rule, and cancel-and-replace of a resting stop on
   every bar costs two requests per bar and leaves a window without any stop.
-- Close: backtrader fills it at the close of the next bar; live, a market
-  order is sent when the next bar closes.
+- Close: backtrader fills it at the close of the *session* (upstream
+  BackBroker: the first bar at or past ``order.dteos``, at the close of the
+  session's last bar; on daily bars that is the next bar); live, a market
+  order is sent when the bar that ends the session closes (its open plus
+  its length reaches ``dteos``), so it fills at the session's closing price.
 - The stop child of a spot bracket (orderlinks.py): spot exchanges lock the
   coin a resting sell holds, and the target child already holds it.
 - ``valid`` (a datetime, a timedelta, ``Order.DAY``): an order whose
@@ -26,7 +29,7 @@ guards the position (docs/orders.md).
 import logging
 import math
 
-from backtrader import Order
+from backtrader import Order, TimeFrame
 
 from .errors import FatalError, OrderRejected, UnknownOutcome
 from .orders import order_problem
@@ -161,7 +164,8 @@ class Emulated:
     def _check(self, order):
         data = order.data
         if order.exectype == Order.Close:
-            self._fire(order)
+            if _session_closed(order):
+                self._fire(order)
             return
         stop = order.created.price
         hit = data.high[0] >= stop if order.isbuy() else data.low[0] <= stop
@@ -252,3 +256,20 @@ class Emulated:
             return
         b.apply_update(b._update_from(raw, 'rest'), order)
 
+
+def _session_closed(order):
+    """True when the data's bar, which closed just now, ends the session of
+    the bar the Close order was created on (live bars are stamped at their
+    open, so the bar ends at its stamp plus its length)."""
+    data = order.data
+    length = _bar_days(data)
+    return data.datetime[0] > order.created.dt and data.datetime[0] + length >= order.dteos
+
+
+def _bar_days(data):
+    """The data's bar length in days (backtrader's date numbers)."""
+    minutes = {TimeFrame.Minutes: 1, TimeFrame.Days: 1440, TimeFrame.Weeks: 7 * 1440,
+               TimeFrame.Months: 28 * 1440}.get(data._timeframe)
+    if minutes is None:
+        return 0.0
+    return minutes * data._compression / 1440.0

@@ -1,6 +1,6 @@
 """Order types emulated live on all six venues (issue 14, backtrader_live/
 emulated.py): StopTrail following the bar closes then triggering, Close
-orders at the next bar's close, ``valid`` expiry, and fractional
+orders at the session's close, ``valid`` expiry, and fractional
 ``order_target_*`` sizes in the market's step.
 
 Prices (the simulator's real candles; script bar 6 closes at 4191.53):
@@ -54,20 +54,34 @@ def test_trailing_stop_follows_the_closes_then_triggers(venue):
     assert position == pytest.approx(0.0, abs=unit(venue) * 0.01)
 
 
+def _session_end(sim, bar):
+    """A data ``sessionend`` that makes script bar ``bar`` the session's last.
+    The simulator dates its candles from the wall clock: a time relative to
+    bar 6's open (the bar forming now) keeps the tests deterministic."""
+    bar6 = sim.now_ms() - sim.now_ms() % 3600000
+    return (datetime.datetime(1970, 1, 1)
+            + datetime.timedelta(milliseconds=bar6 + (bar - 5) * 3600000 - 1)).time()
+
+
 @pytest.mark.parametrize('venue', ALL)
-def test_close_order_goes_at_the_next_bar_close(venue):
+def test_close_order_goes_at_the_session_close(venue):
+    """Order.Close fills at the close of the session, as upstream's
+    BackBroker does (not at the next bar's: on hourly bars that is hours
+    early). The session ends with bar 8 here: nothing is sent when bar 7
+    closes, a market order when bar 8 does."""
     def place(s):
         s.order = s.buy(size=unit(venue), exectype=btl.Order.Close)
     with venue_sim(venue) as sim:
-        run = live_run(sim, venue, script={6: place}, max_bars=2, strategy=RefRecording)
+        run = live_run(sim, venue, script={6: place}, max_bars=3, strategy=RefRecording,
+                       data_kwargs={'sessionend': _session_end(sim, 8)})
         run.start()
-        run.step(1)     # bar 6: placed; it waits for the next bar to close
-        sent_by_bar6 = sim_orders(sim, venue)
+        run.step(2)     # bars 6, 7: placed; it waits for the session's last bar
+        sent_by_bar7 = sim_orders(sim, venue)
         run.step(1)
         run.join()
         orders = sim_orders(sim, venue)
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Completed']
-    assert sent_by_bar6 == [] and len(orders) == 1 and not orders[0].is_limit
+    assert sent_by_bar7 == [] and len(orders) == 1 and not orders[0].is_limit
     assert run.rec.strategy.order.executed.size == pytest.approx(_exit_size(venue))
 
 
@@ -81,9 +95,10 @@ def test_a_locally_triggered_order_is_awaited_like_the_market_order_it_became(ve
     def place(s):
         s.order = s.buy(size=unit(venue), exectype=btl.Order.Close)
     with venue_sim(venue) as sim:
-        run = live_run(sim, venue, script={6: place}, max_bars=3, strategy=RefRecording)
+        run = live_run(sim, venue, script={6: place}, max_bars=3, strategy=RefRecording,
+                       data_kwargs={'sessionend': _session_end(sim, 7)})
         run.start()
-        run.step(1)     # bar 6: placed, held until the next close
+        run.step(1)     # bar 6: placed, held until the session's last bar (7) closes
         assert sim.faults.stall_ws('private', seconds=None) == 1
         seen = len(run.rec.bars)
         sim.step()      # bar 7 closes: sent as a market order, filled at once

@@ -1,0 +1,73 @@
+"""Parity, measured (issue 14 part 3): each corpus strategy over the same
+candles as a backtest, a paper run and a live run against the simulator, on
+Binance spot, Binance USDⓈ-M and Bybit linear. The orders (type, side, size,
+price, bar, parent/OCO links) and fills must match the backtest's, with every
+difference named by a rule of paritykit.RULES (exchange rounding, fees, the
+market fill at arrival); an unnamed difference fails the test.
+
+PARITY_JSON=path writes the table docs/parity.md shows
+(python tests/parity_table.py path turns it into markdown).
+"""
+import json
+import os
+
+import pytest
+
+import paritykit as pk
+from paritycorpus import CASES
+
+VENUES = ['binance-spot', 'binance-usdm', 'bybit-linear']
+
+# Real divergences found by this harness (product defects), kept visible:
+# (case, venue) -> why
+KNOWN = {
+    ('rebalance-3', venue): 'order_target_percent on a derivatives market: live sizes it '
+    "with the account's leverage on the exchange (the live commission info carries it), paper "
+    'and the backtest at 1x: measured 20x (Binance USDⓈ-M) and 40x (Bybit linear) the '
+    'paper size, then margin rejections'
+    for venue in ('binance-usdm', 'bybit-linear')}
+
+
+# Intermittent (a race, so it cannot be a strict xfail): a bracket's children
+# go out when the broker has seen the parent's fill. A fill from a bar's price
+# path arrives on the account stream, the bar's close on the market stream; when
+# the close is handled first, the children go out one bar late (seen on Binance
+# USDⓈ-M and Bybit linear: the target limit, already crossed, filled at the
+# market above it). The position is without its stop for that bar.
+RACY = {'bracket': 'bracket children one bar late when the parent fill arrives after the '
+                   "bar's close (docs/parity.md)"}
+
+
+def _record(venue, name, mode, verdict, diffs):
+    path = os.environ.get('PARITY_JSON')
+    if not path:
+        return
+    rows = json.load(open(path)) if os.path.exists(path) else []
+    rows.append({'venue': venue, 'case': name, 'mode': mode, 'orders_equal': verdict[0],
+                 'fills_ok': verdict[1], 'rules': verdict[2],
+                 'unexplained': [list(map(str, d)) for d in diffs if d[3] is None]})
+    with open(path, 'w') as f:
+        json.dump(rows, f, indent=1)
+
+
+def _cases():
+    for name in CASES:
+        for venue in VENUES:
+            why = KNOWN.get((name, venue))
+            marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+            if name in RACY:
+                marks = [pytest.mark.xfail(strict=False, reason=RACY[name])]
+            yield pytest.param(venue, name, marks=marks, id='%s-%s' % (name, venue))
+
+
+@pytest.mark.parametrize('venue,name', list(_cases()))
+def test_same_orders_and_fills_in_every_mode(venue, name, tmp_path):
+    logs = pk.run_modes(venue, CASES[name], tmp_path)
+    assert logs['backtest'].orders and logs['backtest'].fills, 'the case must trade'
+    failures = []
+    for mode in ('paper', 'live'):
+        diffs = pk.compare(logs['backtest'], logs[mode], venue, logs['live'].rules)
+        verdict = pk.verdict(diffs)
+        _record(venue, name, mode, verdict, diffs)
+        failures += [(mode,) + d for d in diffs if d[3] is None]
+    assert not failures, failures
