@@ -40,6 +40,7 @@ import _common as C  # noqa: E402
 
 import backtrader as bt  # noqa: E402
 import backtrader_live as btl  # noqa: E402
+from backtrader_live.feeds.rows import CandleRowsFeed  # noqa: E402
 from backtrader_live.sim import DEFAULT_API_KEY, DEFAULT_API_SECRET  # noqa: E402
 from backtrader_live.stores.binance import BinanceStore  # noqa: E402
 
@@ -67,7 +68,7 @@ class SmaCross(bt.Strategy):
     def next(self):
         t = time.perf_counter()
         rec = self.p.rec
-        rec.seen[self.data._last_ts] = t
+        rec.seen[getattr(self.data, '_last_ts', 0)] = t     # a backtest feed has none
         rec.count += 1
         rec.event.set()
 
@@ -202,27 +203,6 @@ def run_symbols(sim, symbols, bars, gap, backfill=40):
                    'last_queued_to_next': C.stats(loop[warm:])}}
 
 
-class _Rows(bt.feed.DataBase):
-    """Synthetic 1m rows for the backtest floor (no files, no network)."""
-    params = (('rows', ()),)
-    _last_ts = 0
-
-    def start(self):
-        super().start()
-        self._i = 0
-
-    def _load(self):
-        if self._i >= len(self.p.rows):
-            return False
-        row = self.p.rows[self._i]
-        self._i += 1
-        self.lines.datetime[0] = bt.date2num(
-            __import__('datetime').datetime.utcfromtimestamp(row[0] / 1000.0))
-        self.lines.open[0], self.lines.high[0], self.lines.low[0] = row[1:4]
-        self.lines.close[0], self.lines.volume[0] = row[4], row[5]
-        return True
-
-
 def backtest_round_ms(k, bars=1000):
     """backtrader's own cost of one round of its loop with ``k`` datas (a
     backtest bar by bar, like a live run: no preload, no runonce): the part
@@ -230,7 +210,7 @@ def backtest_round_ms(k, bars=1000):
     rows = C.synthetic_candles(bars)
     cerebro = bt.Cerebro(stdstats=False)
     for _ in range(k):
-        cerebro.adddata(_Rows(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=1))
+        cerebro.adddata(CandleRowsFeed(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=1))
     cerebro.addstrategy(SmaCross, rec=Rec())
     t0 = time.perf_counter()
     cerebro.run(runonce=False, preload=False, exactbars=1)

@@ -21,6 +21,7 @@ import math
 import backtrader as bt
 
 import backtrader_live as btl
+from backtrader_live.feeds.rows import CandleRowsFeed
 from backtrader_live.sim import candles as cd
 from livekit import LiveRun
 from venues import VENUES, venue_sim
@@ -67,7 +68,7 @@ class Log:
             return
         self.orders[index]['statuses'].append(order.getstatusname())
         if order.status == order.Completed:
-            shift = getattr(order.data, 'open_shift', 0)
+            shift = getattr(order.data.p, 'shift', 0)
             self.fills.append((index, floor_hour(order.executed.dt) - shift,
                                order.executed.size, order.executed.price,
                                order.executed.comm, self.bars[-1] if self.bars else None))
@@ -79,11 +80,11 @@ def _num(value):
 
 def bar_ms(data):
     """The open time of the data's current bar: live feeds stamp a bar at
-    its open, a backtest's CandleRows too unless it resamples (``open_shift``:
+    its open, a backtest's CandleRowsFeed too unless it resamples (its ``shift``:
     how far after the open the stamp is)."""
     stamp = data.datetime.datetime(0)
     ms = int((stamp - EPOCH).total_seconds() * 1000)
-    return ms - getattr(data, 'open_shift', 0)
+    return ms - getattr(data.p, 'shift', 0)
 
 
 def floor_hour(num):
@@ -138,31 +139,6 @@ class Parity(bt.Strategy):
 
 
 # -- the backtest over the simulator's candles ----------------------------------------------
-class CandleRows(bt.feed.DataBase):
-    """Candle rows [open ms, o, h, l, c, v] stamped at their open, as the
-    live feeds stamp them (``shift=H``: at their close, backtrader's own
-    convention, which its resampledata needs to close a 4h bar with the 1h
-    bar that ends it; tests/test_multi_feed.py)."""
-    params = (('rows', ()), ('shift', 0))
-
-    def start(self):
-        super().start()
-        self._i = 0
-        self.open_shift = self.p.shift
-
-    def _load(self):
-        if self._i >= len(self.p.rows):
-            return False
-        row = self.p.rows[self._i]
-        self._i += 1
-        stamp = EPOCH + datetime.timedelta(milliseconds=row[0] + self.p.shift)
-        self.lines.datetime[0] = bt.date2num(stamp)
-        for line, value in zip((self.lines.open, self.lines.high, self.lines.low,
-                                self.lines.close, self.lines.volume), row[1:6]):
-            line[0] = value
-        return True
-
-
 def backtest(strategy, rows_by_symbol, params, cash, resample=None, comminfo=(),
              data_kwargs=None):
     """``comminfo``: the paper run's commission info per data (the market's
@@ -171,7 +147,7 @@ def backtest(strategy, rows_by_symbol, params, cash, resample=None, comminfo=(),
     log = Log()
     cerebro = btl.Cerebro(stdstats=False)
     for i, rows in enumerate(rows_by_symbol):
-        cerebro.adddata(CandleRows(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=60,
+        cerebro.adddata(CandleRowsFeed(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=60,
                                    name='data%d' % i, shift=H if resample else 0,
                                    **(data_kwargs or {})))
         if i < len(comminfo):

@@ -13,6 +13,7 @@ import backtrader as bt
 import pytest
 
 import backtrader_live as btl
+from backtrader_live.feeds.rows import CandleRowsFeed
 from backtrader_live.sim import candles as cd
 from helpers import KEY, SECRET, eventually
 from livekit import LiveRun, Recorder, Recording
@@ -78,28 +79,6 @@ def run_multi(sim, venue, symbols, timeframes, steps, **kwargs):
 
 
 # -- the backtest over the same candles ---------------------------------------------------
-class CandleRows(bt.feed.DataBase):
-    """Candle rows [open ms, o, h, l, c, v] stamped at open + ``shift`` ms."""
-    params = (('rows', ()), ('shift', 0))
-
-    def start(self):
-        super().start()
-        self._i = 0
-
-    def _load(self):
-        if self._i >= len(self.p.rows):
-            return False
-        row = self.p.rows[self._i]
-        self._i += 1
-        stamp = datetime.datetime(1970, 1, 1) + datetime.timedelta(
-            milliseconds=row[0] + self.p.shift)
-        self.lines.datetime[0] = bt.date2num(stamp)
-        for line, value in zip((self.lines.open, self.lines.high, self.lines.low,
-                                self.lines.close, self.lines.volume), row[1:6]):
-            line[0] = value
-        return True
-
-
 def served_rows(sim, symbol, first, last):
     """The simulator's (re-dated) 1h rows of ``symbol`` opening in [first, last]."""
     feed = sim.clock.feeds[sim.symbols[symbol]]
@@ -116,7 +95,7 @@ def backtest(feeds, resample=None):
     rec = type('Rec', (), {})()
     rec.bars, rec.positions, rec.strategy = [], [], None
     for rows, shift in feeds:
-        cerebro.adddata(CandleRows(rows=rows, shift=shift, timeframe=bt.TimeFrame.Minutes,
+        cerebro.adddata(CandleRowsFeed(rows=rows, shift=shift, timeframe=bt.TimeFrame.Minutes,
                              compression=60))
     if resample:
         cerebro.resampledata(cerebro.datas[0], timeframe=bt.TimeFrame.Minutes,

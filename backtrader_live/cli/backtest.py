@@ -13,36 +13,10 @@ from ..config import load_config, setup_cerebro
 from ..config.resolve import strategy_class
 from ..errors import ConfigError
 from ..sim.candles import INTERVAL_MS
+from ..feeds.rows import CandleRowsFeed
 from .common import out, user_errors
 
 EPOCH = datetime.datetime(1970, 1, 1)
-
-
-class CliHistoryFeed(bt.feed.DataBase):
-    """Upstream DataBase over ``(ms, open, high, low, close, volume)`` rows.
-
-    The name must be unique among DataBase subclasses: backtrader registers
-    each one's lines class under a name built from the class names, and a
-    second ``Rows`` would replace another module's (pickling, as optimisation
-    in worker processes does, then fails)."""
-
-    params = (('rows', ()),)
-
-    def start(self):
-        super().start()
-        self._i = 0
-
-    def _load(self):
-        if self._i >= len(self.p.rows):
-            return False
-        ms, o, h, low, c, v = self.p.rows[self._i][:6]
-        self._i += 1
-        self.lines.datetime[0] = bt.date2num(EPOCH + datetime.timedelta(milliseconds=ms))
-        for line, value in zip((self.lines.open, self.lines.high, self.lines.low,
-                                self.lines.close, self.lines.volume), (o, h, low, c, v)):
-            line[0] = float(value)
-        self.lines.openinterest[0] = 0.0
-        return True
 
 
 class ProgressAnalyzer(bt.Analyzer):
@@ -112,7 +86,7 @@ def add_data(cerebro, rows, timeframe):
         raise ConfigError('the candles are %d-minute bars; [live] timeframe %r cannot be '
                           'made from them' % (step // 60000, timeframe))
     minutes = step // 60000
-    data = CliHistoryFeed(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=minutes)
+    data = CandleRowsFeed(rows=rows, timeframe=bt.TimeFrame.Minutes, compression=minutes)
     if wanted == step:
         cerebro.adddata(data)
     else:
