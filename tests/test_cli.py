@@ -252,6 +252,18 @@ def test_sim_and_demo_wrappers():
     assert result.exit_code == 2 and 'must be positive' in result.output
 
 
+def test_the_readme_demo_command_runs(tmp_path):
+    """`python -m backtrader_live demo` (the README's first command), as a
+    process: the demo's strategy and analyzers are classes of a module loaded
+    from samples/, which backtrader's metaclasses look up in sys.modules."""
+    proc = subprocess.run([sys.executable, '-m', 'backtrader_live', 'demo', '--bars', '5',
+                           '--backfill', '40', '--no-plot'], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert 'bars          5 live after 40 backfilled' in output and 'Traceback' not in output
+
+
 def test_run_in_process_with_sizer_analyzers_risk_and_notifications(workdir, sim, caplog):
     """The same command in this process (so its lines are measured), with the
     config's optional sections: sizer, analyzers, RiskAnalyzer, notifications."""

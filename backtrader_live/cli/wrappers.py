@@ -28,6 +28,10 @@ def demo(ctx: typer.Context):
                               'missing in this installation' % path)
         spec = importlib.util.spec_from_file_location('btl_demo', path)
         module = importlib.util.module_from_spec(spec)
+        # backtrader's metaclasses look a class's module up in sys.modules,
+        # and the demo imports its neighbours (samples/) as python samples/demo.py would
+        sys.modules[spec.name] = module
+        sys.path.insert(0, os.path.dirname(path))
         spec.loader.exec_module(module)
     sys.exit(module.main(list(ctx.args)))
 
