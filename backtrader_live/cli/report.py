@@ -9,7 +9,7 @@ import os
 import typer
 from rich.table import Table
 
-from ..journal.tearsheet import equity_png, write_tearsheet
+from ..journal.tearsheet import equity_png, figure, write_tearsheet
 from .common import out, user_errors
 
 
@@ -74,11 +74,7 @@ def _print_runs(every):
 
 
 def _fmt(value):
-    if value is None:
-        return '-'
-    if isinstance(value, float):
-        return '%.6g' % value
-    return str(value)
+    return figure(value, 6)
 
 
 def _print(result):

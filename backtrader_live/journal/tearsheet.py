@@ -52,12 +52,12 @@ def equity_png(result, target):
     plt.close(fig)
 
 
-def figure(value):
-    """A figure as the page shows it: floats with 10 significant digits."""
+def figure(value, digits=10):
+    """A figure as shown: floats with ``digits`` significant digits, None as '-'."""
     if value is None:
         return '-'
     if isinstance(value, float):
-        return '%.10g' % value
+        return '%.*g' % (digits, value)
     return str(value)
 
 

@@ -147,11 +147,9 @@ class Writer:
         switch; flush, stop and a full queue wake the writer)."""
         records = self._records
         batch = []
-        try:
-            while len(batch) < BATCH:
-                batch.append(records.popleft())
-        except IndexError:
-            pass
+        # only this thread takes from the deque, so a non-empty one stays so
+        while records and len(batch) < BATCH:
+            batch.append(records.popleft())
         if batch:
             with self._room:
                 self._room.notify_all()
