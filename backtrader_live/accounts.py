@@ -199,13 +199,19 @@ def in_step(amount, step):
 class _StepSizing(CommInfoBase):
     """``getsize`` in the market's amount step: upstream's truncates to a
     whole unit (``int(cash // price)``), so ``order_target_value(0.05 BTC
-    worth)`` would place nothing."""
+    worth)`` would place nothing.
+
+    On contracts, ``cash`` buys notional, not margin: upstream divides by
+    the margin per contract, so at the exchange's 20x an
+    ``order_target_percent(0.05)`` became a position worth 100 % of the
+    account live, while paper and a backtest (1x) placed 5 %. The account's
+    leverage decides the margin the exchange holds, never the size."""
     params = (('step', None),)
 
     def getsize(self, price, cash):
         if not price or cash <= 0:
             return 0.0
-        per_unit = dec(price) if self._stocklike else dec(self.get_margin(price))
+        per_unit = dec(price) if self._stocklike else dec(self.notional(1.0, price))
         return in_step(dec(self.p.leverage) * dec(cash) / per_unit, self.p.step)
 
 
@@ -222,6 +228,16 @@ class LinearCommInfo(_StepSizing):
         # Initial margin of one contract at this leverage (automargin = 1/leverage).
         return price * self.p.mult * self.p.automargin
 
+    def notional(self, size, price):
+        """Signed value of ``size`` contracts in the settle asset."""
+        return size * self.p.mult * price
+
+    def getvaluesize(self, size, price):
+        # The position's notional, signed, as the live broker's
+        # getvalue(datas=[d]) gives it: upstream's is the margin, unsigned,
+        # so order_target_value read a short as long and depended on leverage.
+        return self.notional(size, price)
+
 
 class InverseCommInfo(LinearCommInfo):
     """Coin-margined contracts, counted in the coin: a contract is worth
@@ -236,10 +252,10 @@ class InverseCommInfo(LinearCommInfo):
             return 0.0
         return size * self.p.mult * (1.0 / price - 1.0 / newprice)
 
-    def getoperationcost(self, size, price):
-        return abs(size) * self.get_margin(price)
+    def notional(self, size, price):
+        return size * self.p.mult / price if price else 0.0
 
-    def getvaluesize(self, size, price):
+    def getoperationcost(self, size, price):
         return abs(size) * self.get_margin(price)
 
     def _getcommission(self, size, price, pseudoexec):

@@ -246,6 +246,8 @@ def live_mode(venue, strategy, params, steps, symbols, timeframes, backfill, pap
         log.comminfo = [log.strategy.broker.getcommissioninfo(d)
                         for d in log.strategy.datas[:len(symbols)]]
         log.rules = market_rules(sim, venue) + (float(info.p.commission),)
+        # each data's own amount step (SOL trades in whole coins where BTC in 0.001)
+        log.steps = [float(ci.p.step) for ci in log.comminfo]
         log.rows = [served_rows(sim, s, log.bars[0], log.bars[-1]) for s in symbols]
     return log
 
@@ -317,8 +319,10 @@ def compare(ref, other, venue, rules):
     if len(ref.orders) != len(other.orders):
         return [('order count', len(other.orders), len(ref.orders), None)]
     out = []
+    steps = getattr(other, 'steps', None) or []
     for i, (a, b) in enumerate(zip(ref.orders, other.orders)):
-        out += _order_diffs(i, a, b, step, tick, taker, spot)
+        data_step = steps[a['data']] if a['data'] < len(steps) else step
+        out += _order_diffs(i, a, b, data_step, tick, taker, spot)
     fills_a = {f[0]: f for f in ref.fills}
     fills_b = {f[0]: f for f in other.fills}
     if sorted(fills_a) != sorted(fills_b):
@@ -328,10 +332,11 @@ def compare(ref, other, venue, rules):
         a, b = fills_a[index], fills_b[index]
         order = ref.orders[index]
         kind, what = order['type'], 'fill %d ' % index
+        data_step = steps[order['data']] if order['data'] < len(steps) else step
         if a[2] != b[2]:
             out.append((what + 'size', b[2], a[2],
-                        _size_rule(a[2], b[2], step, taker, spot)
-                        or _target_rule(order, other.orders[index], a[2], b[2], step)))
+                        _size_rule(a[2], b[2], data_step, taker, spot)
+                        or _target_rule(order, other.orders[index], a[2], b[2], data_step)))
         if a[3] != b[3]:
             out.append((what + 'price', b[3], a[3],
                         _price_rule(kind, a, b, tick, rows[order['data']] if rows else {})))

@@ -12,6 +12,7 @@ import datetime
 import pytest
 
 import backtrader_live as btl
+from backtrader_live.accounts import contract_value
 from helpers import eventually
 from test_order_links import RefRecording, _by_ref
 from venues import ALL, VENUES, live_run, sim_orders, sim_position, unit, venue_sim
@@ -133,7 +134,11 @@ def test_limit_with_valid_expires(venue):
 
 @pytest.mark.parametrize('venue', ALL)
 def test_order_target_percent_places_a_fractional_size(venue):
+    seen = {}
+
     def place(s):
+        seen.update(value=s.broker.getvalue(), price=s.data.close[0],
+                    leverage=s.broker.account_leverage(s.data))
         s.order = s.order_target_percent(target=0.05)
     run, orders, position = _run(venue, {6: place}, 1)
     s = run.rec.strategy
@@ -146,6 +151,14 @@ def test_order_target_percent_places_a_fractional_size(venue):
     if not rules.inverse:
         assert size != int(size)        # upstream's getsize would truncate to 0
     assert run.rec.statuses()[-1] == 'Completed'
+    # The target is the position's notional, whatever the account's leverage
+    # on the exchange (the simulators' derivatives accounts run at 20x/10x):
+    # 5 % of the value, within one amount step, as in a backtest at 1x.
+    notional = contract_value(rules, size, seen['price']) if rules.contract else size * seen['price']
+    one_step = notional * rules.amount_step / size
+    assert abs(notional - 0.05 * seen['value']) <= one_step
+    if rules.contract:
+        assert seen['leverage'] > 1       # the case this guards
 
 
 @pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-spot'])

@@ -18,14 +18,11 @@ from paritycorpus import CASES
 
 VENUES = ['binance-spot', 'binance-usdm', 'bybit-linear']
 
-# Real divergences found by this harness (product defects), kept visible:
-# (case, venue) -> why
-KNOWN = {
-    ('rebalance-3', venue): 'order_target_percent on a derivatives market: live sizes it '
-    "with the account's leverage on the exchange (the live commission info carries it), paper "
-    'and the backtest at 1x: measured 20x (Binance USDⓈ-M) and 40x (Bybit linear) the '
-    'paper size, then margin rejections'
-    for venue in ('binance-usdm', 'bybit-linear')}
+# Real divergences found by this harness (product defects), kept visible as
+# strict xfails while open: (case, venue) -> why. Fixed so far: Order.Close at
+# the session close; order_target_percent on derivatives sized as margin at the
+# exchange's leverage (accounts._StepSizing sizes notional now).
+KNOWN = {}
 
 
 # Intermittent (a race, so it cannot be a strict xfail): a bracket's children
