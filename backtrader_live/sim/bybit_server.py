@@ -7,14 +7,13 @@ spot ``BTCUSDT``, linear ``BTCUSDT`` and inverse ``BTCUSD`` (1 USD contracts).
 """
 import asyncio
 import random
-import time
 
 from aiohttp import web
 
 from .bybit import FAULT_ROUTES, BybitRest, bybit_errors, fault_reply as bybit_fault_reply
 from .bybit_tpsl import PositionStops
 from .bybit_ws import BybitStreams
-from .clock import MarketClock
+from .clock import MarketClock, market_start_ms
 from .contracts import build_contracts
 from .derivatives import ISOLATED, DerivEngine
 from .engine import Engine
@@ -50,12 +49,12 @@ class BybitSimulator(SimulatorBase):
                  contract_balances=None, fees=(0.001, 0.001), contract_fees=(0.0002, 0.00055),
                  depth_qty=1.0, liquidity=0.5, seed=0, markets=None, linear_markets=None,
                  inverse_markets=None, funding_rate=0.0001, contract_depth_qty=None,
-                 ws_reply_delay=0.02):
+                 ws_reply_delay=0.02, start=None):
         self.host, self._port, self.speed = host, port, speed
         #: seconds before a WebSocket control reply (subscribe, auth, ping) is sent
         self.ws_reply_delay = ws_reply_delay
         self._rng = random.Random(seed)
-        now = int(time.time() * 1000)
+        now = market_start_ms(start)
         feeds, self.markets, self.symbols = load_feeds(data, start_index, markets, now)
         self.clock = MarketClock(feeds, now)
         self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,

@@ -10,7 +10,10 @@ high -> close for a falling bar), piecewise linear over the bar, so market
 orders and stop triggers placed mid-bar see a plausible price.
 """
 import bisect
+import datetime
 import logging
+import numbers
+import time
 from collections import namedtuple
 
 from . import candles as cd
@@ -20,6 +23,28 @@ log = logging.getLogger(__name__)
 #: the part of one bar the clock crossed in one move (prices are floats)
 Segment = namedtuple('Segment',
                      'symbol index start end first last low high closed volume')
+
+
+def market_start_ms(start):
+    """Where the market clock starts, in epoch ms: ``None`` (now, the default),
+    epoch milliseconds, or a datetime (naive means UTC).
+
+    Why pin it: bars of 4h or 1d fall on UTC boundaries, so which 1h bars a
+    4h bar spans, or when a session ends, depends on the hour the clock
+    started; a test or a demo that needs the same alignment each run passes
+    a start. The signed requests' clock (``serverTime``, ``recvWindow``)
+    stays the wall clock, as on the real exchange, so a start ahead of the
+    wall clock is what step mode does anyway."""
+    if start is None:
+        return int(time.time() * 1000)
+    if isinstance(start, datetime.datetime):
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=datetime.timezone.utc)
+        return int(start.timestamp() * 1000)
+    if isinstance(start, numbers.Real) and not isinstance(start, bool) and start > 0:
+        return int(start)
+    raise ValueError('start must be None (now), epoch milliseconds or a datetime, got %r'
+                     % (start,))
 
 
 class SymbolFeed:

@@ -24,7 +24,7 @@ from .binance_futures_ws import FuturesStreams
 from .binance_market import MarketData
 from .binance_market_ws import MarketStreams
 from .binance_ws import BinanceStreams
-from .clock import MarketClock, SymbolFeed
+from .clock import MarketClock, SymbolFeed, market_start_ms
 from .contracts import build_contracts
 from .derivatives import DerivEngine
 from .engine import Engine
@@ -427,10 +427,10 @@ class BinanceSimulator(SimulatorBase):
                  balances=None, fees=(0.001, 0.001), depth_qty=1.0, liquidity=0.5,
                  seed=0, markets=None, futures_balances=None, coinm_balances=None,
                  futures_markets=None, coinm_markets=None, futures_fees=(0.0002, 0.0005),
-                 funding_rate=0.0001, futures_depth_qty=None):
+                 funding_rate=0.0001, futures_depth_qty=None, start=None):
         self.host, self._port, self.speed = host, port, speed
         self._rng = random.Random(seed)
-        now = int(time.time() * 1000)
+        now = market_start_ms(start)
         feeds, self.markets, self.symbols = load_feeds(data, start_index, markets, now)
         self.clock = MarketClock(feeds, now)
         self.engine = Engine(self.markets, lambda: self.clock.now, self.current_price,

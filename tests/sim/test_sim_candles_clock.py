@@ -162,3 +162,24 @@ def test_bars_aggregated_and_closed_between():
     assert [r[0] for r in closed] == [utc(2024, 5, 1, 4), utc(2024, 5, 1, 8)]
     assert feed.bar_end(utc(2024, 5, 1, 4), '4h') == utc(2024, 5, 1, 8)
     assert feed.bars('1h', utc(2024, 4, 30)) == ([], True)
+
+
+@pytest.mark.parametrize('name', ['binance', 'bybit'])
+def test_the_market_clock_can_start_at_a_given_instant(name):
+    """start= pins where the clock starts (and so where 4h and 1d bars fall),
+    whatever the hour the test runs; the signing clock stays the wall clock."""
+    import datetime
+
+    from backtrader_live.sim import SIMULATORS
+    cls = SIMULATORS[name]
+    start = datetime.datetime(2031, 1, 6, 0, 20)        # naive: UTC
+    sim = cls(start=start)      # not started: no server, no thread
+    feed = sim.clock.feeds[sim.symbols['BTC/USDT']]
+    assert sim.clock.now == utc(2031, 1, 6, 0, 20)
+    assert feed.times[500] == utc(2031, 1, 6, 0)        # bar start_index is the forming one
+    assert cls(start=utc(2031, 1, 6, 3, 59)).clock.feeds[feed.symbol].times[500] == \
+        utc(2031, 1, 6, 3)
+    for bad in ('tomorrow', -5, True):
+        with pytest.raises(ValueError, match='start must be None .now., epoch milliseconds '
+                                             'or a datetime'):
+            cls(start=bad)
