@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .accounts import account_for, comminfo_for
 from .markets import SPOT
 from .history import HistoryTrimmer
-from .orders import input_problem, order_problem, placeholder, round_order
+from .orders import input_problem, order_problem, order_type_problem, placeholder, round_order
 from .risk import KillSwitch, gate_rules
 
 log = logging.getLogger(__name__)
@@ -327,11 +327,33 @@ class BrokerBase(BackBroker, metaclass=_MetaBroker):
             return order
         # Bad numbers first and always (paper too, risk_management or not).
         reason = (self._input_problem
-                  or (None if self._input_checked else order_problem(order))
-                  or self.risk_limit_reason(order))
+                  or (None if self._input_checked else order_problem(order)))
+        if reason:
+            return self._reject_locally(order, reason)
+        if self._refused_type(order):
+            return order
+        reason = self.risk_limit_reason(order)
         if reason:
             return self._reject_locally(order, reason)
         return self._submit_accepted(order, check)
+
+    def _refused_type(self, order):
+        """True if the exchange's market does not take ``order``'s type (paper
+        too, so a paper run refuses what live would): it is rejected with the
+        reason, and a bracket child's parent cancelled with it (never a parent
+        without its stop)."""
+        reason = None if self.store is None else order_type_problem(order, self.store)
+        if not reason:
+            return False
+        self._reject_locally(order, reason)
+        if order.parent is not None and order.parent.alive():
+            self._cancel_parent(order.parent)
+        return True
+
+    def _cancel_parent(self, parent):
+        """Cancel a bracket's parent whose child was refused (with its
+        other children): the mode's class knows where a held parent waits."""
+        self.cancel(parent)
 
     def _held(self, order):
         """True if the mode's class takes ``order`` aside before the gate

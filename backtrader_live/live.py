@@ -196,6 +196,10 @@ class LiveBroker(LiveFills, BrokerBase):
 
     # -- live orders out ------------------------------------------------------------------
     def _held(self, order):
+        # a type the exchange cannot take is refused before anything is held,
+        # with its whole bracket (the exchange's order types: store.order_types)
+        if self._refused_type(order):
+            return True
         # a bracket's child waiting for its parent, or a type the broker
         # emulates (orderlinks.py, emulated.py): taken here, gated on release
         return self.links.submit(order) or self.emulated.submit(order)

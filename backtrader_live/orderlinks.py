@@ -30,7 +30,7 @@ import math
 
 from backtrader import Order
 
-from .orders import _set_size, order_problem
+from .orders import _set_size, native_stop_missing, order_problem
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +240,10 @@ class OrderLinks:
             kid.addinfo(reduceOnly=True)
         _set_size(kid, size)
         kid.activate()
-        if spot and kid.exectype in _STOPS and self._groups.get(kid.ref):
-            # the resting sibling locks the coin: trigger this one locally
+        if (spot and kid.exectype in _STOPS and self._groups.get(kid.ref)) or \
+                native_stop_missing(kid, broker.store):
+            # spot: the resting sibling locks the coin; elsewhere the exchange
+            # has no such stop order: trigger this one locally
             broker.emulated.hold(kid, local_stop=True)
             return
         broker.emulated.send(kid)

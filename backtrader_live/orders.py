@@ -315,3 +315,61 @@ def order_problem(order):
     """:func:`input_problem` for an order already built."""
     return input_problem(order.exectype, order.size, order.price, order.pricelimit,
                          order.trailamount, order.trailpercent, dict(order.info))
+
+
+# The exchange order type each backtrader type needs (exchanges.profile.ORDER_TYPES):
+# natively, and when an emulated one (emulated.py) triggers.
+NATIVE = {Order.Market: 'market', Order.Limit: 'limit', Order.Stop: 'stop',
+          Order.StopLimit: 'stop_limit'}
+SENT_AS = {**NATIVE, Order.StopTrail: 'market', Order.StopTrailLimit: 'limit',
+           Order.Close: 'market'}
+# A bracket's stop child where the exchange has no such stop is triggered
+# locally on closed bars and sent as this type (orderlinks.py, emulated.py).
+TRIGGERED_AS = {Order.Stop: 'market', Order.StopLimit: 'limit'}
+
+
+def native_stop_missing(order, store):
+    """True if ``order`` is a Stop/StopLimit the exchange's market has no
+    native order for (orderlinks triggers such a bracket child locally)."""
+    return order.exectype in TRIGGERED_AS and NATIVE[order.exectype] not in store.order_types
+
+
+def _instead(needs, offered):
+    """What to use instead of a ``needs`` order, from what is ``offered``."""
+    if needs == 'stop' and 'stop_limit' in offered:
+        return 'use a StopLimit order (a stop with a limit price: price=..., plimit=...)'
+    if needs == 'stop_limit' and 'stop' in offered:
+        return 'use a Stop order (it fills at market when triggered)'
+    if needs in ('stop', 'stop_limit'):
+        send = 'Market' if 'market' in offered else 'Limit'
+        return ('the exchange has no conditional orders: watch the price in next() and send '
+                'a %s order when it is reached' % send)
+    if needs == 'market':
+        return 'use a Limit order at a price that crosses the book (a marketable limit)'
+    return 'use a Market order'
+
+
+def order_type_problem(order, store):
+    """Why ``store``'s market cannot take ``order``'s type, or None: paper
+    and live refuse the same orders, so a paper run shows what live would."""
+    needs = SENT_AS.get(order.exectype)
+    offered = store.order_types
+    if needs is None or needs in offered:
+        return None
+    what = order.getordername()
+    local = TRIGGERED_AS.get(order.exectype) if order.parent is not None else None
+    if local in offered:
+        return None     # a bracket's stop: triggered locally instead (orderlinks.py)
+    instead = _instead(needs, offered)
+    if local:
+        what += (" (a bracket's stop, triggered locally and sent as a %s order where the "
+                 'exchange has no stop order)' % local)
+        instead = ("give the bracket a StopLimit stop (stopexec=Order.StopLimit, "
+                   "stopargs={'plimit': ...}): sent as a limit order when it triggers"
+                   if local == 'market' and 'limit' in offered else
+                   'protect the position from next()')
+    elif needs != NATIVE[order.exectype]:
+        what += ' (sent as a %s order when it triggers)' % needs.replace('_', '-')
+    return ('%s orders cannot be placed on %s %s: it takes %s orders only; %s'
+            % (what, store.exchange_name, store.kind,
+               ', '.join(t.replace('_', '-') for t in offered), instead))

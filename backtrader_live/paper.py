@@ -34,6 +34,18 @@ class PaperBroker(BrokerBase):
     def _submit_accepted(self, order, check):
         return self._submit_paper_order(order, check)
 
+    def _cancel_parent(self, parent):
+        # A parent waiting for its children's transmit sits in upstream's
+        # BackBroker._pchildren, not in its pending queue (cancel() finds
+        # nothing there): taken out, upstream's own rule then rejects the
+        # children still to come (_take_children: "parent not there").
+        # Guarded by tests/test_exchange_registry.py (paper).
+        if self.cancel(parent) or not parent.alive():
+            return
+        self._pchildren.pop(parent.ref, None)
+        parent.cancel()
+        self.notify(parent)
+
     def _submit_paper_order(self, order, check=True):
         """Paper trading: upstream BackBroker queues the order and fills it
         from the bars exactly as in a backtest."""

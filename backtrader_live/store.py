@@ -30,6 +30,7 @@ from ._upstream import check_upstream
 from .account_view import AccountView, MarketRules  # noqa: F401 (MarketRules: public)
 from .errors import ConfigError, LiveError, OrderNotFound
 from .exchange_client import ExchangeClient
+from .exchanges.profile import ORDER_TYPES
 from .markets import market_kind
 from .runconfig import check_endpoint
 from .ratelimit import SECONDS
@@ -181,6 +182,14 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     def product(self):
         """This store's product in the exchange's profile (None: no profile)."""
         return self.profile.product(self.kind) if self.profile is not None else None
+
+    @property
+    def order_types(self):
+        """The order types this market takes natively (of
+        exchanges.profile.ORDER_TYPES): the order gate refuses the others
+        before sending, paper and live (orders.order_type_problem)."""
+        product = self.product
+        return product.order_types if product is not None else ORDER_TYPES
 
     # -- identity and secrecy ---------------------------------------------
     def __repr__(self):

@@ -104,3 +104,105 @@ def test_runtime_registration_and_its_errors():
         exchanges.unregister('notastore')
     with pytest.raises(ConfigError, match='non-empty string'):
         exchanges.register('  ', DemoexStore)
+
+
+# -- order types from the profile: demoex takes market and limit orders only ------------------
+def _demoex_run(sim, script, steps, paper=False):
+    run = LiveRun(sim, exchange='demoex', script=script, max_bars=steps,
+                  paper_trading=paper).start()
+    run.step(steps)
+    run.join()
+    run.rec.strategy.broker.store.stop()
+    return run
+
+
+@pytest.mark.parametrize('paper', [False, True], ids=['live', 'paper'])
+def test_an_order_type_the_profile_lacks_is_refused_before_sending(demoex_installed, sim, paper):
+    placed = {}
+
+    def place(s):
+        placed['stop'] = s.sell(size=0.05, price=3000.0, exectype=btl.Order.Stop)
+        placed['stoplimit'] = s.sell(size=0.05, price=3000.0, plimit=2990.0,
+                                     exectype=btl.Order.StopLimit)
+        placed['limit'] = s.buy(size=0.05, price=3000.0, exectype=btl.Order.Limit)
+    _demoex_run(sim, {6: place}, 1, paper=paper)
+    stop, stoplimit, limit = placed['stop'], placed['stoplimit'], placed['limit']
+    assert stop.status == stoplimit.status == btl.Order.Rejected
+    assert stop.info['reject_reason'] == (
+        'Stop orders cannot be placed on demoex spot: it takes market, limit orders only; the '
+        'exchange has no conditional orders: watch the price in next() and send a Market order '
+        'when it is reached')
+    assert 'StopLimit orders cannot be placed on demoex spot' in stoplimit.info['reject_reason']
+    assert limit.status == btl.Order.Accepted       # what it takes goes through
+    if not paper:
+        assert [o.type for o in sim.orders()] == ['LIMIT']     # nothing else was sent
+
+
+def test_a_bracket_stop_is_triggered_locally_where_the_exchange_has_none(demoex_installed, sim):
+    """A bracket on demoex still protects the position: its stop child is
+    watched locally and sent at market when a closed bar reaches it (the
+    parent fills as bar 6 closes at 4191.53; bar 7 is the parent's bar, as
+    upstream activates children on the bar after; bar 8's low is 4188.81)."""
+    placed = {}
+
+    def place(s):
+        placed['orders'] = s.buy_bracket(size=0.05, exectype=btl.Order.Market,
+                                         stopprice=4190.0, limitprice=5000.0)
+    _demoex_run(sim, {6: place}, 4)
+    parent, stop, target = placed['orders']
+    assert [o.status for o in (parent, stop, target)] == [
+        btl.Order.Completed, btl.Order.Completed, btl.Order.Canceled]
+    sent = sim.orders()
+    # the parent, the resting target (cancelled), the stop sent at market: never a stop order
+    assert [(o.side, o.type) for o in sent] == [('BUY', 'MARKET'), ('SELL', 'LIMIT'),
+                                                ('SELL', 'MARKET')]
+
+
+def test_the_generic_tier_reads_order_types_from_ccxt():
+    from backtrader_live.generic import profile
+    assert profile.order_types('binance') == ('market', 'limit', 'stop', 'stop_limit')
+    assert profile.order_types('bitstamp') == ('market', 'limit')        # no stops at all
+    assert profile.order_types('coinbase') == ('market', 'limit', 'stop_limit')
+    assert 'market' not in profile.order_types('gemini')                 # limit orders only
+    # contracts that need a trigger direction say so in ccxt's features
+    assert profile.needs_trigger_direction('bybit', 'linear') is True
+    assert profile.needs_trigger_direction('bybit', 'spot') is False
+    assert profile.needs_trigger_direction('binance', 'linear') is False
+
+
+@pytest.mark.parametrize('paper', [False, True], ids=['live', 'paper'])
+def test_a_bracket_whose_stop_cannot_be_sent_is_refused_whole(demoex_installed, sim, paper):
+    """An exchange that takes limit orders only (no market order to send a
+    locally triggered stop as): the bracket's stop child is refused before
+    anything is sent, and its parent and sibling with it, never a parent
+    without its stop."""
+    import copy
+    from demoex.store import DemoexStore
+    profile = copy.copy(DemoexStore.profile)
+    product = copy.copy(profile.products['spot'])
+    product.order_types = ('limit',)
+    profile.products = {'spot': product}
+    store_cls = type('LimitexStore', (DemoexStore,), {'profile': profile})
+    exchanges.register('limitex', store_cls)
+    placed = {}
+
+    def place(s):
+        placed['orders'] = s.buy_bracket(size=0.05, price=4000.0, stopprice=3900.0,
+                                         limitprice=4400.0)
+    try:
+        run = LiveRun(sim, exchange='limitex', script={6: place}, max_bars=1,
+                      paper_trading=paper).start()
+        run.step(1)
+        run.join()
+        run.rec.strategy.broker.store.stop()
+    finally:
+        exchanges.unregister('limitex')
+    parent, stop, target = placed['orders']
+    assert stop.status == btl.Order.Rejected
+    assert stop.info['reject_reason'] == (
+        "Stop (a bracket's stop, triggered locally and sent as a market order where the "
+        'exchange has no stop order) orders cannot be placed on demoex spot: it takes limit '
+        "orders only; give the bracket a StopLimit stop (stopexec=Order.StopLimit, "
+        "stopargs={'plimit': ...}): sent as a limit order when it triggers")
+    assert not parent.alive() and not target.alive()
+    assert sim.orders() == []       # nothing reached the exchange

@@ -116,6 +116,39 @@ def market_types(ccxt_id):
     return table
 
 
+# Order types -> the ccxt capabilities that offer it: offered when one of them
+# is True, or when ccxt says nothing of any (None: the exchange's answer
+# decides); refused when ccxt says False and nothing offers it.
+ORDER_TYPE_CAPS = (('market', ('createMarketOrder',)),
+                   ('limit', ('createLimitOrder',)),
+                   ('stop', ('createStopMarketOrder', 'createTriggerOrder')),
+                   ('stop_limit', ('createStopLimitOrder', 'createTriggerOrder')))
+
+
+def order_types(ccxt_id):
+    """The order types ccxt says the exchange takes (Gemini: no market
+    orders; Bitstamp: no stops)."""
+    has = describe(ccxt_id)['has']
+    return tuple(kind for kind, caps in ORDER_TYPE_CAPS
+                 if any(has.get(c) is True for c in caps)
+                 or all(has.get(c) is None for c in caps))
+
+
+# Where a market kind's createOrder features sit in ccxt's ``features``.
+FEATURE_PATHS = {SPOT: ('spot',), LINEAR: ('swap', 'linear'), INVERSE: ('swap', 'inverse')}
+
+
+@functools.lru_cache(maxsize=None)
+def needs_trigger_direction(ccxt_id, kind):
+    """True if ccxt's createOrder for this market kind takes a trigger
+    direction (its ``features``: Bybit and KuCoin contracts require one,
+    'ascending' or 'descending'; a spot market there refuses it)."""
+    node = getattr(ccxt, ccxt_id)().features or {}
+    for key in FEATURE_PATHS[kind]:
+        node = node.get(key) or {}
+    return (node.get('createOrder') or {}).get('triggerDirection') is True
+
+
 def timeframes(ccxt_id):
     """Our timeframe names the exchange serves (None: ccxt does not say)."""
     served = describe(ccxt_id)['timeframes']

@@ -318,6 +318,18 @@ class GenericStore(Store):
                        'may exist on the exchange (it is never sent twice)')
         return out
 
+    def trigger_params(self, price, rising=None):
+        params = {'triggerPrice': price}
+        if rising is not None and profile.needs_trigger_direction(self.ccxt_id, self.kind):
+            # ccxt's unified values (its features say this market needs one)
+            params['triggerDirection'] = 'ascending' if rising else 'descending'
+        return params
+
+    @property
+    def order_types(self):
+        """What ccxt says the exchange takes (generic/profile.order_types)."""
+        return profile.order_types(self.ccxt_id)
+
     def stop(self):
         """Stop the watchers' loop (closing every ccxt.pro socket), join it."""
         loop, self._loop = self._loop, None
