@@ -10,6 +10,7 @@ from helpers import load_rows
 from livekit import Recorder
 from test_order_links import RefRecording
 from test_risk_kit import feed
+from generickit import GENERIC_VENUES, generic_run
 from venues import ALL, VENUES, live_run, unit, venue_sim
 
 FIRST_ROW = 595     # script bar 1 (the simulator starts at row 600 = bar 6)
@@ -67,3 +68,24 @@ def test_samples_place_the_same_orders_live_as_in_a_backtest(venue):
         assert ours[3] == pytest.approx(theirs[3])      # incl. the trailed stop level
     assert [o[4][-1] for o in live] == ['Completed', 'Completed', 'Canceled', 'Canceled',
                                         'Completed', 'Completed', 'Completed']
+
+
+@pytest.mark.parametrize('venue', GENERIC_VENUES)
+def test_samples_place_the_same_orders_on_the_generic_tier(venue):
+    """The same samples through 'ccxt:<exchange>' (ccxt + ccxt.pro, no native
+    store): the order vocabulary is the live broker's, whatever the tier."""
+    spot = VENUES[venue][4] == 'spot'
+    size = unit(venue)
+    exit_size = size * 0.999 if spot else size
+    with venue_sim(venue) as sim:
+        run = generic_run(sim, venue, script=_script(size, exit_size), max_bars=STEPS,
+                          strategy=RefRecording).start()
+        run.step(STEPS)
+        run.join()
+    live = _per_order(run.rec, run.rec.strategy.placed)
+    backtest = _backtest(size, exit_size)
+    for ours, theirs in zip(live, backtest):
+        assert ours[:2] == theirs[:2] and ours[4] == theirs[4], (live, backtest)
+        assert abs(ours[2]) == pytest.approx(abs(theirs[2]), rel=0.0011 if spot else 1e-9)
+        assert ours[3] == pytest.approx(theirs[3])
+    assert len(live) == len(backtest) == 7
