@@ -182,9 +182,12 @@ def test_day_order_expires_at_the_first_bar_of_the_next_day(venue):
         seen.append((s.data.datetime.datetime(0), s.order.status,
                      bool(s.order.info.get('expiring'))))
     script = {6: place}
-    # bars are re-dated to today by the simulator: 25 bars always cross a midnight
-    script.update({n: watch for n in range(7, 31)})
-    run, orders, _ = _run(venue, script, 25)
+    # the market clock starts at 00:20 UTC (venues.PINNED_START), bar 6 is the
+    # day's first: 26 bars cross one midnight and show the bar after the
+    # first of the next day (its cancel goes out at that first bar)
+    script.update({n: watch for n in range(7, 32)})
+    run, orders, _ = _run(venue, script, 26)
+    assert seen[0][0].hour == 1 and seen[-1][0].hour == 1
     created = seen[0][0].date()
     for dt, status, expiring in seen:
         if dt.date() == created:
