@@ -49,18 +49,18 @@ def _backtest(size, exit_size):
     return _per_order(rec, strategy.placed)
 
 
-@pytest.mark.parametrize('venue', ALL)
-def test_samples_place_the_same_orders_live_as_in_a_backtest(venue):
+def _live_matches_the_backtest(venue, make_run):
     spot = VENUES[venue][4] == 'spot'
     size = unit(venue)
     exit_size = size * 0.999 if spot else size      # spot: the fee is taken in BTC
     with venue_sim(venue) as sim:
-        run = live_run(sim, venue, script=_script(size, exit_size), max_bars=STEPS,
+        run = make_run(sim, venue, script=_script(size, exit_size), max_bars=STEPS,
                        strategy=RefRecording).start()
         run.step(STEPS)
         run.join()
     live = _per_order(run.rec, run.rec.strategy.placed)
     backtest = _backtest(size, exit_size)
+    assert len(live) == len(backtest) == 7
     for ours, theirs in zip(live, backtest):
         assert ours[:2] == theirs[:2] and ours[4] == theirs[4], (live, backtest)
         # sizes: spot children sell what the entry left after its fee
@@ -70,22 +70,13 @@ def test_samples_place_the_same_orders_live_as_in_a_backtest(venue):
                                         'Completed', 'Completed', 'Completed']
 
 
+@pytest.mark.parametrize('venue', ALL)
+def test_samples_place_the_same_orders_live_as_in_a_backtest(venue):
+    _live_matches_the_backtest(venue, live_run)
+
+
 @pytest.mark.parametrize('venue', GENERIC_VENUES)
 def test_samples_place_the_same_orders_on_the_generic_tier(venue):
     """The same samples through 'ccxt:<exchange>' (ccxt + ccxt.pro, no native
     store): the order vocabulary is the live broker's, whatever the tier."""
-    spot = VENUES[venue][4] == 'spot'
-    size = unit(venue)
-    exit_size = size * 0.999 if spot else size
-    with venue_sim(venue) as sim:
-        run = generic_run(sim, venue, script=_script(size, exit_size), max_bars=STEPS,
-                          strategy=RefRecording).start()
-        run.step(STEPS)
-        run.join()
-    live = _per_order(run.rec, run.rec.strategy.placed)
-    backtest = _backtest(size, exit_size)
-    for ours, theirs in zip(live, backtest):
-        assert ours[:2] == theirs[:2] and ours[4] == theirs[4], (live, backtest)
-        assert abs(ours[2]) == pytest.approx(abs(theirs[2]), rel=0.0011 if spot else 1e-9)
-        assert ours[3] == pytest.approx(theirs[3])
-    assert len(live) == len(backtest) == 7
+    _live_matches_the_backtest(venue, generic_run)
