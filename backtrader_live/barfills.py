@@ -28,8 +28,9 @@ before the strategy's ``next()``), :class:`BarFills`:
 A look-up that fails or answers late never ends the run and never holds the
 bar longer: a warning is logged, a late answer is applied when it comes
 (fills are matched by trade id, so the stream's copy adds nothing), and the
-stream's fill is applied when it arrives, as before. ``bar_fill_wait=None``
-turns this off.
+stream's fill is applied when it arrives, as before. While the user stream
+is down the REST look-up goes first. ``bar_fill_wait=None`` (or 0) turns
+this off.
 """
 import dataclasses
 import logging
@@ -52,14 +53,15 @@ _SENT_AS_LIMIT = (Order.StopLimit, Order.StopTrailLimit)
 
 
 def check_bar_fill_wait(value):
-    """``value`` if it is a valid ``bar_fill_wait``; a ConfigError otherwise."""
+    """``value`` if it is a valid ``bar_fill_wait`` (seconds; None or 0:
+    off); a ConfigError otherwise."""
     if value is None:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value < 0:
         raise ConfigError('bar_fill_wait must be a number of seconds >= 0 (the most a closed '
                           'bar waits for the fills made inside it: the account stream, then '
-                          'one REST look-up) or None (off), got %r' % (value,))
+                          'one REST look-up), or None or 0 (off), got %r' % (value,))
     return value
 
 
@@ -120,7 +122,7 @@ class BarFills:
     def on_next(self):
         bound = self.broker.p.bar_fill_wait
         due = self._due()
-        if not due or bound is None or self._stopping():
+        if not due or not bound or self._stopping():
             return
         self._settle(due, bound)
         for order in due:      # what came now belongs to this bar, not the next
@@ -181,7 +183,9 @@ class BarFills:
         asked = set()
         try:
             self.waiting = tuple(o.ref for o in due)
-            left = self._await(due, start + bound / 2.0, news)
+            # a user stream that is down brings nothing: straight to REST
+            stream_live = self.broker.store.user_stream_live
+            left = self._await(due, start + bound / 2.0 if stream_live else start, news)
             if left:
                 asked.update(o.ref for o in left)
                 self._ask(left)

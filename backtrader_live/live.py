@@ -120,13 +120,15 @@ class LiveBroker(LiveFills, BrokerBase):
 
     def stop(self):
         if self._live_started:
-            # However the run ended (an exception, an interrupt): the
-            # exchange's last word first, so the policy acts on what is open.
-            self.sync_before_stop()
-            self._drain_events()
-            exit_policy(self)      # restart.py: cancel_on_exit, logged
-            self.emulated.stopped()     # local-only orders end with the process, said
-            self.bar_fills.stop()       # its REST worker thread, joined
+            try:
+                # However the run ended (an exception, an interrupt): the
+                # exchange's last word first, so the policy acts on what is open.
+                self.sync_before_stop()
+                self._drain_events()
+                exit_policy(self)      # restart.py: cancel_on_exit, logged
+                self.emulated.stopped()     # local-only orders end with the process, said
+            finally:
+                self.bar_fills.stop()       # its REST worker thread, joined
         super().stop()
 
     def sync_before_stop(self):

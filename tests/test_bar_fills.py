@@ -171,6 +171,56 @@ def test_rest_lookup_failing_never_ends_the_run(venue, caplog):
         assert where == _children_where(venue), run.rec.seen
 
 
+@pytest.mark.parametrize('venue', ALL)
+def test_rest_lookup_answering_late_is_applied_when_it_comes(venue, caplog):
+    """Stream silent and the look-up's answer held 3 s by the exchange, past
+    bar_fill_wait (1 s): bar 7 goes on without the fill (the bar is never
+    held past the bound), a warning says so, and the late answer is applied
+    when it lands, before the stream says anything."""
+    with venue_sim(venue) as sim:
+        run = _start(sim, venue, bar_fill_wait=1.0)
+        broker = run.rec.strategy.broker
+        parent = run.rec.strategy.bracket[0]
+        sim.faults.hold_account_events()
+        rule = sim.faults.rest('fetch_order', 'delay', seconds=3.0)
+        with caplog.at_level(logging.WARNING, logger='backtrader_live'):
+            run.step(1)     # bar 7
+        assert rule.hits == 1 and sim.faults.counts['account event held'] > 0
+        assert _seen_at(run, 7)[1] == 0.0, run.rec.seen     # went on without the answer
+        assert any('bar fill: no word' in r.getMessage() for r in caplog.records), caplog.text
+        eventually(lambda: parent.status == btl.Order.Completed or run.error, 15)
+        assert sim.faults.account_events_held(), 'the fill came from the look-up, not the stream'
+        assert sim.faults.release_account_events() > 0
+        run.step(1)
+        run.join()
+        _fills_once(run)
+        bar, position, where = _seen_at(run, 8)
+        assert position == pytest.approx(_filled(run)) and position > 0, run.rec.seen
+        assert where == _children_where(venue), run.rec.seen
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_user_stream_down_the_bar_does_not_wait_for_it(venue):
+    """No user stream (dropped, reconnects refused): nothing can come on it,
+    so the bar does not wait for it (bar_fill_wait=60 would hold it 30 s,
+    past run.step's 10 s); the REST look-up (or the broker's polling while
+    the stream is down, whichever asks first) brings the fill in before the
+    strategy sees bar 7."""
+    with venue_sim(venue) as sim:
+        run = _start(sim, venue, bar_fill_wait=60.0)
+        broker = run.rec.strategy.broker
+        assert sim.faults.drop_ws('private', seconds=None) > 0
+        eventually(lambda: not broker.store.user_stream_live, 10)
+        run.step(1)     # bar 7
+        assert broker.bar_fills.lookups <= 1
+        bar, position, where = _seen_at(run, 7)
+        assert position == pytest.approx(_filled(run)) and position > 0, run.rec.seen
+        assert where == _children_where(venue), run.rec.seen
+        sim.faults.restore_ws('private')
+        run.step(1)
+        run.join()
+        _fills_once(run)
+
 def _order(side, exectype, price, plimit=None, **info):
     make = bt.BuyOrder if side == 'buy' else bt.SellOrder
     order = make(owner=None, data=bt.feeds.DataBase(), size=1, price=price, pricelimit=plimit,
@@ -209,7 +259,7 @@ def test_which_orders_a_bar_reached(side, ex, price, plimit, info, high, low, hi
 @pytest.mark.parametrize('value', [-1, 'soon', math.nan, math.inf, True])
 def test_a_bad_bar_fill_wait_is_refused_naming_the_accepted_values(value):
     with pytest.raises(btl.ConfigError, match=r'bar_fill_wait must be a number of seconds '
-                       r'>= 0 .* or None \(off\), got'):
+                       r'>= 0 .*, or None or 0 \(off\), got'):
         BrokerBase(bar_fill_wait=value)
 
 

@@ -346,6 +346,10 @@ class Faults:
             return len(held)
         return self._on_loop(run)
 
+    def account_events_held(self):
+        """How many account events are held back now (not released yet)."""
+        return len(self._held_events)
+
     def _hold_account(self, batch):
         """Take the private channel's messages out of ``batch`` (loop thread)."""
         out = []
