@@ -221,6 +221,8 @@ class BarFills:
         if self._lookups is None:
             self._lookups = _Lookups(b.store, b._events.put, b._update_from)
         for order in orders:
+            if order.ref in self._asked:
+                continue        # an earlier bar's look-up not answered yet: its answer counts
             self.lookups += 1
             self._asked[order.ref] = order
             log.info('bar fill: order %s reached by the bar, no fill streamed yet; asking '
