@@ -28,6 +28,7 @@ from backtrader import Order
 from backtrader.brokers import BackBroker
 
 from .errors import ConfigError
+from .barfills import BAR_FILL_WAIT, check_bar_fill_wait
 from .accounts import account_for, comminfo_for
 from .markets import SPOT
 from .history import HistoryTrimmer
@@ -115,6 +116,10 @@ class BrokerBase(BackBroker, metaclass=_MetaBroker):
         ('rest_poll_interval', 5.0),  # seconds between REST polls w/o stream
         ('resolve_attempts', 5),    # queries to settle an unknown create
         ('fill_wait', 2.0),         # seconds to wait for streamed fills before REST
+        # Live: the most a closed bar waits, before the strategy sees it, for
+        # the fills of our orders its range reached (half for the account
+        # stream, then one REST look-up); None: off. See barfills.py.
+        ('bar_fill_wait', BAR_FILL_WAIT),
         # Stream events waiting for Cerebro's thread; when full the stream
         # thread waits (never drops an event): see events.EventQueue.
         ('event_queue_size', 10000),
@@ -137,6 +142,7 @@ class BrokerBase(BackBroker, metaclass=_MetaBroker):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError('event_queue_size must be a whole number >= 1 (events waiting '
                               'for the strategy thread), got %r' % (size,))
+        check_bar_fill_wait(self.p.bar_fill_wait)     # paper too: fit to go live
         self.account = account_for(store.kind if store is not None else SPOT)
         self._datas = []
         self.halted = None           # the fatal error that stopped trading, if any

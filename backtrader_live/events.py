@@ -214,5 +214,10 @@ class EventQueue:
     def get_nowait(self):
         return self._queue.get_nowait()
 
+    def get(self, timeout):
+        """The next event, waiting at most ``timeout`` seconds (else
+        ``empty_error``): a closed bar waiting for its fills (barfills.py)."""
+        return self._queue.get(timeout=timeout)
+
     def qsize(self):
         return self._queue.qsize()

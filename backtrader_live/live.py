@@ -19,6 +19,7 @@ import time
 from backtrader import Order
 
 from . import broker as _broker
+from .barfills import BarFills, LookupAnswer
 from .accounts import SpotAccount, contract_value
 from .broker import BrokerBase, conditional
 from .emulated import SENT_AS_LIMIT, Emulated
@@ -57,6 +58,7 @@ class LiveBroker(LiveFills, BrokerBase):
         self._live_started = False   # _start_live finished: there is an account to sync
         self.links = OrderLinks(self)       # OCO groups and brackets, live (orderlinks.py)
         self.emulated = Emulated(self)      # trailing, Close, expiry, local stops (emulated.py)
+        self.bar_fills = BarFills(self)     # a bar's own fills before the bar (barfills.py)
 
     def _wake_loop(self):
         if self.store is not None:
@@ -118,12 +120,15 @@ class LiveBroker(LiveFills, BrokerBase):
 
     def stop(self):
         if self._live_started:
-            # However the run ended (an exception, an interrupt): the
-            # exchange's last word first, so the policy acts on what is open.
-            self.sync_before_stop()
-            self._drain_events()
-            exit_policy(self)      # restart.py: cancel_on_exit, logged
-            self.emulated.stopped()     # local-only orders end with the process, said
+            try:
+                # However the run ended (an exception, an interrupt): the
+                # exchange's last word first, so the policy acts on what is open.
+                self.sync_before_stop()
+                self._drain_events()
+                exit_policy(self)      # restart.py: cancel_on_exit, logged
+                self.emulated.stopped()     # local-only orders end with the process, said
+            finally:
+                self.bar_fills.stop()       # its REST worker thread, joined
         super().stop()
 
     def sync_before_stop(self):
@@ -305,6 +310,8 @@ class LiveBroker(LiveFills, BrokerBase):
     # -- live events in (Cerebro's thread) -----------------------------------------------
     def next(self):
         self._drain_events()
+        # before anything acts on the bar: the fills made inside it (barfills.py)
+        self.bar_fills.on_next()
         if self._restart_pending:
             adopt_open_orders(self, self._restart_pending)
         overdue = self._book.overdue(self.p.fill_wait)
@@ -341,6 +348,8 @@ class LiveBroker(LiveFills, BrokerBase):
                 # Maybe ours under an id not announced yet (a stop that just
                 # triggered): keep it a while, bounded, until an alias arrives.
                 self._orphans.append(event)
+        elif isinstance(event, LookupAnswer):
+            self.bar_fills.answered(event)      # a REST look-up for a bar (barfills.py)
         elif self.account.on_event(event):
             if isinstance(event, PositionUpdate):
                 self._check_position(event)

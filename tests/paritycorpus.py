@@ -39,7 +39,9 @@ class Bracket(Parity):
 
 class OcoBreakout(Parity):
     """Buy the first breakout either way of the close (a stop above, a limit
-    below; the first to fill cancels the other), out at bar 8."""
+    below; the first to fill cancels the other), out 5 bars after the entry
+    shows: the bar a fill from a bar's path shows in must be the backtest's
+    live too (barfills.py)."""
 
     def trade(self, n):
         if n == 1:
@@ -47,9 +49,9 @@ class OcoBreakout(Parity):
             up = self.buy(size=self.p.unit, price=round(c * 1.004, 2), exectype=bt.Order.Stop)
             self.buy(size=self.p.unit, price=round(c * 0.996, 2), exectype=bt.Order.Limit,
                      oco=up)
-        elif n == 8 and self.position:
-            # a fixed bar, not "5 bars after the entry showed": a live fill from a
-            # bar's path can reach the strategy with that bar or the next (docs/parity.md)
+        elif n > 1 and self.position and not hasattr(self, 'entered'):
+            self.entered = n
+        elif getattr(self, 'entered', 0) and n == self.entered + 5:
             self.close()
 
 

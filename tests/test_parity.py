@@ -25,16 +25,6 @@ VENUES = ['binance-spot', 'binance-usdm', 'bybit-linear']
 KNOWN = {}
 
 
-# Intermittent (a race, so it cannot be a strict xfail): a bracket's children
-# go out when the broker has seen the parent's fill. A fill from a bar's price
-# path arrives on the account stream, the bar's close on the market stream; when
-# the close is handled first, the children go out one bar late (seen on Binance
-# USDⓈ-M and Bybit linear: the target limit, already crossed, filled at the
-# market above it). The position is without its stop for that bar.
-RACY = {'bracket': 'bracket children one bar late when the parent fill arrives after the '
-                   "bar's close (docs/parity.md)"}
-
-
 def _record(venue, name, mode, verdict, diffs):
     path = os.environ.get('PARITY_JSON')
     if not path:
@@ -52,8 +42,6 @@ def _cases():
         for venue in VENUES:
             why = KNOWN.get((name, venue))
             marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
-            if name in RACY:
-                marks = [pytest.mark.xfail(strict=False, reason=RACY[name])]
             yield pytest.param(venue, name, marks=marks, id='%s-%s' % (name, venue))
 
 

@@ -91,6 +91,8 @@ class Faults:
         self.clock_offset_ms = 0
         self._down = {}                 # channel -> monotonic time it comes back (inf)
         self._scramble = {}             # channel -> (duplicate p, reorder p)
+        self._holding = False           # account events held back (hold_account_events)
+        self._held_events = []          # (ws, text) held, oldest first (loop thread only)
         # ws -> [channel, opened (monotonic), held texts, raw send_str, stalled until]
         self._sockets = weakref.WeakKeyDictionary()
         self._lifetime = None
@@ -130,6 +132,9 @@ class Faults:
         self._lifetime = None
         if getattr(self.sim, '_loop', None) is not None and self.sim._loop.is_running():
             self._on_loop(self._release_all)
+            if self._holding or self._held_events:
+                self.release_account_events()     # held, never dropped
+        self._holding = False
 
     # -- REST ---------------------------------------------------------------------------
     def rest(self, call, action, *, times=1, after=0, seconds=None, status=None,
@@ -313,8 +318,54 @@ class Faults:
             self._scramble[ch] = (float(duplicate), float(reorder))
         self._note('ws scramble', '%s dup=%s reorder=%s' % (channel, duplicate, reorder))
 
+    def hold_account_events(self):
+        """From now on keep back every account event (orders, fills, balances,
+        positions: the queued messages of the 'private' channel) until
+        :meth:`release_account_events`, while the market stream goes on: a
+        bar's close then arrives before the fills made inside that bar, the
+        cross-stream race a live broker has to settle itself. Unlike
+        :meth:`stall_ws` the connection stays healthy (pongs and WS-API
+        replies are not queued messages and still pass), so the client does
+        not reconnect. ``counts['account event held']`` counts the messages."""
+        self._holding = True
+        self._note('account events held')
+
+    def release_account_events(self):
+        """Stop holding; deliver what was held, in order. Returns how many."""
+        self._holding = False
+
+        async def run():
+            held, self._held_events = self._held_events, []
+            for ws, text in held:
+                if not ws.closed:
+                    try:
+                        await ws.send_str(text)
+                    except (ConnectionError, RuntimeError):
+                        break       # the client went away: nobody to deliver to
+            self._note('account events released', str(len(held)))
+            return len(held)
+        return self._on_loop(run)
+
+    def account_events_held(self):
+        """How many account events are held back now (not released yet)."""
+        return len(self._held_events)
+
+    def _hold_account(self, batch):
+        """Take the private channel's messages out of ``batch`` (loop thread)."""
+        out = []
+        for item in batch:
+            entry = self._sockets.get(item[0])
+            if entry is not None and entry[0] == 'private':
+                self._held_events.append(item)
+                self.counts['account event held'] += 1
+            else:
+                out.append(item)
+        return out
+
     def outgoing(self, batch):
         """The protocol modules' outbox, duplicated/reordered as configured."""
+        if self._holding and batch:
+            batch = self._hold_account(batch)
         if not self._scramble or not batch:
             return batch
         out, deferred = [], []
@@ -524,7 +575,8 @@ def parse_spec(text):
 
 
 CLI_METHODS = ('rest', 'drop_ws', 'stall_ws', 'scramble_ws', 'connection_lifetime',
-               'clock_offset', 'expire_user_streams', 'restore_ws', 'clear')
+               'clock_offset', 'expire_user_streams', 'restore_ws', 'hold_account_events',
+               'release_account_events', 'clear')
 
 
 def apply_spec(faults, method, kwargs):
