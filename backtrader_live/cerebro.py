@@ -10,7 +10,7 @@ import backtrader as bt
 from .errors import ConfigError, LiveError
 from .feedgroup import SYNC_TIMEOUT, link_feeds
 from .linewindow import LineWindow
-from . import multifeed
+from . import multifeed, replay
 from .options import (DICT_OF, check_keys, init_names, merge, param_names, route,
                       takes_any_keyword)
 from .notifications import NotificationsMixin
@@ -265,6 +265,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
     def runstrategies(self, iterstrat, predata=False):
         # Link the live feeds of this run (run_live's or added by hand with
         # adddata/resampledata) so their bars come in time order (feedgroup.py).
+        replay.check_run(self.datas)
         link_feeds(self.datas, self._sync_timeout)
         multifeed.guard_orders(self._broker, self.datas)
         return super().runstrategies(iterstrat, predata=predata)
@@ -279,15 +280,13 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         return feed
 
     def replaydata(self, dataname, name=None, **kwargs):
-        """Upstream's, refused on a live feed of ours: replay shows each
-        forming bar as it changes, and live feeds deliver closed bars only."""
-        if _is_live_feed(dataname):
-            raise ConfigError(
-                'replaydata on a live feed is not supported: live feeds deliver closed bars '
-                'only, never a forming one; use cerebro.resampledata(feed, timeframe=..., '
-                "compression=...) or run_live(timeframe=['1h', '4h']) for the closed bars "
-                'of a longer timeframe')
-        return super().replaydata(dataname, name=name, **kwargs)
+        """Upstream's; on a live feed of ours, upstream's Replayer over its
+        closed bars (replay.py): the strategy sees the forming bar of the
+        target timeframe updated by every closed bar, as in a backtest."""
+        if not _is_live_feed(dataname):
+            return super().replaydata(dataname, name=name, **kwargs)
+        feed, options, default = replay.replayed_feed(dataname, kwargs, self.datas)
+        return super().replaydata(feed, name=name or default, **options)
 
     # -- the end of a run: one final sync with the exchange, however it ends --
     def _runnext(self, runstrats):

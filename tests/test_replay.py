@@ -1,0 +1,281 @@
+"""cerebro.replaydata on a live feed (issue 14): backtrader's replay, live.
+
+In a backtest, ``replaydata`` over 1m data with a 5m target shows the
+strategy one 5m bar that grows with every 1m bar (``len(data)`` unchanged,
+open fixed, high/low/close/volume growing) and a new one when the 5 minutes
+roll. Live, each closed 1m kline must update the forming bar exactly so:
+the strategy's sequence of (len, open, high, low, close, volume) per
+``next()`` is compared with upstream's replaydata over the same candles.
+"""
+import datetime
+import threading
+
+import backtrader as bt
+import pytest
+
+import backtrader_live as btl
+from backtrader_live.feeds.rows import CandleRowsFeed
+from backtrader_live.linewindow import LineWindow
+from backtrader_live.sim import candles as cd
+from helpers import KEY, SECRET, eventually, load_rows
+from livekit import Recorder, Recording
+from venues import ALL, STORES, VENUES, sim_position, venue_sim
+
+M = 60 * 1000
+EPOCH = datetime.datetime(1970, 1, 1)
+# the 1m kline stream of each venue's BTC market
+MINUTE_TOPIC = {'binance-spot': 'btcusdt@kline_1m', 'binance-usdm': 'btcusdt@kline_1m',
+                'binance-coinm': 'btcusd_perp@kline_1m', 'bybit-spot': 'kline.1.BTCUSDT',
+                'bybit-linear': 'kline.1.BTCUSDT', 'bybit-inverse': 'kline.1.BTCUSD'}
+
+
+def ms(dt):
+    return int((dt - EPOCH).total_seconds() * 1000)
+
+
+def seen(data):
+    return (len(data), data.open[0], data.high[0], data.low[0], data.close[0],
+            data.volume[0])
+
+
+class Replayed(Recording):
+    """Records (len, open, high, low, close, volume) of data0 and its
+    datetime at every next(); buys ``size`` on the first live update and
+    closes the position ``hold`` updates later."""
+
+    params = (('size', None), ('hold', 3))
+
+    def __init__(self):
+        super().__init__()
+        self.stamps = []
+        self.sma = bt.ind.SMA(self.data, period=3)
+        self._bought_at = None
+
+    def next(self):
+        rec = self.p.rec
+        self.stamps.append(self.data.datetime.datetime(0))
+        sma = self.sma[0]
+        rec.positions.append(None if sma != sma else sma)     # NaN before its period
+        if self.p.size and rec.data_status[-1:] == ['LIVE']:
+            if self._bought_at is None:
+                self._bought_at = len(rec.bars)
+                self.buy(size=self.p.size)
+            elif len(rec.bars) == self._bought_at + self.p.hold:
+                self.close()
+        rec.bars.append(seen(self.data))
+
+    prenext = next      # every update, before the SMA's period too
+
+
+def backtest(rows, compression, window=None):
+    """Upstream's replaydata over ``rows`` stamped at their close
+    (backtrader's convention): what the strategy sees per next()."""
+    cerebro = btl.Cerebro() if window else bt.Cerebro()
+    cerebro.p.stdstats = False
+    cerebro.replaydata(CandleRowsFeed(rows=rows, shift=M, timeframe=bt.TimeFrame.Minutes,
+                                      compression=1),
+                       timeframe=bt.TimeFrame.Minutes, compression=compression)
+    rec = Recorder()
+    rec.data_status.append('')
+    cerebro.addstrategy(Replayed, rec=rec)
+    if window:
+        cerebro.keep_recent_bars(window)
+    strategy = cerebro.run()[0]
+    return rec, strategy.stamps
+
+
+def minute_rows(hours=30, start=600):
+    """The real 1h candles sliced into 1m candles along the simulator's path."""
+    rows = []
+    for row in load_rows()[start:start + hours]:
+        row = tuple(row)
+        for i in range(60):
+            a = row[0] + i * M
+            rows.append(list(cd.slice_bar(row, row[0] + 60 * M, a, a + M)))
+    return rows
+
+
+# -- what the live replay leans on in upstream's Replayer (backtrader 1.9.78.123) ---------
+@pytest.mark.parametrize('compression', [5, 15, 60, 240])
+def test_upstream_replayer_boundoff_groups_open_stamped_bars_as_close_stamped(compression):
+    """Live feeds stamp a bar with its open time; backtrader stamps it with its
+    close. Upstream's Replayer with ``boundoff`` = one base bar (in minutes)
+    over open-stamped 1m bars shows exactly what it shows without it over the
+    same bars stamped at their close, one minute later, across midnight too."""
+    rows = minute_rows()[7:]
+    results = []
+    for shift, extra in ((M, {}), (0, {'boundoff': 1})):
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.replaydata(CandleRowsFeed(rows=rows, shift=shift,
+                                          timeframe=bt.TimeFrame.Minutes, compression=1),
+                           timeframe=bt.TimeFrame.Minutes, compression=compression, **extra)
+        rec = Recorder()
+        rec.data_status.append('')
+        cerebro.addstrategy(Replayed, rec=rec)
+        results.append((rec, cerebro.run()[0].stamps))
+    (close_rec, close_dt), (open_rec, open_dt) = results
+    assert open_rec.bars == close_rec.bars and len(open_rec.bars) == len(rows)
+    assert [d + datetime.timedelta(minutes=1) for d in open_dt] == close_dt
+    buckets = {r[0] // (compression * M) for r in rows}
+    assert close_rec.bars[-1][0] == len(buckets)        # bars grew per bucket, not per row
+    assert close_dt[0].date() != close_dt[-1].date()
+
+
+def test_replay_keeps_its_bars_in_a_line_window():
+    """run_live trims every line to keep_bars: a replayed data (its bar
+    rewritten in place, backtrader's replay) reads the same values as with
+    every bar kept, an indicator on it too."""
+    rows = minute_rows(hours=12)
+    full, _ = backtest(rows, 5)
+    trimmed, _ = backtest(rows, 5, window=LineWindow(100, every=10))
+    assert len(full.bars) == len(rows) and full.bars[-1][0] > 100
+    assert trimmed.bars == full.bars
+    assert trimmed.positions == full.positions
+
+
+# -- live, on every venue --------------------------------------------------------------------
+def history_count(now_ms, backfill, bucket):
+    """The replayed history: the last ``backfill`` closed 1m bars, extended
+    back to the start of the replayed bar the first one falls in."""
+    last = now_ms // M * M - M
+    first = (last - (backfill - 1) * M) // bucket * bucket
+    return (last - first) // M + 1
+
+
+def run_replay(sim, venue, steps, compression=5, backfill=7, size=None, paper=False):
+    """store.getdata(1m) + cerebro.replaydata(...) + cerebro.run() in a thread;
+    ``steps`` closed 1m klines after the history. Returns (rec, stamps, rows):
+    the 1m candles the exchange served over that span."""
+    exchange, market_type, symbol = VENUES[venue][:3]
+    store = STORES[exchange](endpoint=sim.base_url, apikey=KEY, secret=SECRET,
+                             market_type=market_type)
+    cerebro = btl.Cerebro()
+    minute = store.getdata(dataname=symbol, tf='1m', backfill_bars=backfill)
+    replayed = cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes,
+                                  compression=compression)
+    assert replayed is minute and minute.replaying
+    cerebro.setbroker(store.getbroker(paper_trading=paper))
+    rec = Recorder()
+    cerebro.addstrategy(Replayed, rec=rec, size=size)
+    result = []
+    worker = threading.Thread(target=lambda: result.append(cerebro.run()),
+                              name='test-replay-run', daemon=True)
+    try:
+        history = history_count(sim.now_ms(), backfill, compression * M)
+        worker.start()
+        sim.wait_subscribed(MINUTE_TOPIC[venue], timeout=10)
+        if not paper:
+            sim.wait_user_subscribed(timeout=10, **(
+                {'market': VENUES[venue][4]} if VENUES[venue][4] != 'spot' else {}))
+        eventually(lambda: len(rec.bars) >= history, 10)
+        assert len(rec.bars) == history
+        broker = cerebro.broker
+        for _ in range(steps):
+            count = len(rec.bars)
+            sim.advance(60)
+            eventually(lambda: len(rec.bars) > count, 10)
+            eventually(lambda: getattr(broker, 'settled', lambda: True)(), 10)
+        minute.request_stop()
+        worker.join(20)
+        assert not worker.is_alive() and result, 'the run did not end'
+        stamps = result[0][0].stamps
+        rows = minute.fetch_range(ms(stamps[0]), ms(stamps[-1]) + M)
+    finally:
+        minute.request_stop()
+        worker.join(20)
+        store.stop()
+    rows = [[b.open_time, b.open, b.high, b.low, b.close, b.volume] for b in rows]
+    return rec, stamps, rows
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_replay_1m_to_5m_live_as_upstream_replays_and_orders_work(venue):
+    """Closed 1m klines, history then live, each update the forming 5m bar as
+    upstream's replaydata over the same candles does; a buy and a sell placed
+    from the replayed strategy fill on the exchange."""
+    unit = VENUES[venue][5]
+    with venue_sim(venue) as sim:
+        rec, stamps, rows = run_replay(sim, venue, steps=12, size=unit)
+        on_exchange = sim_position(sim, venue)
+    reference, ref_stamps = backtest(rows, 5)
+    assert rec.bars == reference.bars
+    assert rec.positions == reference.positions          # SMA(3) on the replayed bars
+    # stamped at the open of the latest 1m bar: backtrader's stamps minus one minute
+    assert [s + datetime.timedelta(minutes=1) for s in stamps] == ref_stamps
+    assert ms(stamps[0]) % (5 * M) == 0 and rec.bars[0][0] == 1     # a whole first bar
+    lens = [b[0] for b in rec.bars]
+    assert lens[-1] >= 3 and any(a == b for a, b in zip(lens, lens[1:]))   # updated in place
+    assert 'LIVE' in rec.data_status and rec.data_status[0] == 'DELAYED'
+    assert rec.statuses().count('Completed') == 2, rec.orders
+    assert rec.strategy.position.size == pytest.approx(0.0, abs=unit * 0.01)
+    assert on_exchange == pytest.approx(0.0, abs=unit * 0.01)
+
+
+# -- bad input: refused by name before anything starts -----------------------------------------
+def test_bad_replay_targets_are_refused_by_name():
+    from backtrader_live.stores import BinanceStore
+    store = BinanceStore(endpoint='http://127.0.0.1:9')
+    cerebro = btl.Cerebro()
+    minute = store.getdata(dataname='BTC/USDT', tf='1m')
+    five = store.getdata(dataname='BTC/USDT', tf='5m')
+    three = store.getdata(dataname='BTC/USDT', tf='3m')
+
+    def refused(data, match, **kwargs):
+        with pytest.raises(btl.ConfigError, match=match):
+            cerebro.replaydata(data, **kwargs)
+
+    minutes = bt.TimeFrame.Minutes
+    refused(five, r"replaydata: 3m is shorter than the feed's 5m; valid targets for a 5m "
+                  r"feed: 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h$",
+            timeframe=minutes, compression=3)
+    refused(three, r"replaydata: 5m is not a multiple of the feed's 3m; valid targets for a "
+                   r"3m feed: 3m, 15m, 30m, 1h", timeframe=minutes, compression=5)
+    refused(minute, r"replaydata\(timeframe=Minutes, compression=7\) on a live feed: not an "
+                    r"intraday timeframe binance serves; valid targets for a 1m feed: 1m, 3m, "
+                    r"5m, .*12h \(TimeFrame.Minutes with compression 60 is 1h\)",
+            timeframe=minutes, compression=7)
+    refused(minute, r"compression=1\) on a live feed: .*a day or longer is not replayed "
+                    r"live.*resampledata", timeframe=bt.TimeFrame.Days, compression=1)
+    refused(minute, r"replaydata on a live feed takes timeframe= and compression= only.*not "
+                    r"adjbartime, rightedge", timeframe=minutes, compression=5,
+            rightedge=False, adjbartime=True)
+    assert cerebro.datas == [] and not minute.replaying       # nothing added, nothing changed
+    store.stop()
+
+
+def test_a_second_replay_of_a_feed_in_the_run_is_a_feed_of_its_own():
+    """As upstream clones a data already in the run, a live feed already
+    added gets a new live feed of the same stream, replayed, named after its
+    symbol and target; the first is left as it was."""
+    from backtrader_live.stores import BinanceStore
+    store = BinanceStore(endpoint='http://127.0.0.1:9')
+    cerebro = btl.Cerebro()
+    minute = store.getdata(dataname='BTC/USDT', tf='1m', backfill_bars=30, max_live_bars=9)
+    cerebro.adddata(minute)
+    hour = cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes, compression=60)
+    assert hour is not minute and hour.replaying and not minute.replaying
+    assert (hour.p.tf, hour.p.dataname, hour._store) == ('1m', 'BTC/USDT', store)
+    assert (hour.p.backfill_bars, hour.p.max_live_bars) == (30, 9)
+    assert hour._name == 'BTC/USDT 1h replayed' and cerebro.datas == [minute, hour]
+    named = cerebro.replaydata(minute, name='hourly', timeframe=bt.TimeFrame.Minutes,
+                               compression=60)
+    assert named._name == 'hourly'
+    store.stop()
+
+
+@pytest.mark.parametrize('market_type, field', [('spot', 'volume'), ('linear', 'volume'),
+                                                ('inverse', 'turnover')])
+def test_bybit_stream_bars_carry_the_volume_rest_bars_carry(market_type, field):
+    """A bar's volume is in the base coin whatever its source: ccxt's
+    fetch_ohlcv (history, gap fills) takes Bybit's ``turnover`` on inverse
+    markets (``volume`` counts USD contracts there), so the stream's bars
+    must too, or a replayed or resampled bar mixes the two units (the
+    1m -> 5m replay on bybit-inverse summed coins and contracts)."""
+    from backtrader_live.stores import BybitStore
+    store = BybitStore(market_type=market_type, endpoint='http://127.0.0.1:9')
+    msg = {'topic': 'kline.1.BTCUSD', 'data': [
+        {'start': 60000, 'open': '100', 'high': '110', 'low': '90', 'close': '105',
+         'volume': '2100', 'turnover': '20', 'confirm': True}]}
+    (_, bar), = store.parse_market_message(msg)
+    assert bar.volume == {'volume': 2100.0, 'turnover': 20.0}[field]
+    store.stop()
