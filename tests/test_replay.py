@@ -279,3 +279,91 @@ def test_bybit_stream_bars_carry_the_volume_rest_bars_carry(market_type, field):
     (_, bar), = store.parse_market_message(msg)
     assert bar.volume == {'volume': 2100.0, 'turnover': 20.0}[field]
     store.stop()
+
+
+# -- beside other feeds ---------------------------------------------------------------------
+class Both(Recording):
+    """Records what every data shows at each next() (every data has a bar)."""
+
+    def next(self):
+        self.p.rec.bars.append(tuple(seen(d) for d in self.datas))
+        self.p.rec.positions.append(tuple(d.datetime.datetime(0) for d in self.datas))
+
+
+def rows_from(rows, first_ms):
+    return [r for r in rows if r[0] >= first_ms]
+
+
+@pytest.mark.parametrize('venue', ['binance-usdm', 'bybit-spot'])
+def test_a_1m_feed_and_its_15m_replay_as_in_a_backtest(venue):
+    """adddata(1m) + replaydata(the same feed, 15m): a replayed feed of its
+    own, its history from a 15m start; each 1m bar and the 15m bar it
+    updates come in one next(), as upstream shows a 1m data and a 15m
+    replay over the same candles."""
+    exchange, market_type, symbol = VENUES[venue][:3]
+    with venue_sim(venue) as sim:
+        store = STORES[exchange](endpoint=sim.base_url, market_type=market_type)
+        cerebro = btl.Cerebro()
+        minute = store.getdata(dataname=symbol, tf='1m', backfill_bars=20)
+        cerebro.adddata(minute)
+        quarter = cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes, compression=15)
+        assert cerebro.datas == [minute, quarter] and quarter._name == '%s 15m replayed' % symbol
+        cerebro.setbroker(store.getbroker(paper_trading=True))
+        rec = Recorder()
+        cerebro.addstrategy(Both, rec=rec)
+        worker = threading.Thread(target=cerebro.run, name='test-replay-two', daemon=True)
+        try:
+            worker.start()
+            sim.wait_subscribed(MINUTE_TOPIC[venue], timeout=10)
+            eventually(lambda: len(rec.bars) >= 20, 10)
+            for _ in range(20):
+                count = len(rec.bars)
+                sim.advance(60)
+                eventually(lambda: len(rec.bars) > count, 10)
+            for data in cerebro.datas:
+                data.request_stop()
+            worker.join(20)
+            assert not worker.is_alive()
+            first, start = rec.positions[0]
+            start = ms(start) // (15 * M) * (15 * M)
+            rows = minute.fetch_range(start, ms(rec.positions[-1][0]) + M)
+        finally:
+            for data in cerebro.datas:
+                data.request_stop()
+            worker.join(20)
+            store.stop()
+    rows = [[b.open_time, b.open, b.high, b.low, b.close, b.volume] for b in rows]
+    reference = bt.Cerebro(stdstats=False)
+    for rows_of, replay in ((rows_from(rows, ms(first)), False), (rows, True)):
+        feed = CandleRowsFeed(rows=rows_of, shift=M, timeframe=bt.TimeFrame.Minutes,
+                              compression=1)
+        if replay:
+            reference.replaydata(feed, timeframe=bt.TimeFrame.Minutes, compression=15)
+        else:
+            reference.adddata(feed)
+    expected = Recorder()
+    reference.addstrategy(Both, rec=expected)
+    reference.run()
+    assert len(rec.bars) == 40 and rec.bars == expected.bars
+    one_minute = datetime.timedelta(minutes=1)
+    assert [(a + one_minute, b + one_minute) for a, b in rec.positions] == expected.positions
+    assert all(a == b for a, b in rec.positions)      # one time in each next()
+    assert rec.bars[0][1][0] == 1 and rec.bars[-1][1][0] >= 3     # the replay's len grew
+    assert sum(b[1][0] == a[1][0] for a, b in zip(rec.bars, rec.bars[1:])) >= 30
+
+
+def test_a_replayed_feed_longer_than_the_run_shortest_is_refused():
+    """Upstream's loop takes a replayed data's time as the round's: a 1h
+    replay stamped at its open would run ahead of the 1m bars beside it."""
+    from backtrader_live.stores import BinanceStore
+    store = BinanceStore(endpoint='http://127.0.0.1:9')
+    cerebro = btl.Cerebro()
+    cerebro.adddata(store.getdata(dataname='BTC/USDT', tf='1m'))
+    cerebro.replaydata(store.getdata(dataname='BTC/USDT', tf='1h'), name='four',
+                       timeframe=bt.TimeFrame.Minutes, compression=240)
+    cerebro.addstrategy(bt.Strategy)
+    with pytest.raises(btl.ConfigError, match=r"replaydata: the replayed feed four \(1h bars\) "
+                                              r"is longer than the run's 1m feed .*replay a "
+                                              r"feed of the shortest timeframe"):
+        cerebro.run()
+    store.stop()
