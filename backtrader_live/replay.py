@@ -82,6 +82,34 @@ def target_timeframe(data, kwargs):
     return name
 
 
+def run_live_target(replay, timeframes, supported):
+    """``run_live(..., replay='1h')``: replaydata's keyword arguments for the
+    feeds of the first timeframe (None: no replay), checked before anything
+    starts, with replaydata's own rules."""
+    if replay is None:
+        return None
+    valid = [n for n in TIMEFRAME_SPECS if supported is None or n in supported]
+    if not isinstance(replay, str) or replay not in valid:
+        raise ConfigError("replay must be one timeframe name the exchange serves ('1h': the "
+                          'feeds of the first timeframe replayed to it), got %r; valid: %s'
+                          % (replay, ', '.join(valid)))
+    base = timeframes[0]
+    shortest = min(timeframes, key=lambda tf: TIMEFRAME_SPECS[tf][2])
+    if TIMEFRAME_SPECS[shortest][2] < TIMEFRAME_SPECS[base][2]:
+        raise ConfigError('replay=%r replays the first timeframe, %s, and it must be the '
+                          "shortest (here %s): put it first, timeframe=[%r, ...]"
+                          % (replay, base, shortest, shortest))
+    length = TIMEFRAME_SPECS[base][2]
+    ok = [n for n, (tf, _, ms) in TIMEFRAME_SPECS.items()
+          if tf == TimeFrame.Minutes and n in valid and ms >= length and ms % length == 0]
+    if replay not in ok:
+        raise ConfigError('replay=%r on %s feeds: valid targets for a %s feed: %s (a day or '
+                          'longer is not replayed live: give it as a timeframe for the '
+                          "exchange's closed bars)" % (replay, base, base, ', '.join(ok)))
+    spec = TIMEFRAME_SPECS[replay]
+    return dict(timeframe=spec[0], compression=spec[1])
+
+
 def replayed_feed(data, kwargs, datas):
     """(feed, Replayer options, default name) for ``replaydata(data, **kwargs)``.
 

@@ -367,3 +367,53 @@ def test_a_replayed_feed_longer_than_the_run_shortest_is_refused():
                                               r"feed of the shortest timeframe"):
         cerebro.run()
     store.stop()
+
+
+# -- run_live(..., replay='5m') ---------------------------------------------------------------
+@pytest.mark.parametrize('venue', ['binance-coinm', 'bybit-linear'])
+def test_run_live_replay_keyword(venue):
+    """run_live(symbol, '1m', replay='5m'): data0 is the 1m feed replayed to
+    5m, named after its symbol, as the object API's replay over the same
+    candles; max_bars counts the 1m updates."""
+    from livekit import LiveRun
+    exchange, market_type, symbol = VENUES[venue][:3]
+    with venue_sim(venue) as sim:
+        history = history_count(sim.now_ms(), 7, 5 * M)
+        run = LiveRun(sim, exchange=exchange, symbol=symbol, market_type=market_type,
+                      strategy=Replayed, strategy_params=None, timeframe='1m',
+                      topic=MINUTE_TOPIC[venue], replay='5m', backfill_bars=7, max_bars=6,
+                      paper_trading=True)
+        run.backfill = history
+        run.start(wait_subscribed=False)
+        sim.wait_subscribed(MINUTE_TOPIC[venue], timeout=10)
+        eventually(lambda: len(run.rec.bars) >= history, 10)
+        for _ in range(6):
+            count = len(run.rec.bars)
+            sim.advance(60)
+            eventually(lambda: len(run.rec.bars) > count or run.error, 10)
+        run.join()
+        strategy = run.rec.strategy
+        data = strategy.data
+        stamps = strategy.stamps
+        rows = data.fetch_range(ms(stamps[0]), ms(stamps[-1]) + M)
+    assert data.replaying and data._name == VENUES[venue][2] and len(strategy.datas) == 1
+    assert len(run.rec.bars) == history + 6
+    rows = [[b.open_time, b.open, b.high, b.low, b.close, b.volume] for b in rows]
+    reference, ref_stamps = backtest(rows, 5)
+    assert run.rec.bars == reference.bars
+    assert [s + datetime.timedelta(minutes=1) for s in stamps] == ref_stamps
+
+
+def test_run_live_bad_replay_values_are_refused_before_anything_starts():
+    def refused(match, timeframe='1m', **kwargs):
+        with pytest.raises(btl.ConfigError, match=match):
+            btl.Cerebro().run_live('binance', 'BTC/USDT', timeframe, btl.Strategy,
+                                   endpoint='http://127.0.0.1:9', **kwargs)
+    refused(r"replay must be one timeframe name .* got '2d'; valid: 1m, 3m", replay='2d')
+    refused(r"replay must be one timeframe name .* got \['1h'\]", replay=['1h'])
+    refused(r"replay='3m' on 5m feeds: valid targets for a 5m feed: 5m, 15m, 30m, 1h, 2h, "
+            r"4h, 6h, 8h, 12h \(a day or longer", timeframe='5m', replay='3m')
+    refused(r"replay='1d' on 1m feeds: valid targets for a 1m feed: 1m, 3m", replay='1d')
+    refused(r"replay='1h' replays the first timeframe, 4h, and it must be the shortest "
+            r"\(here 1m\): put it first, timeframe=\['1m', ...\]", timeframe=['4h', '1m'],
+            replay='1h')
