@@ -288,10 +288,12 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         return feed
 
     def replaydata(self, dataname, name=None, **kwargs):
-        """Upstream's; on a live feed of ours, upstream's Replayer over its
-        closed bars (replay.py): the strategy sees the forming bar of the
-        target timeframe updated by every closed bar, as in a backtest."""
-        if not _is_live_feed(dataname):
+        """Upstream's; on a feed of ours (live or history only: its bars carry
+        their open time), upstream's Replayer over its closed bars
+        (replay.py): the strategy sees the forming bar of the target
+        timeframe updated by every closed bar, as in a backtest."""
+        from .feed import DataBase
+        if not isinstance(dataname, DataBase):
             return super().replaydata(dataname, name=name, **kwargs)
         feed, options, default = replay_module.replayed_feed(dataname, kwargs, self.datas)
         return super().replaydata(feed, name=name or default, **options)

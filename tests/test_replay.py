@@ -417,3 +417,67 @@ def test_run_live_bad_replay_values_are_refused_before_anything_starts():
     refused(r"replay='1h' replays the first timeframe, 4h, and it must be the shortest "
             r"\(here 1m\): put it first, timeframe=\['1m', ...\]", timeframe=['4h', '1m'],
             replay='1h')
+
+
+def test_a_replayed_run_is_journaled_per_update(tmp_path):
+    """The journal's equity row per next() (each update of the replayed bar,
+    at its time), the buy and the close with their fills, the feed's status."""
+    from livekit import LiveRun
+    from sqlalchemy import select
+    from backtrader_live.journal import Journal, attach, tables
+    venue = 'binance-spot'
+    journal = Journal.open('sqlite:///%s' % (tmp_path / 'journal.db'))
+    journal.start_run(venue, ['BTC'], '1m', False)
+    cerebro = btl.Cerebro()
+    attach(cerebro, journal, exchange=venue)
+    with venue_sim(venue) as sim:
+        history = history_count(sim.now_ms(), 7, 5 * M)
+        run = LiveRun(sim, cerebro=cerebro, strategy=Replayed, strategy_params=None,
+                      timeframe='1m', topic=MINUTE_TOPIC[venue], replay='5m', backfill_bars=7,
+                      max_bars=6, size=VENUES[venue][5])
+        run.backfill = history
+        run.start()
+        for _ in range(6):
+            count = len(run.rec.bars)
+            sim.advance(60)
+            eventually(lambda: len(run.rec.bars) > count or run.error, 10)
+            eventually(run._settled, 10)
+        run.join()
+    journal.close()
+
+    def rows(table):
+        tab = tables.metadata.tables[table]
+        with journal.engine.connect() as conn:
+            return [r._asdict() for r in conn.execute(select(tab).order_by(tab.c.id))]
+    stamps = run.rec.strategy.stamps
+    equity = rows('equity')
+    assert len(equity) == len(stamps) == history + 6
+    assert [e['at'] for e in equity] == stamps
+    assert run.rec.statuses().count('Completed') == 2, run.rec.orders
+    fills = rows('fills')
+    assert fills and round(sum(f['size'] for f in fills), 9) == pytest.approx(0.0, abs=1e-3)
+    assert {'DELAYED', 'LIVE'} <= {s['status'] for s in rows('stream_events')
+                                   if s['source'] == 'data'}
+
+
+def test_a_history_only_feed_replays_as_upstream_too():
+    """live=False (the history, then done): our bars carry their open time
+    all the same, so replaydata takes the same path; run in this thread."""
+    venue = 'bybit-linear'
+    exchange, market_type, symbol = VENUES[venue][:3]
+    with venue_sim(venue) as sim:
+        store = STORES[exchange](endpoint=sim.base_url, market_type=market_type)
+        cerebro = btl.Cerebro()
+        minute = store.getdata(dataname=symbol, tf='1m', backfill_bars=50, live=False)
+        cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes, compression=15)
+        rec = Recorder()
+        rec.data_status.append('')
+        cerebro.addstrategy(Replayed, rec=rec)
+        stamps = cerebro.run()[0].stamps
+        rows = minute.fetch_range(ms(stamps[0]), ms(stamps[-1]) + M)
+        store.stop()
+    rows = [[b.open_time, b.open, b.high, b.low, b.close, b.volume] for b in rows]
+    reference, ref_stamps = backtest(rows, 15)
+    assert len(rec.bars) >= 50 and ms(stamps[0]) % (15 * M) == 0
+    assert rec.bars == reference.bars
+    assert [s + datetime.timedelta(minutes=1) for s in stamps] == ref_stamps
