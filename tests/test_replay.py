@@ -121,6 +121,35 @@ def test_upstream_replayer_boundoff_groups_open_stamped_bars_as_close_stamped(co
     assert close_dt[0].date() != close_dt[-1].date()
 
 
+class CheckingRowsFeed(CandleRowsFeed):
+    """Asks its filters to check the wall clock before every bar, as
+    Cerebro's live loop does (``data._check()``) in every round without one."""
+
+    def _load(self):
+        self._check()
+        return super()._load()
+
+
+def test_upstream_replayer_wall_clock_checks_change_nothing():
+    """Live, upstream's loop calls ``data._check()`` in rounds without a bar:
+    the Replayer then compares the wall clock (far past these 2017 candles)
+    with its bar. With adjbartime=False (its default; replaydata on a live
+    feed refuses other options) that changes no bar: the sequence is the
+    same as without checks."""
+    rows = minute_rows(hours=26)[3:]
+    results = []
+    for cls in (CandleRowsFeed, CheckingRowsFeed):
+        cerebro = bt.Cerebro(stdstats=False)
+        cerebro.replaydata(cls(rows=rows, shift=0, timeframe=bt.TimeFrame.Minutes,
+                               compression=1),
+                           timeframe=bt.TimeFrame.Minutes, compression=15, boundoff=1)
+        rec = Recorder()
+        rec.data_status.append('')
+        cerebro.addstrategy(Replayed, rec=rec)
+        results.append((rec.bars, cerebro.run()[0].stamps))
+    assert results[0] == results[1] and len(results[0][0]) == len(rows)
+
+
 def test_replay_keeps_its_bars_in_a_line_window():
     """run_live trims every line to keep_bars: a replayed data (its bar
     rewritten in place, backtrader's replay) reads the same values as with
@@ -481,3 +510,58 @@ def test_a_history_only_feed_replays_as_upstream_too():
     assert len(rec.bars) >= 50 and ms(stamps[0]) % (15 * M) == 0
     assert rec.bars == reference.bars
     assert [s + datetime.timedelta(minutes=1) for s in stamps] == ref_stamps
+
+
+def test_a_replay_beside_the_exchange_hour():
+    """A 1m stream replayed to 15m (data0) with the exchange's 1h klines
+    (resampledata, data1): the 15m replay as upstream's over the 1m candles,
+    the 1h data at every next() the newest hour closed by the 1m bar's close
+    (the time-ordered release of feedgroup.py), the hour rolling over once."""
+    from backtrader_live.stores import BinanceStore
+    with venue_sim('binance-spot') as sim:
+        store = BinanceStore(endpoint=sim.base_url)
+        cerebro = btl.Cerebro()
+        minute = store.getdata(dataname='BTC/USDT', tf='1m', backfill_bars=30)
+        cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes, compression=15)
+        hour = cerebro.resampledata(minute, timeframe=bt.TimeFrame.Minutes, compression=60)
+        assert (hour.p.tf, hour.replaying, cerebro.datas) == ('1h', False, [minute, hour])
+        cerebro.setbroker(store.getbroker(paper_trading=True))
+        rec = Recorder()
+        cerebro.addstrategy(Both, rec=rec)
+        worker = threading.Thread(target=cerebro.run, name='test-replay-hour', daemon=True)
+        try:
+            # the replay's first bar: its 30 bars of history, from a 15m start
+            last = sim.now_ms() // M * M - M
+            start = (last - 29 * M) // (15 * M) * (15 * M)
+            worker.start()
+            for topic in ('btcusdt@kline_1m', 'btcusdt@kline_1h'):
+                sim.wait_subscribed(topic, timeout=10)
+            # its history fetched before the step below moves the clock
+            eventually(lambda: minute._state != 'backfill', 10)
+            # the 1h history bar closed before the 1m history began: next()
+            # starts with the hour closing at the next step, on its last minute
+            sim.step()
+            eventually(lambda: rec.bars, 10)
+            sim.step()      # one more hour: sixty 1m updates
+            eventually(lambda: len(rec.bars) >= 61, 10)
+            minute.request_stop()
+            hour.request_stop()
+            worker.join(20)
+            assert not worker.is_alive()
+            stamps = [p[0] for p in rec.positions]
+            rows = minute.fetch_range(start, ms(stamps[-1]) + M)
+        finally:
+            minute.request_stop()
+            hour.request_stop()
+            worker.join(20)
+            store.stop()
+    for (one, hourly) in rec.positions:
+        assert ms(hourly) == (ms(one) + M) // (60 * M) * (60 * M) - 60 * M
+    assert len({p[1] for p in rec.positions}) == 2          # the hour rolled over
+    rows = [[b.open_time, b.open, b.high, b.low, b.close, b.volume] for b in rows]
+    reference, ref_stamps = backtest(rows, 15)
+    # next() starts with the first hour (prenext before it), well inside the
+    # replay: compare the updates from there on
+    skipped = len(reference.bars) - len(rec.bars)
+    assert skipped > 0 and [b[0] for b in rec.bars] == reference.bars[skipped:]
+    assert [s + datetime.timedelta(minutes=1) for s in stamps] == ref_stamps[skipped:]
