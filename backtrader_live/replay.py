@@ -40,13 +40,13 @@ _KEYS = ('timeframe', 'compression')
 _MIN = 60 * 1000
 
 
-def targets(data):
-    """The names a replay of ``data`` may target: intraday timeframes the
-    exchange serves, at least the feed's and a multiple of it."""
-    supported = getattr(data._store, 'TIMEFRAMES', None)
+def targets(base_ms, supported=None):
+    """The names a replay of a feed of ``base_ms`` bars may target: intraday
+    timeframes the exchange serves (``supported``), at least the feed's and a
+    multiple of it."""
     return [n for n, (tf, _, length) in TIMEFRAME_SPECS.items()
             if tf == TimeFrame.Minutes and (supported is None or n in supported)
-            and length >= data._tf_ms and length % data._tf_ms == 0]
+            and length >= base_ms and length % base_ms == 0]
 
 
 def target_timeframe(data, kwargs):
@@ -58,7 +58,7 @@ def target_timeframe(data, kwargs):
             'Replayer runs with its defaults over the closed bars), not %s' % ', '.join(extra))
     timeframe = kwargs.get('timeframe', data.p.timeframe)
     compression = kwargs.get('compression', 1)
-    valid = targets(data)
+    valid = targets(data._tf_ms, getattr(data._store, 'TIMEFRAMES', None))
     where = 'valid targets for a %s feed: %s' % (data.p.tf, ', '.join(valid))
     names = [n for n, spec in TIMEFRAME_SPECS.items() if spec[:2] == (timeframe, compression)]
     name = names[0] if names else None
@@ -99,9 +99,7 @@ def run_live_target(replay, timeframes, supported):
         raise ConfigError('replay=%r replays the first timeframe, %s, and it must be the '
                           "shortest (here %s): put it first, timeframe=[%r, ...]"
                           % (replay, base, shortest, shortest))
-    length = TIMEFRAME_SPECS[base][2]
-    ok = [n for n, (tf, _, ms) in TIMEFRAME_SPECS.items()
-          if tf == TimeFrame.Minutes and n in valid and ms >= length and ms % length == 0]
+    ok = targets(TIMEFRAME_SPECS[base][2], supported)
     if replay not in ok:
         raise ConfigError('replay=%r on %s feeds: valid targets for a %s feed: %s (a day or '
                           'longer is not replayed live: give it as a timeframe for the '
