@@ -17,7 +17,7 @@ from . import candles as cd
 from .faults import server_ms
 from .bybit_shapes import (BYBIT_INTERVALS, ENGINE_ERRORS, BybitError, execution_info,
                            instrument, order_info, position_info, wallet)
-from .bybit_market import BybitMarketRest, kline_amounts
+from .bybit_market import BybitMarketRest
 from .bybit_orders import BybitOrders
 from .derivatives import CROSS, ISOLATED
 from .keys import bybit_key_info
@@ -177,9 +177,8 @@ class BybitRest:
         if end:
             rows = [r for r in rows if r[0] <= int(end)]
         rows = rows[:limit] if start and not end else rows[-limit:]
-        rules = self.sim.category_markets(cat)[symbol]
-        return [[str(r[0]), '%.8f' % r[1], '%.8f' % r[2], '%.8f' % r[3], '%.8f' % r[4]] +
-                ['%.8f' % v for v in kline_amounts(rules, r)] for r in reversed(rows)]
+        return [[str(r[0]), '%.8f' % r[1], '%.8f' % r[2], '%.8f' % r[3], '%.8f' % r[4],
+                 '%.8f' % r[5], '%.8f' % (r[5] * (r[1] + r[4]) / 2)] for r in reversed(rows)]
 
     # -- account ---------------------------------------------------------------------------
     async def wallet_balance(self, request):

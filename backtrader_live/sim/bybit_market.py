@@ -48,13 +48,6 @@ def _turnover(rules, coins, price):
     return coins if rules.inverse else coins * price
 
 
-def kline_amounts(rules, row):
-    """(volume, turnover) of a kline ``row`` (its volume field counts coins) in
-    Bybit's units, REST and stream alike: at the bar's mid price (open+close)/2."""
-    price = (row[1] + row[4]) / 2
-    return _volume(rules, row[5], price), _turnover(rules, row[5], price)
-
-
 def day_stats(sim, cat, symbol):
     """{prev24h, prev1h, high, low, volume, turnover} over the last 24 h of bars."""
     feed, now = sim.feed_of(cat, symbol), sim.clock.now

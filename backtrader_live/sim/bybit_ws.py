@@ -235,18 +235,17 @@ class BybitStreams:
         _, code, symbol = topic.split('.')
         interval = BYBIT_INTERVALS[code]
         feed = self.sim.feed_of(conn.category, symbol)
-        rules = self.sim.category_markets(conn.category)[symbol]
         out = []
         for row in feed.closed_between(interval, before, now):
             if row[0] > conn.topics[topic]:
                 end = feed.bar_end(row[0], interval)
-                out.append(kline_data(row, end, code, now, False, rules))
-                out.append(kline_data(row, end, code, now, True, rules))
+                out.append(kline_data(row, end, code, now, False))
+                out.append(kline_data(row, end, code, now, True))
                 conn.topics[topic] = row[0]
         rows, closed = feed.bars(interval, now, start=now - _span(interval))
         if rows and not closed:
             out.append(kline_data(rows[-1], feed.bar_end(rows[-1][0], interval), code, now,
-                                  False, rules))
+                                  False))
         return out
 
     # -- account events --------------------------------------------------------------------
@@ -321,10 +320,8 @@ def _span(interval):
     return 2 * cd.INTERVAL_MS.get(interval, 31 * 86400000)
 
 
-def kline_data(row, end, code, now, confirm, rules):
-    t, o, h, l, c, _ = row
-    volume, turnover = mkt.kline_amounts(rules, row)    # Bybit's units, as REST's
+def kline_data(row, end, code, now, confirm):
+    t, o, h, l, c, v = row
     return {'start': t, 'end': end - 1, 'interval': code, 'open': '%.8f' % o,
-            'close': '%.8f' % c, 'high': '%.8f' % h, 'low': '%.8f' % l,
-            'volume': '%.8f' % volume, 'turnover': '%.8f' % turnover, 'confirm': confirm,
-            'timestamp': now}
+            'close': '%.8f' % c, 'high': '%.8f' % h, 'low': '%.8f' % l, 'volume': '%.8f' % v,
+            'turnover': '%.8f' % (v * (o + c) / 2), 'confirm': confirm, 'timestamp': now}

@@ -152,28 +152,3 @@ def test_streams_tickers_orderbook_public_trades(bybit, ws_factory, cat, symbol,
     assert ('L' in trades['data'][0]) == (cat != 'spot')
     c.send({'op': 'subscribe', 'args': ['orderbook.7.' + sid]})
     assert c.recv()['success'] is False                 # not a depth Bybit serves
-
-
-@pytest.mark.parametrize('cat,symbol,sid', VENUES)
-def test_kline_volume_and_turnover_in_bybit_units(bybit, ws_factory, cat, symbol, sid):
-    """Kline ``volume`` is in the market's own unit (coins; USD contracts on
-    inverse), ``turnover`` in the other (quote; coins on inverse), on REST and
-    on the stream alike: ccxt's fetch_ohlcv then gives the coins traded (it
-    reads turnover on inverse markets), the candle file's 10 a bar."""
-    s, ex = bybit
-    c = ws_factory(s.ws_url + '/v5/public/' + cat)
-    c.send({'op': 'subscribe', 'req_id': 'k', 'args': ['kline.60.' + sid]})
-    assert c.recv()['success'] is True
-    c.drain()
-    s.step()
-    [closed] = [k for m in c.drain() if m.get('topic') == 'kline.60.' + sid
-                for k in m['data'] if k['confirm']]
-    rows = get(s, '/v5/market/kline', category=cat, symbol=sid, interval='60',
-               limit=3)['result']['list']
-    [row] = [r for r in rows if int(r[0]) == closed['start']]
-    price = (float(row[1]) + float(row[4])) / 2
-    volume, turnover = (10 * price, 10.0) if cat == 'inverse' else (10.0, 10 * price)
-    assert (float(row[5]), float(row[6])) == pytest.approx((volume, turnover))
-    assert (closed['volume'], closed['turnover']) == (row[5], row[6])
-    bars = {b[0]: b for b in ex.fetch_ohlcv(symbol, '1h', limit=3)}
-    assert bars[closed['start']][5] == pytest.approx(10.0)
