@@ -11,6 +11,7 @@ from .errors import ConfigError, LiveError
 from .feedgroup import SYNC_TIMEOUT, link_feeds
 from .linewindow import LineWindow
 from . import multifeed
+from . import replay as replay_module
 from .options import (DICT_OF, check_keys, init_names, merge, param_names, route,
                       takes_any_keyword)
 from .notifications import NotificationsMixin
@@ -149,7 +150,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
                  cash=10000.0, backfill_bars=200, max_bars=None, duration=None,
                  cancel_on_exit=False, keep_bars=20000, store_kwargs=None,
                  data_kwargs=None, broker_kwargs=None, run_kwargs=None,
-                 sync_timeout=SYNC_TIMEOUT, **options):
+                 sync_timeout=SYNC_TIMEOUT, replay=None, **options):
         """Trade ``strategy_cls`` live on ``exchange`` and return ``run()``'s result.
 
         - exchange: 'binance' (see ``available_exchanges()``); symbol in ccxt
@@ -161,6 +162,9 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
           timeframe's bar with the shortest one's bar that closes with it
           (docs/live-trading.md, feedgroup.py). ``sync_timeout``: seconds a
           feed waits for a late one before going on without it.
+        - replay: a timeframe name ('1h'): every feed of the first timeframe
+          is replayed to it as ``cerebro.replaydata`` does (replay.py): its
+          forming bar updated by each closed bar, ``next()`` on each update.
         - apikey/secret: or ``<EXCHANGE>_API_KEY``/``_API_SECRET``.
         - testnet=True and paper_trading=True are the defaults; real orders
           need ``paper_trading=False`` and real money also ``testnet=False``.
@@ -190,6 +194,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         _check_sync_timeout(sync_timeout)
         symbols = multifeed.as_names('symbol', symbol)
         timeframes = multifeed.check_timeframes(timeframe, store_cls.TIMEFRAMES)
+        replayed = replay_module.run_live_target(replay, timeframes, store_cls.TIMEFRAMES)
         window = LineWindow(keep_bars) if keep_bars is not None else None
         store = store_cls.get_instance(apikey=apikey, secret=secret, testnet=testnet,
                                        market_type=market_type, endpoint=endpoint,
@@ -208,7 +213,10 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         self._warn_if_real_money(paper_trading, testnet, endpoint)
         self._sync_timeout = sync_timeout
         for data in datas:
-            self.adddata(data)
+            if replayed is not None and data.p.tf == timeframes[0]:
+                self.replaydata(data, **replayed)
+            else:
+                self.adddata(data)
         self.setbroker(broker)
         self.addstore(store)     # strategies get its notifications in notify_store
         self.addstrategy(strategy_cls, **(strategy_params or {}))
@@ -265,6 +273,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
     def runstrategies(self, iterstrat, predata=False):
         # Link the live feeds of this run (run_live's or added by hand with
         # adddata/resampledata) so their bars come in time order (feedgroup.py).
+        replay_module.check_run(self.datas)
         link_feeds(self.datas, self._sync_timeout)
         multifeed.guard_orders(self._broker, self.datas)
         return super().runstrategies(iterstrat, predata=predata)
@@ -279,15 +288,15 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         return feed
 
     def replaydata(self, dataname, name=None, **kwargs):
-        """Upstream's, refused on a live feed of ours: replay shows each
-        forming bar as it changes, and live feeds deliver closed bars only."""
-        if _is_live_feed(dataname):
-            raise ConfigError(
-                'replaydata on a live feed is not supported: live feeds deliver closed bars '
-                'only, never a forming one; use cerebro.resampledata(feed, timeframe=..., '
-                "compression=...) or run_live(timeframe=['1h', '4h']) for the closed bars "
-                'of a longer timeframe')
-        return super().replaydata(dataname, name=name, **kwargs)
+        """Upstream's; on a feed of ours (live or history only: its bars carry
+        their open time), upstream's Replayer over its closed bars
+        (replay.py): the strategy sees the forming bar of the target
+        timeframe updated by every closed bar, as in a backtest."""
+        from .feed import DataBase
+        if not isinstance(dataname, DataBase):
+            return super().replaydata(dataname, name=name, **kwargs)
+        feed, options, default = replay_module.replayed_feed(dataname, kwargs, self.datas)
+        return super().replaydata(feed, name=name or default, **options)
 
     # -- the end of a run: one final sync with the exchange, however it ends --
     def _runnext(self, runstrats):

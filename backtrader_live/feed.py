@@ -21,6 +21,7 @@ import time
 
 import backtrader as bt
 
+from . import replay
 from .errors import ConfigError, LiveError
 from .events import Bar
 from .stream import LIVE, RECONNECTING
@@ -100,6 +101,7 @@ class DataBase(bt.feed.DataBase):
         self._delivered_round = -1  # one in which our last bar was delivered
         self._limit = -_INF         # _group_limit() as of our last _load
         self._broker = None         # the broker trading this data (attach_broker)
+        self._replay_ms = None      # replaydata's target bar (ms): history from its start
 
     def __repr__(self):
         return '%s(%s %s, store=%r)' % (type(self).__name__, self.p.dataname,
@@ -409,6 +411,8 @@ class DataBase(bt.feed.DataBase):
         with another history source overrides."""
         if self.p.fromdate is not None:
             return self.fetch_range(ms_from_datetime(self.p.fromdate), None)
+        if self._replay_ms:     # the first replayed bar a whole one (replay.py)
+            return replay.whole_history(self, self._replay_ms)
         if self.p.backfill_bars:
             return self.fetch_last(self.p.backfill_bars)
         return []

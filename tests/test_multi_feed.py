@@ -260,8 +260,9 @@ def test_resampledata_and_replaydata_on_live_feeds():
                                                   r'rightedge'):
             cerebro.resampledata(minute, timeframe=bt.TimeFrame.Minutes, compression=60,
                                  rightedge=False)
-        with pytest.raises(btl.ConfigError, match=r'replaydata on a live feed is not supported'):
-            cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes, compression=15)
+        # replaydata works on live feeds too (tests/test_replay.py): a feed of its own here
+        replayed = cerebro.replaydata(minute, timeframe=bt.TimeFrame.Minutes, compression=15)
+        assert replayed.replaying and replayed._name == 'BTC/USDT 15m replayed'
         hourly = store.getdata(dataname='BTC/USDT', tf='1h')
         with pytest.raises(btl.ConfigError, match=r"15m is not a multiple of the feed's 1h"):
             cerebro.resampledata(hourly, timeframe=bt.TimeFrame.Minutes, compression=15)

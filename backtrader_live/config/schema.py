@@ -36,6 +36,7 @@ NOT_IN_LIVE.update({v: 'options.' + k for k, v in DICT_OF.items() if k != 'strat
 #: types of run_live arguments whose default (None) does not tell the type
 NONE_DEFAULT_TYPES = {'endpoint': Optional[str], 'max_bars': Optional[int],
                       'duration': Optional[float], 'keep_bars': Optional[int],
+                      'replay': Optional[str],
                       # required, so no default to tell: one name or a list of
                       # them (several feeds in one run: one per symbol x timeframe)
                       'exchange': str, 'symbol': Union[str, List[str]],

@@ -92,8 +92,9 @@ class BybitStore(Store):
         topic = msg.get('topic', '')
         if not topic.startswith('kline.'):
             return ()   # subscribe acks, pongs
+        volume = self.product['kline_volume']     # in the base coin, as REST's (profile.py)
         return tuple((topic, Bar(int(k['start']), float(k['open']), float(k['high']),
-                                 float(k['low']), float(k['close']), float(k['volume']),
+                                 float(k['low']), float(k['close']), float(k[volume]),
                                  bool(k['confirm'])))
                      for k in msg.get('data', ()))
 

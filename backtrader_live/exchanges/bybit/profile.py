@@ -35,13 +35,19 @@ def _options(default_type, sub_type, category):
 # none (ccxt refuses it) but orderFilter=StopOrder, which ccxt sends for a
 # spot order with a triggerPrice. Cancelling or looking up a spot conditional
 # order needs the same filter (ccxt: trigger=True).
+# kline_volume: the kline field that is a bar's volume in the base coin, as
+# ccxt's fetch_ohlcv gives it (history and gap fills): 'volume' is coins on
+# spot and linear but USD contracts on inverse, where 'turnover' is the coin.
 PRODUCTS = (
     Product(SPOT, _options('spot', None, 'spot'), rest=_REST, ws=_WS, category='spot',
-            trigger_direction=False, conditional_lookup={'trigger': True}),
+            trigger_direction=False, conditional_lookup={'trigger': True},
+            kline_volume='volume'),
     Product(LINEAR, _options('swap', 'linear', 'linear'), rest=_REST, ws=_WS,
-            category='linear', trigger_direction=True, conditional_lookup={}),
+            category='linear', trigger_direction=True, conditional_lookup={},
+            kline_volume='volume'),
     Product(INVERSE, _options('swap', 'inverse', 'inverse'), rest=_REST, ws=_WS,
-            category='inverse', trigger_direction=True, conditional_lookup={}),
+            category='inverse', trigger_direction=True, conditional_lookup={},
+            kline_volume='turnover'),
 )
 
 PROFILE = ExchangeProfile(
