@@ -550,3 +550,31 @@ def test_a_held_feed_still_wakes_for_a_broker_event_and_a_stream_state():
         assert done.wait(10)
         waiter.join(10)
     assert feeds[1]._arriving()     # the marker is queued for its _load
+
+
+@pytest.mark.parametrize('venue', ['binance-spot', 'bybit-linear'])
+def test_a_symbol_subscribed_while_the_market_socket_opens_is_not_lost(venue, tmp_path):
+    # 20 feeds start one after the other while the market socket connects:
+    # one subscribing after the connection's on_open sent the topics it knew,
+    # but before the stream said LIVE, was never sent (that symbol got no
+    # bar). Reproduced exactly: the second subscription is made in that window.
+    from venues import STORES
+    exchange, market_type, symbol = VENUES[venue][:3]
+    second, topic = SECOND[venue]
+    with venue_sim(venue, **sim_options(venue, tmp_path)) as sim:
+        STORES[exchange].forget_instances()
+        store = STORES[exchange].get_instance(apikey=KEY, secret=SECRET, market_type=market_type,
+                                              endpoint=sim.base_url)
+        opened = store._on_market_open
+
+        def open_then_subscribe(stream):
+            opened(stream)
+            store.subscribe_bars(second, '1h', lambda bar: None)
+        store._on_market_open = open_then_subscribe     # bound by the first subscription
+        try:
+            store.subscribe_bars(symbol, '1h', lambda bar: None)
+            assert sim.wait_subscribed(VENUES[venue][3], 1, 10)
+            assert sim.wait_subscribed(topic, 1, 10)
+        finally:
+            store.stop()
+            STORES[exchange].forget_instances()
