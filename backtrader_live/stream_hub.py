@@ -41,7 +41,8 @@ class StreamHub:
             if self.market_stream is None:
                 self.market_stream = self._stream(
                     'market', owner.market_ws_url(), owner._on_market_message,
-                    owner._on_market_open, owner._on_market_state, owner.ws_app_ping())
+                    owner._on_market_open, owner._on_market_state, owner.ws_app_ping(),
+                    skip=owner.STREAM_FORMING)
                 self.market_stream.start()
             elif self.market_opened:
                 # the connection's on_open has sent the topics it knew: this
@@ -159,10 +160,10 @@ class StreamHub:
         self.user_listeners.clear()
         self.feeds.clear()
 
-    def _stream(self, role, url, on_message, on_open, on_state, ping):
+    def _stream(self, role, url, on_message, on_open, on_state, ping, skip=None):
         owner, p = self._owner, self._owner.p
         # A stream silent this long pings, then reconnects (a dead peer).
         return WsStream('bt-live-%s-%s' % (owner.exchange_name, role), url, on_message,
                         on_open=on_open, on_state=on_state, ping=ping,
                         proxy=owner.ws_proxy_kwargs(), heartbeat=p.stream_heartbeat,
-                        stale_after=p.stream_timeout, texts=owner.STREAM_TEXTS)
+                        stale_after=p.stream_timeout, texts=owner.STREAM_TEXTS, skip=skip)

@@ -578,3 +578,31 @@ def test_a_symbol_subscribed_while_the_market_socket_opens_is_not_lost(venue, tm
         finally:
             store.stop()
             STORES[exchange].forget_instances()
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_forming_candles_are_counted_not_decoded_where_a_message_holds_one(venue, tmp_path):
+    # Binance's kline event holds one candle (its "x" says closed): the
+    # forming ones (two of the three messages a symbol gets per bar) are not
+    # decoded. Bybit's may hold several: every message is decoded.
+    from venues import STORES
+    from backtrader_live.events import Bar
+    exchange, market_type, symbol = VENUES[venue][:3]
+    with venue_sim(venue, **sim_options(venue, tmp_path)) as sim:
+        STORES[exchange].forget_instances()
+        store = STORES[exchange].get_instance(apikey=KEY, secret=SECRET, market_type=market_type,
+                                              endpoint=sim.base_url)
+        bars = []
+        try:
+            store.subscribe_bars(symbol, '1h', bars.append)
+            sim.wait_subscribed(VENUES[venue][3], 1, 10)
+            sim.step()
+            eventually(lambda: any(isinstance(b, Bar) and b.closed for b in bars), 10)
+            skipped = store.hub.market_stream.skipped
+            if exchange == 'binance':
+                assert skipped >= 1 and all(b.closed for b in bars)
+            else:
+                assert skipped == 0
+        finally:
+            store.stop()
+            STORES[exchange].forget_instances()

@@ -232,3 +232,20 @@ def test_the_stream_reads_a_burst_in_chunks_on_this_websocket_client():
         assert [m['i'] for m in got] == list(range(60))
         assert len(reads) < 60
         stream.stop()
+
+
+def test_messages_carrying_the_skip_text_are_counted_not_decoded():
+    # The market stream's forming candles (the profile's stream['forming']):
+    # not handed on, counted; text and binary frames alike.
+    with TinyServer() as server:
+        stream, got, _ = _stream(server, skip='"x":false')
+        stream.start()
+        server.received.get(timeout=5)
+        eventually(lambda: stream.is_live)
+        server.send('{"k":{"x":false}}')
+        server.send('{"k":{"x":false}}', binary=True)
+        server.send('{"k":{"x":true}}')
+        eventually(lambda: got)
+        eventually(lambda: stream.skipped == 2)
+        assert got == [{'k': {'x': True}}]
+        stream.stop()
