@@ -156,7 +156,7 @@ class DataBase(bt.feed.DataBase):
         # sets ``waiting`` before it looks at our queue: no bar is missed)
         group = self._group
         if group is not None and group.waiting:
-            group.notify()
+            group.notify(self)
 
     def wake(self):
         """Make a waiting ``_load`` return None now (broker events).

@@ -100,6 +100,7 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     RETRY_AFTER_HEADERS = {'Retry-After': SECONDS}   # how the exchange says "wait"
     HAS_OFF = ()                # ccxt ``has`` entries to switch off (hidden calls)
     STREAM_TEXTS = ()           # plain-text stream frames that are chatter ('pong')
+    STREAM_FORMING = None       # text marking a market message as a forming candle only
     UNCHANGED_CODES = ()        # error codes meaning "already set"
     LOGIN_CLOCK_ERRORS = ()     # substrings of a refused login meaning "your clock is off"
 

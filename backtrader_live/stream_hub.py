@@ -29,6 +29,7 @@ class StreamHub:
         self.bar_subs = {}           # topic -> list of (callback, on_state)
         self.user_listeners = []
         self.feeds = []              # feeds to wake on broker events
+        self.market_opened = False   # the market connection's on_open sent the topics
         self.last_resync = -1e9      # monotonic time of the last login resync
 
     # -- market data stream -------------------------------------------------
@@ -40,16 +41,32 @@ class StreamHub:
             if self.market_stream is None:
                 self.market_stream = self._stream(
                     'market', owner.market_ws_url(), owner._on_market_message,
-                    owner._on_market_open, owner._on_market_state, owner.ws_app_ping())
+                    owner._on_market_open, owner._on_market_state, owner.ws_app_ping(),
+                    skip=owner.STREAM_FORMING)
                 self.market_stream.start()
-            elif self.market_stream.is_live:
-                self.market_stream.send(owner.subscribe_message([topic]))
+            elif self.market_opened:
+                # the connection's on_open has sent the topics it knew: this
+                # one goes now. (Checking ``is_live`` lost a topic added
+                # between that on_open and the LIVE state: 20 feeds starting
+                # at once hit it, and one symbol never got a bar.)
+                self._send_topic(topic)
         return topic
 
+    def _send_topic(self, topic):
+        try:
+            self.market_stream.send(self._owner.subscribe_message([topic]))
+        except Exception as exc:    # dropped meanwhile: the reconnect's on_open sends it
+            log.warning('subscribing to %s failed (%s); it is sent again on reconnect',
+                        topic, exc)
+
     def on_market_open(self, stream):
-        topics = list(self.bar_subs)
-        if topics:
-            stream.send(self._owner.subscribe_message(topics))
+        # under the lock: a topic subscribed meanwhile is in this list or sent
+        # by subscribe_bars after it (market_opened), never neither
+        with self.lock:
+            topics = list(self.bar_subs)
+            if topics:
+                stream.send(self._owner.subscribe_message(topics))
+            self.market_opened = True
 
     def on_market_message(self, msg):
         for topic, bar in self._owner.parse_market_message(msg):
@@ -57,6 +74,9 @@ class StreamHub:
                 callback(bar)
 
     def on_market_state(self, state, reconnected):
+        if state != LIVE:
+            with self.lock:
+                self.market_opened = False      # the next on_open sends every topic
         for subs in list(self.bar_subs.values()):
             for _, on_state in subs:
                 if on_state is not None:
@@ -135,14 +155,15 @@ class StreamHub:
             if stream is not None:
                 stream.stop()
         self.market_stream = self.user_stream = None
+        self.market_opened = False
         self.bar_subs.clear()
         self.user_listeners.clear()
         self.feeds.clear()
 
-    def _stream(self, role, url, on_message, on_open, on_state, ping):
+    def _stream(self, role, url, on_message, on_open, on_state, ping, skip=None):
         owner, p = self._owner, self._owner.p
         # A stream silent this long pings, then reconnects (a dead peer).
         return WsStream('bt-live-%s-%s' % (owner.exchange_name, role), url, on_message,
                         on_open=on_open, on_state=on_state, ping=ping,
                         proxy=owner.ws_proxy_kwargs(), heartbeat=p.stream_heartbeat,
-                        stale_after=p.stream_timeout, texts=owner.STREAM_TEXTS)
+                        stale_after=p.stream_timeout, texts=owner.STREAM_TEXTS, skip=skip)

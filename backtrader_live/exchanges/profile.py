@@ -61,7 +61,11 @@ class ExchangeProfile:
     ``stream``: ``{'ping': None | dict | str, 'ping_interval': s, 'ping_id':
     field to stamp with a counter, 'texts': plain-text frames that are only
     chatter}``. A string ping is sent as text (an exchange that answers a
-    text ``ping`` with ``pong``); a dict is sent as JSON.
+    text ``ping`` with ``pong``); a dict is sent as JSON. ``'forming'``: a
+    text that, found in a market-stream message, means the message is a
+    forming candle only (never delivered: feeds take closed bars); such a
+    message is counted and not decoded. Only for an exchange whose candle
+    message carries one candle (Binance); None decodes every message.
     ``error_code_fields``: the JSON field(s) of the exchange's code in an
     error body (``'code'`` for Binance, ``'retCode'`` for Bybit).
     ``market_aliases``: what the user's market-type names mean here, over
@@ -88,7 +92,7 @@ class ExchangeProfile:
         self.testnet = testnet
         self.market_aliases = dict(ALIASES, **(market_aliases or {}))
         self.stream = dict({'ping': None, 'ping_interval': 20.0, 'ping_id': None,
-                            'texts': ()}, **(stream or {}))
+                            'texts': (), 'forming': None}, **(stream or {}))
         self.has_off = tuple(has_off)
         self.client_id_param = client_id_param
         self.docs = docs
@@ -143,6 +147,7 @@ class ExchangeProfile:
             k for k, p in self.products.items() if p.reduce_only_skips_min_notional)
         cls.HAS_OFF = self.has_off
         cls.STREAM_TEXTS = tuple(self.stream['texts'])
+        cls.STREAM_FORMING = self.stream['forming']
         cls.TESTNET = self.testnet
 
     def __repr__(self):

@@ -100,7 +100,9 @@ PROFILE = ExchangeProfile(
     # 'futures': USDⓈ-M perpetuals; 'delivery': COIN-M (markets.ALIASES).
     market_aliases={'futures': LINEAR, 'delivery': INVERSE},
     # The server pings every few minutes; websocket-client answers with a pong.
-    stream={'ping': None},
+    # A kline event carries one candle and says in "x" whether it closed
+    # (compact JSON): the forming ones are counted, not decoded.
+    stream={'ping': None, 'forming': '"x":false'},
     client_id_param='clientOrderId',    # ccxt sends newClientOrderId / origClientOrderId
     docs='https://developers.binance.com/docs/')
 
