@@ -93,7 +93,10 @@ class LiveFills:
         # A fill may also outrun its order's status (Bybit's execution topic
         # before its order topic, reordered messages): once every unit asked
         # for is filled the order is done, and its last fill is no "Partial".
-        total = abs(order.created.size) + order.info.get('filled_before', 0.0)
+        # the exchange order's own amount: a bracket child sent anew for its
+        # rest (bracketsize.py) counts what its earlier orders filled apart
+        total = abs(order.created.size) + order.info.get('filled_before', 0.0) \
+            - order.info.get('filled_replaced', 0.0)
         complete_at = filled if status == CLOSED else total
         self._apply_fills(order, update.fills, complete_at)
         if status not in TERMINAL and self._book.gross_filled(order) + _EPS >= total:
@@ -179,6 +182,8 @@ class LiveFills:
         order.status = Order.Partial if order.executed.remsize else Order.Completed
 
     def _finish(self, order, status):
+        if status in (CLOSED, CANCELED) and self.links.exchange_order_ended(order, status):
+            return      # a bracket child goes on with a new exchange order (bracketsize.py)
         if status == CLOSED:
             order.completed()
         elif status == CANCELED and order.info.get('expiring'):

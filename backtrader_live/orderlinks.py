@@ -14,11 +14,16 @@ it notifies (:meth:`OrderLinks.notified`):
 - Brackets: the chain is held until its last order is transmitted (as
   upstream does); the parent goes to the exchange, the children stay held
   (Submitted/Accepted with the parent, in upstream's notification order).
-  Once the parent is done they are sized to what it actually filled (a
-  parent that ended partly filled protects that part), sent reduce-only on
-  derivatives (plain sells/buys of what is held on spot) and linked as an
-  OCO pair. A parent rejected before filling rejects its children, one
-  cancelled or expired cancels them (upstream's statuses).
+  At the parent's first fill they go out, sized to what it filled, reduce-only
+  on derivatives (plain sells/buys of what is held on spot), linked as an
+  OCO pair; each later fill of the parent grows them (bracketsize.py), so a
+  parent that keeps working for hours never leaves a filled part without its
+  exits, and one cancelled or expired after a fill leaves them for what
+  filled. A fill too small for the market's minimums waits for the next (or
+  for the parent's end). A parent rejected before filling rejects its
+  children, one cancelled or expired cancels them (upstream's statuses).
+  Once an exit fills while its parent still works, the parent's rest is
+  cancelled: the trade is being closed, and more entry would be unprotected.
 
 Spot exchanges lock the coin a resting sell holds, so the two children of
 a spot bracket cannot both rest for the full amount: there the stop child is
@@ -30,6 +35,7 @@ import math
 
 from backtrader import Order
 
+from .bracketsize import ChildSizer, step_down
 from .orders import _set_size, order_problem
 
 log = logging.getLogger(__name__)
@@ -49,7 +55,9 @@ class OrderLinks:
         self._groups = {}       # order ref -> its OCO group (a shared list of orders)
         self._fired = {}        # id(group) -> the order that fired it
         self._chains = {}       # parent ref -> orders of a chain not transmitted yet
-        self._kids = {}         # parent ref -> children held until the parent is done
+        self._kids = {}         # parent ref -> children held until the parent's first fill
+        self._following = {}    # parent ref -> children out, growing with its fills
+        self.sizer = ChildSizer(broker)
         self._held = {}         # ref -> a held child (not on the exchange)
         self._releasing = set()     # refs going through the normal submit path
         self._todo = collections.deque()
@@ -110,8 +118,8 @@ class OrderLinks:
             p = kids[0].parent
             for kid in kids:
                 self._follow(kid, p)
-            if not p.alive():
-                self._parent_done(p)
+            if p.executed.size:
+                self._track(p)
             return
         self._releasing.add(parent.ref)
         try:
@@ -134,6 +142,10 @@ class OrderLinks:
             return True
         held = self._held.pop(order.ref, None)
         if held is None:
+            if order.parent is not None:
+                if self.sizer.cancel_waiting(order):
+                    return True
+                self.sizer.forget(order)    # cancelled for good: never regrown
             return self.broker.emulated.cancel(order)
         if held.alive():
             held.cancel()
@@ -148,7 +160,8 @@ class OrderLinks:
     def notified(self, order):
         """Every live notification passes here; actions run one at a time
         (a cancel answered at once notifies again, re-entering)."""
-        if order.ref not in self._kids and order.ref not in self._groups:
+        if order.ref not in self._kids and order.ref not in self._following \
+                and order.ref not in self._groups:
             return
         # the group as it is now: a sibling's cancel answered at once must
         # still find it when its own (queued) notification is handled
@@ -160,7 +173,7 @@ class OrderLinks:
         try:
             while self._todo:
                 order, status, group = self._todo.popleft()
-                if order.ref in self._kids:
+                if order.ref in self._kids or order.ref in self._following:
                     self._parent_status(order, status)
                 if group is not None and status in _FIRES and not self.exiting:
                     self._oco_fired(order, status, group)
@@ -182,7 +195,7 @@ class OrderLinks:
             self.broker.notify(kid)
 
     def _parent_status(self, parent, status):
-        kids = self._kids[parent.ref]
+        kids = self._kids.get(parent.ref, ())
         if status in (Order.Submitted, Order.Accepted):
             for kid in kids:
                 self._follow(kid, parent)
@@ -190,18 +203,26 @@ class OrderLinks:
             self._end_kids(parent, 'reject')
         elif status in (Order.Canceled, Order.Expired) and not parent.executed.size:
             self._end_kids(parent, 'cancel')
-        elif status in _FIRES and not parent.alive():
+        elif status in _FIRES and parent.executed.size:
             if _ready(parent.data):
-                self._parent_done(parent)
+                self._track(parent)
             else:   # the feed is mid-load (a final sync): send from next() instead
                 self._deferred.append(parent)
 
     def flush(self):
-        """Children whose parent ended while the feed was loading a bar."""
+        """Children whose parent filled while the feed was loading a bar; and
+        growths whose amend had no answer (bracketsize.py)."""
         while self._deferred:
             parent = self._deferred.pop(0)
-            if parent.ref in self._kids:
-                self._parent_done(parent)
+            if parent.ref in self._kids or parent.ref in self._following:
+                self._track(parent)
+        self.sizer.on_next()
+
+    def exchange_order_ended(self, order, status):
+        """True if a bracket child's exchange order ended short of the
+        child's size and the child goes on with a new one (bracketsize.py)."""
+        return order.parent is not None and self.sizer.ended(order, status == Order.Completed
+                                                             or status == 'closed')
 
     def _end_kids(self, parent, how):
         for kid in self._kids.pop(parent.ref, []):
@@ -215,9 +236,29 @@ class OrderLinks:
                 kid.cancel()
             self.broker.notify(kid)
 
-    def _parent_done(self, parent):
-        """Send the children, sized to what the parent filled, as an OCO pair."""
-        kids = [k for k in self._kids.pop(parent.ref, []) if k.alive()]
+    def _track(self, parent):
+        """The children follow what ``parent`` has filled: out at its first
+        fill, grown at each later one, for the whole of it at its end."""
+        if parent.ref in self._kids and not self._send_kids(parent):
+            return
+        for kid in self._following.get(parent.ref, ()):
+            if kid.alive():
+                self.sizer.resize(kid, self._size(kid, parent))
+        if not parent.alive():
+            for kid in self._following.pop(parent.ref, ()):
+                self.sizer.parent_ended(kid)
+
+    def _send_kids(self, parent):
+        """Send the children, sized to what the parent filled, as an OCO pair;
+        False (held still) while that is below the market's minimums and the
+        parent may fill more."""
+        kids = [k for k in self._kids[parent.ref] if k.alive()]
+        small = [k for k in kids if not self._placeable(k, self._size(k, parent))]
+        if small and parent.alive():
+            log.info('bracket %s: filled %s so far, below what its exits may be sent for; '
+                     'they go out at its next fill', parent.ref, parent.executed.size)
+            return False
+        del self._kids[parent.ref]
         for kid in kids:
             self._held.pop(kid.ref, None)
             self._follow(kid, parent)
@@ -226,16 +267,35 @@ class OrderLinks:
             self._protective.add(id(group))
             for kid in kids:
                 self._groups[kid.ref] = group
+        self._following[parent.ref] = kids
         for kid in kids:
             if kid.alive():     # a sibling sent first may have ended it (OCO)
                 self._release(kid, parent)
+        return True
+
+    def _size(self, kid, parent):
+        """What ``kid`` must cover now, in the market's step (truncated)."""
+        broker = self.broker
+        size = abs(parent.executed.size)
+        if not broker._rules(kid.data).contract and kid.issell():
+            # sell what is held (a fee taken in the coin leaves less), plus
+            # what this exit already sold
+            size = min(size, abs(kid.executed.size) + abs(broker.positions[kid.data].size))
+        return step_down(broker, kid.data, size)
+
+    def _placeable(self, kid, size):
+        rules = self.broker._rules(kid.data)
+        if size <= 0 or (rules.min_amount and size < rules.min_amount):
+            return False
+        exempt = rules.contract and (self.broker.store.kind in
+                                     self.broker.store.REDUCE_ONLY_SKIPS_MIN_NOTIONAL)
+        price = kid.price or kid.data.close[0]
+        return exempt or not rules.min_notional or size * price >= rules.min_notional
 
     def _release(self, kid, parent):
         broker = self.broker
-        size = abs(parent.executed.size)
+        size = self._size(kid, parent)
         spot = not broker._rules(kid.data).contract
-        if spot and kid.issell():   # sell what is held: a fee taken in the coin leaves less
-            size = min(size, abs(broker.positions[kid.data].size))
         if not spot and 'reduceOnly' not in kid.info:   # spot has no reduce-only
             kid.addinfo(reduceOnly=True)
         _set_size(kid, size)
@@ -252,6 +312,8 @@ class OrderLinks:
         group = self._groups.get(order.ref)
         if group is not None and id(group) not in self._fired:
             self._fired[id(group)] = order
+            if id(group) in self._protective:
+                self._exit_filled(order)    # a local stop: its market sell goes out now
         return [o for o in group or () if o is not order]
 
     def _oco_fired(self, order, status, group):
@@ -271,6 +333,18 @@ class OrderLinks:
             for sibling in group:
                 if sibling is not order and sibling.alive():
                     self.broker.cancel(sibling)
+            if status in _FILLS and id(group) in self._protective:
+                self._exit_filled(order)
+
+    def _exit_filled(self, kid):
+        """A bracket's exit filled while its parent still works: cancel the
+        parent's rest (more entry now would have no exit); fills of it that
+        race the cancel still grow this exit (bracketsize.py)."""
+        parent = kid.parent
+        if parent is not None and parent.alive():
+            log.info('bracket exit %s filled; cancelling the rest of its parent %s',
+                     kid.ref, parent.ref)
+            self.broker.cancel(parent)
 
     def _race(self, order, fired):
         """A sibling filled before our cancel reached it: the fill stands."""

@@ -35,13 +35,18 @@ def _options(default_type, sub_type, category):
 # none (ccxt refuses it) but orderFilter=StopOrder, which ccxt sends for a
 # spot order with a triggerPrice. Cancelling or looking up a spot conditional
 # order needs the same filter (ccxt: trigger=True).
+# Orders /v5/order/amend changes in place (same ids): a new qty for an open or
+# partly filled limit, or an untriggered conditional order. Spot's stops are
+# not sent to it by the broker (a spot bracket's stop is local).
+AMEND = ('limit', 'stop')
+AMEND_SPOT = ('limit',)
 PRODUCTS = (
     Product(SPOT, _options('spot', None, 'spot'), rest=_REST, ws=_WS, category='spot',
-            trigger_direction=False, conditional_lookup={'trigger': True}),
+            trigger_direction=False, conditional_lookup={'trigger': True}, amend=AMEND_SPOT),
     Product(LINEAR, _options('swap', 'linear', 'linear'), rest=_REST, ws=_WS,
-            category='linear', trigger_direction=True, conditional_lookup={}),
+            category='linear', trigger_direction=True, conditional_lookup={}, amend=AMEND),
     Product(INVERSE, _options('swap', 'inverse', 'inverse'), rest=_REST, ws=_WS,
-            category='inverse', trigger_direction=True, conditional_lookup={}),
+            category='inverse', trigger_direction=True, conditional_lookup={}, amend=AMEND),
 )
 
 PROFILE = ExchangeProfile(
