@@ -139,25 +139,31 @@ class ChildSizer:
 
     def _after_refusal(self, kid):
         b = self.broker
-        b.reconcile([kid], balances=False)
-        if kid.alive() and kid.ref not in self._replacing and b._book.by_client_id(
-                b._book.client_id(kid)) is kid and not b._book.cancel_pending(kid):
+        cid = b._book.client_id(kid)
+        b.reconcile([kid], balances=False)     # ended: its rest may have gone out anew
+        if kid.alive() and b._book.client_id(kid) == cid and b._book.by_client_id(cid) is kid \
+                and kid.ref not in self._replacing and not b._book.cancel_pending(kid):
             self._replace(kid)      # still open, refused for another reason: regrow it so
 
-    def settle(self, kid):
-        """An amend without an answer: look the order up by client id; if it
-        is open with the old amount after the amend's receive window, the
-        amend never landed and is sent once more (absolute: never doubles)."""
+    def settle(self, kid, now=True):
+        """An amend without an answer: look the order up by client id (at
+        once, then once its receive window has passed); if it is open with
+        the old amount then, the amend never landed and is sent once more
+        (an absolute amount: it can never double the exit)."""
         kid, amount, sent = self._unsettled.get(kid.ref, (kid, None, None))
         if amount is None or not kid.alive():
             self._unsettled.pop(kid.ref, None)
             return
         b = self.broker
+        if not now and _left(b, sent):
+            return      # it may still land: ask when it no longer can
         cid = b._book.client_id(kid)
         try:
             raw = b.store.fetch_order_by_client_id(cid, kid.data.p.dataname, conditional(kid))
         except LiveError as exc:
-            log.warning('look-up of %s failed (%s); trying again next bar', cid, exc)
+            # asked again a receive window from now (not on every loop round)
+            log.warning('look-up of %s failed (%s); asking again later', cid, exc)
+            self._unsettled[kid.ref] = (kid, amount, time.monotonic())
             return
         if raw is None:
             return
@@ -172,7 +178,7 @@ class ChildSizer:
     def on_next(self):
         """Every bar: amends still without an answer are looked up again."""
         for kid, _, _ in list(self._unsettled.values()):
-            self.settle(kid)
+            self.settle(kid, now=False)
 
     def _replace(self, kid):
         log.info('bracket child %s: cancelling its exchange order to send it for %s',
@@ -192,6 +198,10 @@ class ChildSizer:
         else:
             kid.completed()
             self.broker.notify(kid)
+
+    def waiting(self):
+        """Children filled in full, waiting for their working parent's end."""
+        return [k for k in self._waiting.values() if k.alive()]
 
     def cancel_waiting(self, kid):
         """True if ``kid`` waited for its parent (not on the exchange): ended here."""

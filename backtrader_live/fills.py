@@ -133,13 +133,15 @@ class LiveFills:
     def _apply_fills(self, order, fills, complete_at):
         """Execute new fills, each notified as Partial unless it completes
         the order (``complete_at``: the filled amount that means done), whose
-        Completed notification follows."""
-        for fill in fills:
-            if not self._apply_fill(order, fill):
-                continue
-            if complete_at is None or self._book.gross_filled(order) + _EPS < complete_at:
-                order.partial()
-                self.notify(order)
+        Completed notification follows. A bracket's children grow once for
+        them all (orderlinks.py)."""
+        with self.links.fill_batch():
+            for fill in fills:
+                if not self._apply_fill(order, fill):
+                    continue
+                if complete_at is None or self._book.gross_filled(order) + _EPS < complete_at:
+                    order.partial()
+                    self.notify(order)
 
     def _apply_fill(self, order, fill):
         if not self._book.new_fill(order, fill.trade_id):

@@ -30,6 +30,7 @@ a spot bracket cannot both rest for the full amount: there the stop child is
 triggered locally (emulated.py) and the target rests on the exchange.
 """
 import collections
+import contextlib
 import logging
 import math
 
@@ -57,6 +58,8 @@ class OrderLinks:
         self._chains = {}       # parent ref -> orders of a chain not transmitted yet
         self._kids = {}         # parent ref -> children held until the parent's first fill
         self._following = {}    # parent ref -> children out, growing with its fills
+        self._growing = {}      # parent ref -> parent whose new fills its children await
+        self._batch = 0         # > 0 while fills are applied together (fill_batch)
         self.sizer = ChildSizer(broker)
         self._held = {}         # ref -> a held child (not on the exchange)
         self._releasing = set()     # refs going through the normal submit path
@@ -154,7 +157,7 @@ class OrderLinks:
 
     def held(self):
         """Alive orders held here, not on the exchange."""
-        return [o for o in self._held.values() if o.alive()]
+        return [o for o in self._held.values() if o.alive()] + self.sizer.waiting()
 
     # -- acting on status changes -------------------------------------------------------------
     def notified(self, order):
@@ -183,6 +186,8 @@ class OrderLinks:
         for group in touched:
             if all(not o.alive() for o in group):
                 self._forget(group)
+        if self._growing and not self._batch:
+            self.grow()     # growths noted while a batch ended inside this loop
 
     def _follow(self, kid, parent):
         """A held child takes its parent's Submitted/Accepted as upstream's do."""
@@ -216,6 +221,7 @@ class OrderLinks:
             parent = self._deferred.pop(0)
             if parent.ref in self._kids or parent.ref in self._following:
                 self._track(parent)
+        self.grow()
         self.sizer.on_next()
 
     def exchange_order_ended(self, order, status):
@@ -239,8 +245,32 @@ class OrderLinks:
     def _track(self, parent):
         """The children follow what ``parent`` has filled: out at its first
         fill, grown at each later one, for the whole of it at its end."""
-        if parent.ref in self._kids and not self._send_kids(parent):
-            return
+        # once for all the fills of one answer or message (a market order
+        # walking a thin book fills in many parts at once)
+        self._growing[parent.ref] = parent
+        if not self._batch:
+            self.grow()
+
+    @contextlib.contextmanager
+    def fill_batch(self):
+        """Fills applied together (fills.py): the children grow once, after."""
+        self._batch += 1
+        try:
+            yield
+        finally:
+            self._batch -= 1
+        if not self._batch and not self._busy:
+            self.grow()
+
+    def grow(self):
+        """Children out for, or grown to, what their parents filled so far."""
+        for parent in list(self._growing.values()):
+            self._growing.pop(parent.ref, None)
+            if parent.ref in self._kids and not self._send_kids(parent):
+                continue
+            self._grow(parent)
+
+    def _grow(self, parent):
         for kid in self._following.get(parent.ref, ()):
             if kid.alive():
                 self.sizer.resize(kid, self._size(kid, parent))
