@@ -37,6 +37,7 @@ import math
 from backtrader import Order
 
 from .bracketsize import ChildSizer, step_down
+from .events import CLOSED
 from .orders import _set_size, order_problem
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class OrderLinks:
         self._following = {}    # parent ref -> children out, growing with its fills
         self._growing = {}      # parent ref -> parent whose new fills its children await
         self._batch = 0         # > 0 while fills are applied together (fill_batch)
+        self._exits = set()     # refs of bracket children sent out (their fills end the entry)
         self.sizer = ChildSizer(broker)
         self._held = {}         # ref -> a held child (not on the exchange)
         self._releasing = set()     # refs going through the normal submit path
@@ -164,7 +166,7 @@ class OrderLinks:
         """Every live notification passes here; actions run one at a time
         (a cancel answered at once notifies again, re-entering)."""
         if order.ref not in self._kids and order.ref not in self._following \
-                and order.ref not in self._groups:
+                and order.ref not in self._groups and order.ref not in self._exits:
             return
         # the group as it is now: a sibling's cancel answered at once must
         # still find it when its own (queued) notification is handled
@@ -178,6 +180,11 @@ class OrderLinks:
                 order, status, group = self._todo.popleft()
                 if order.ref in self._kids or order.ref in self._following:
                     self._parent_status(order, status)
+                if order.ref in self._exits:
+                    if status in _FILLS:
+                        self._exit_filled(order)
+                    if not order.alive():
+                        self._exits.discard(order.ref)
                 if group is not None and status in _FIRES and not self.exiting:
                     self._oco_fired(order, status, group)
                     touched.append(group)
@@ -227,8 +234,7 @@ class OrderLinks:
     def exchange_order_ended(self, order, status):
         """True if a bracket child's exchange order ended short of the
         child's size and the child goes on with a new one (bracketsize.py)."""
-        return order.parent is not None and self.sizer.ended(order, status == Order.Completed
-                                                             or status == 'closed')
+        return order.parent is not None and self.sizer.ended(order, status == CLOSED)
 
     def _end_kids(self, parent, how):
         for kid in self._kids.pop(parent.ref, []):
@@ -298,6 +304,7 @@ class OrderLinks:
             for kid in kids:
                 self._groups[kid.ref] = group
         self._following[parent.ref] = kids
+        self._exits.update(k.ref for k in kids)
         for kid in kids:
             if kid.alive():     # a sibling sent first may have ended it (OCO)
                 self._release(kid, parent)
@@ -342,7 +349,7 @@ class OrderLinks:
         group = self._groups.get(order.ref)
         if group is not None and id(group) not in self._fired:
             self._fired[id(group)] = order
-            if id(group) in self._protective:
+            if order.ref in self._exits:
                 self._exit_filled(order)    # a local stop: its market sell goes out now
         return [o for o in group or () if o is not order]
 
@@ -363,8 +370,6 @@ class OrderLinks:
             for sibling in group:
                 if sibling is not order and sibling.alive():
                     self.broker.cancel(sibling)
-            if status in _FILLS and id(group) in self._protective:
-                self._exit_filled(order)
 
     def _exit_filled(self, kid):
         """A bracket's exit filled while its parent still works: cancel the

@@ -258,3 +258,31 @@ def test_an_amend_that_never_arrived_is_sent_again_once_it_cannot_land(venue):
         run.step(1)
         run.join()
     assert again.hits == 1, 'the amend was not sent again exactly once'
+
+
+@pytest.mark.parametrize('venue', ['bybit-linear', 'binance-spot'])
+def test_a_single_exit_that_fills_while_the_parent_works_cancels_the_parent_rest(venue):
+    """A bracket with a target only (4205): it fills on bar 8 while the parent
+    still works; the parent's rest is cancelled (more entry would have no
+    exit) and the exit covers all the parent filled: flat at the end."""
+    u = unit(venue)
+
+    def place(s):
+        s.bracket = s.buy_bracket(size=6 * u, price=4190.0, limitprice=4205.0,
+                                  stopexec=None)
+    with venue_sim(venue, liquidity=LIQUIDITY[venue]) as sim:
+        run = live_run(sim, venue, script={6: place}, max_bars=4,
+                       strategy=RefRecording).start()
+        run.step(4)
+        run.join()
+        position = sim_position(sim, venue)
+        orders = sim_orders(sim, venue)
+    s = run.rec.strategy
+    parent, target = [o for o in s.bracket if o is not None]
+    seen = _by_ref(run.rec)
+    assert parent.status == btl.Order.Canceled and 0 < abs(parent.executed.size) < 6 * u, seen
+    assert target.status == btl.Order.Completed and seen[target.ref][-1] == 'Completed', seen
+    assert not [o for o in orders if o.is_open], orders
+    step = float(s.broker.market_rules(s.data).amount_step)
+    assert abs(position) <= (step + 0.0011 * abs(parent.executed.size) if _spot(venue)
+                             else 1e-12), position
