@@ -67,8 +67,8 @@ class OrderLinks:
         self._releasing = set()     # refs going through the normal submit path
         self._todo = collections.deque()
         self._deferred = []         # parents done whose children wait for next()
-        self.exiting = False
-        self._protective = set()    # ids of the OCO pairs made of a bracket's children        # the run ends: local orders end, resting ones stay
+        self.exiting = False        # the run ends: local orders end, resting ones stay
+        self._protective = set()    # ids of the OCO pairs made of a bracket's children
         self._busy = False
 
     # -- capture (the broker's hooks) ---------------------------------------------------
