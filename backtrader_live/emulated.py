@@ -229,10 +229,11 @@ class Emulated:
         order.reject(self.broker)
         self.broker.notify(order)
 
-    def _send(self, order, type_, price, params):
+    def _send(self, order, type_, price, params, amount=None):
         """The broker's live send for an order already Accepted here (no
         second Submitted/Accepted): an unknown outcome is resolved by
-        client id (recovery.py), never sent twice."""
+        client id (recovery.py), never sent twice. ``amount``: the rest of a
+        bracket child sent anew (bracketsize.py), else the order's size."""
         b, store = self.broker, self.broker.store
         symbol = order.data.p.dataname
         cid = store.new_client_id()
@@ -244,7 +245,7 @@ class Emulated:
             and not order.info.get('triggered_locally'))
         try:
             raw = store.create_order(symbol, type_, 'buy' if order.isbuy() else 'sell',
-                                     abs(order.size), price, params)
+                                     amount or abs(order.size), price, params)
         except UnknownOutcome as exc:
             log.warning('create of %s had no answer (%s); resolving by client id', cid, exc)
             raw = resolve_unknown(b, order, cid, symbol, conditional)

@@ -93,7 +93,10 @@ class LiveFills:
         # A fill may also outrun its order's status (Bybit's execution topic
         # before its order topic, reordered messages): once every unit asked
         # for is filled the order is done, and its last fill is no "Partial".
-        total = abs(order.created.size) + order.info.get('filled_before', 0.0)
+        # the exchange order's own amount: a bracket child sent anew for its
+        # rest (bracketsize.py) counts what its earlier orders filled apart
+        total = abs(order.created.size) + order.info.get('filled_before', 0.0) \
+            - order.info.get('filled_replaced', 0.0)
         complete_at = filled if status == CLOSED else total
         self._apply_fills(order, update.fills, complete_at)
         if status not in TERMINAL and self._book.gross_filled(order) + _EPS >= total:
@@ -130,13 +133,15 @@ class LiveFills:
     def _apply_fills(self, order, fills, complete_at):
         """Execute new fills, each notified as Partial unless it completes
         the order (``complete_at``: the filled amount that means done), whose
-        Completed notification follows."""
-        for fill in fills:
-            if not self._apply_fill(order, fill):
-                continue
-            if complete_at is None or self._book.gross_filled(order) + _EPS < complete_at:
-                order.partial()
-                self.notify(order)
+        Completed notification follows. A bracket's children grow once for
+        them all (orderlinks.py)."""
+        with self.links.fill_batch():
+            for fill in fills:
+                if not self._apply_fill(order, fill):
+                    continue
+                if complete_at is None or self._book.gross_filled(order) + _EPS < complete_at:
+                    order.partial()
+                    self.notify(order)
 
     def _apply_fill(self, order, fill):
         if not self._book.new_fill(order, fill.trade_id):
@@ -179,6 +184,8 @@ class LiveFills:
         order.status = Order.Partial if order.executed.remsize else Order.Completed
 
     def _finish(self, order, status):
+        if status in (CLOSED, CANCELED) and self.links.exchange_order_ended(order, status):
+            return      # a bracket child goes on with a new exchange order (bracketsize.py)
         if status == CLOSED:
             order.completed()
         elif status == CANCELED and order.info.get('expiring'):

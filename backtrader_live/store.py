@@ -383,6 +383,12 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         # the broker settles it by client order id (recovery.py).
         return self.call('cancel_order', order_id, symbol, params or {}, idempotent=False)
 
+    def edit_order(self, order_id, symbol, type_, side, amount, price=None, params=None):
+        # An amend in place (orderlinks' bracket children). Not retried: one
+        # without an answer may have landed; the broker asks by client id.
+        return self.call('edit_order', order_id, symbol, type_, side, amount, price,
+                         params or {}, idempotent=False)
+
     def fetch_order_by_client_id(self, client_id, symbol, conditional=False):
         """The order with our client id, or None if the exchange has none."""
         try:

@@ -104,7 +104,11 @@ def test_bracket_parent_fills_in_parts_children_follow_stop_fills_target_cancell
     sells = [o for o in orders if o.side.upper() == 'SELL']
     if market != 'spot':
         assert all(o.reduce_only for o in sells), sells
-    assert sorted(o.status.upper()[:6] for o in sells) == ['CANCEL', 'FILLED'], sells
+    # the exits grew with each part (bracketsize.py); where no amend keeps an
+    # order (Binance's stops, Binance spot) a grown exit replaced its order:
+    # the replaced ones are cancelled, the stop filled, the target cancelled
+    statuses = [o.status.upper()[:6] for o in sells]
+    assert statuses.count('FILLED') == 1 and set(statuses) == {'CANCEL', 'FILLED'}, sells
 
 
 @pytest.mark.parametrize('venue', ['binance-spot', 'bybit-linear'])

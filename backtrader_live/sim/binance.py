@@ -485,6 +485,8 @@ FAULT_ROUTES = {
                      ('POST', '/[fd]api/v1/algoOrder')),
     'cancel_order': (('DELETE', '/api/v3/order'), ('DELETE', '/[fd]api/v1/order'),
                      ('DELETE', '/[fd]api/v1/algoOrder')),
+    # futures' order modify (PUT); spot has none (cancelReplace is not served)
+    'amend_order': (('PUT', '/[fd]api/v1/order'),),
     'fetch_order': (('GET', '/api/v3/order'), ('GET', '/[fd]api/v1/order'),
                     ('GET', '/[fd]api/v1/algoOrder')),
     'open_orders': (('GET', '/api/v3/openOrders'), ('GET', '/[fd]api/v1/openOrders'),

@@ -39,7 +39,10 @@ SPOT_PRODUCT = Product(
     ws={'hosts': ('wss://stream.binance.com:9443', 'wss://stream.testnet.binance.vision'),
         'api_hosts': ('wss://ws-api.binance.com:443', 'wss://ws-api.testnet.binance.vision'),
         'market': '/stream', 'user': '/ws-api/v3', 'prefix': ''},
-    user_login='ws-api', conditional_lookup={})
+    user_login='ws-api', conditional_lookup={},
+    # No amend in place: POST /api/v3/order/cancelReplace is a cancel and a new
+    # order (new ids); the broker replaces by its own cancel, then create.
+    amend=())
 LINEAR_PRODUCT = Product(
     LINEAR, _options('swap', 'linear', ['linear']),
     rest={'mainnet': 'https://fapi.binance.com/fapi/v1',
@@ -56,7 +59,10 @@ LINEAR_PRODUCT = Product(
     # (v3 only those with a position or open orders). (method, param, field)
     leverage_source=('fapiPrivateV2GetPositionRisk', 'symbol', 'symbol'),
     # Stop/take-profit orders live in the algo service (clientAlgoId), listed apart.
-    conditional_lookup={'trigger': True})
+    conditional_lookup={'trigger': True},
+    # PUT /fapi/v1/order: a new quantity and price for a LIMIT order only (the
+    # stop orders in the algo service have no modify).
+    amend=('limit',))
 INVERSE_PRODUCT = Product(
     INVERSE, _options('swap', 'inverse', ['inverse']),
     rest={'mainnet': 'https://dapi.binance.com/dapi/v1',
@@ -67,7 +73,9 @@ INVERSE_PRODUCT = Product(
     user_login='listenKey',
     listen_key=('dapiPrivatePostListenKey', 'dapiPrivatePutListenKey'),
     leverage_source=('dapiPrivateGetPositionRisk', 'pair', 'pair'),     # COIN-M: by pair
-    conditional_lookup={'trigger': True})
+    conditional_lookup={'trigger': True},
+    amend=('limit',))       # PUT /dapi/v1/order: LIMIT orders only
+
 
 PROFILE = ExchangeProfile(
     'binance', 'binance', (SPOT_PRODUCT, LINEAR_PRODUCT, INVERSE_PRODUCT),

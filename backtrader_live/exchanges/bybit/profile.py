@@ -38,16 +38,21 @@ def _options(default_type, sub_type, category):
 # kline_volume: the kline field that is a bar's volume in the base coin, as
 # ccxt's fetch_ohlcv gives it (history and gap fills): 'volume' is coins on
 # spot and linear but USD contracts on inverse, where 'turnover' is the coin.
+# Orders /v5/order/amend changes in place (same ids): a new qty for an open or
+# partly filled limit, or an untriggered conditional order. Spot's stops are
+# not sent to it by the broker (a spot bracket's stop is local).
+AMEND = ('limit', 'stop')
+AMEND_SPOT = ('limit',)
 PRODUCTS = (
     Product(SPOT, _options('spot', None, 'spot'), rest=_REST, ws=_WS, category='spot',
             trigger_direction=False, conditional_lookup={'trigger': True},
-            kline_volume='volume'),
+            kline_volume='volume', amend=AMEND_SPOT),
     Product(LINEAR, _options('swap', 'linear', 'linear'), rest=_REST, ws=_WS,
             category='linear', trigger_direction=True, conditional_lookup={},
-            kline_volume='volume'),
+            kline_volume='volume', amend=AMEND),
     Product(INVERSE, _options('swap', 'inverse', 'inverse'), rest=_REST, ws=_WS,
             category='inverse', trigger_direction=True, conditional_lookup={},
-            kline_volume='turnover'),
+            kline_volume='turnover', amend=AMEND),
 )
 
 PROFILE = ExchangeProfile(
