@@ -31,11 +31,12 @@ by order; what cannot be re-armed is logged as an error with the reason.
 """
 import logging
 
-from backtrader import Order
+from backtrader import Order, num2date
 from backtrader.order import BuyOrder, SellOrder
 from sqlalchemy import and_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from .emulated import _bar_days
 from .errors import LiveError
 from .journal import tables as t
 from .journal.core import utcnow
@@ -246,7 +247,13 @@ class Restore:
         made = [self._make(k, self.recs[k], parent=parent) for k in kids]
         self.b.links._transmit(parent.ref, made)    # "children added to a parent already sent"
         self.rearm.save(parent, role='exchange')
-        self._end(pkey, 'Rearmed', 'working on the exchange: adopted', parent)
+        before = parent.info.get('filled_before') or 0.0
+        note = ('' if not before else '; it had filled %s before the restart: that part is in '
+                'the adopted position, its children will be sized to what fills from now on'
+                % before)
+        if before:
+            log.warning('rearm: bracket parent %s%s', _key_name(pkey), note)
+        self._end(pkey, 'Rearmed', 'working on the exchange: adopted' + note, parent)
         for key, order in zip(kids, made):
             self._end(key, 'Rearmed', 'held until its parent %d fills' % parent.ref, order)
 
@@ -358,7 +365,24 @@ class Restore:
             emulated._firing.add(order.ref)
         self._accept(order)
         self.rearm.moved(order)
-        self._end(key, 'Rearmed', 'watched again from stop %s' % rec['price'], order)
+        why = ('triggered before the crash, never sent: sent now' if rec['role'] == 'firing'
+               else 'watched again from stop %s' % rec['price'])
+        self._end(key, 'Rearmed', why + self._gap(order), order)
+
+    def _gap(self, order):
+        """Bars that closed while no process ran and that the backfill no
+        longer holds were never checked against the stop: said (and noted
+        in ``order.info['rearm_gap']``)."""
+        seen, bar = self.b.emulated._seen[order.ref], _bar_days(self.data)
+        first = self.data.datetime[0]
+        if not bar or not len(self.data) or first - seen <= bar * 1.5:
+            return ''
+        gap = ('; the bars from %s to before %s closed while no process ran and are not in '
+               'the backfill: they were never checked against the stop' % (
+                   num2date(seen + bar), num2date(first)))
+        log.warning('rearm: order %d%s', order.ref, gap)
+        order.addinfo(rearm_gap=gap[2:])
+        return gap
 
     def _send(self, key, rec, order):
         self._end(key, 'Rearmed', 'never reached the exchange: sent now', order)

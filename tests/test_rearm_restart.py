@@ -386,3 +386,30 @@ def _rows(url):
             return [r._asdict() for r in conn.execute(select(tab).order_by(tab.c.id))]
     finally:
         engine.dispose()
+
+
+def test_bars_missed_beyond_the_backfill_are_said_when_a_stop_is_rearmed(tmp_path, caplog):
+    """Down longer than the backfill: the bars in between were never checked
+    against the trailed stop. The re-armed order says so (log, order.info,
+    the 'rearmed' notification) instead of pretending it watched them."""
+    from sqlalchemy import update
+    venue = 'bybit-linear'
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+
+    def place(s):
+        s.buy(size=unit(venue))
+        s.trail = s.sell(size=unit(venue), exectype=btl_order().StopTrail, trailamount=30.0)
+    with venue_sim(venue) as sim:
+        _, journal = _session(sim, venue, url, {6: place}, 1)
+        engine = open_engine(url)
+        with engine.begin() as conn:    # as a kill -9 leaves it: watched, the run running
+            conn.execute(update(tables.emulated_orders).values(status='Accepted'))
+            conn.execute(update(tables.runs).values(status='running'))
+        engine.dispose()
+        for _ in range(10):             # ten bars close while no process runs
+            sim.step()
+        second, _ = _session(sim, venue, url, {}, 1, resume=journal.run_id)
+    (rearmed,) = [m[1] for m in second.rec.store_msgs if m[0] == 'rearmed']
+    (entry,) = rearmed['orders']
+    assert entry['action'] == 'rearmed' and 'never checked against the stop' in entry['reason']
+    assert [r for r in caplog.records if 'not in the backfill' in r.getMessage()]
