@@ -58,12 +58,14 @@ class Rearm(bt.Strategy):
         size, exit = self.p.size, self.p.exit
         if self.scenario.startswith('bracket') and self.live_bars == 1:
             self.buy_bracket(size=size, price=4180.0, stopprice=4170.0, limitprice=4500.0)
-        elif self.scenario in ('trail', 'oco') and self.live_bars == 1:
+        elif self.scenario in ('trail', 'oco', 'oco-filled') and self.live_bars == 1:
             self.buy(size=size)
         elif self.scenario == 'trail' and self.live_bars == 2:
             self.sell(size=exit, exectype=bt.Order.StopTrail, trailamount=30.0)
-        elif self.scenario == 'oco' and self.live_bars == 2:
-            target = self.sell(size=exit, price=4600.0, exectype=bt.Order.Limit)
+        elif self.scenario.startswith('oco') and self.live_bars == 2:
+            # 'oco-filled': a target the next bar (high 4307.54) fills
+            price = 4250.0 if self.scenario == 'oco-filled' else 4600.0
+            target = self.sell(size=exit, price=price, exectype=bt.Order.Limit)
             self.sell(size=exit, exectype=bt.Order.StopTrail, trailamount=30.0, oco=target)
 '''
 
@@ -413,3 +415,34 @@ def test_bars_missed_beyond_the_backfill_are_said_when_a_stop_is_rearmed(tmp_pat
     (entry,) = rearmed['orders']
     assert entry['action'] == 'rearmed' and 'never checked against the stop' in entry['reason']
     assert [r for r in caplog.records if 'not in the backfill' in r.getMessage()]
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_kill_9_an_oco_sibling_filled_while_down_ends_the_other(tmp_path, venue):
+    """The OCO pair's exchange target fills while no process runs: the
+    restart finds it filled (by client id), so the local trailing stop is not
+    re-armed (ended, said): nothing sells twice."""
+    with venue_sim(venue) as sim:
+        bot = Bot(tmp_path, venue, sim, 'oco-filled', 'sqlite:///%s' % (tmp_path / 'j.db'))
+        bot.start(1, 30)
+        try:
+            bot.step_bars(2, 0)
+            eventually(lambda: len(_alive_stops(bot)) == 1 or bot.proc.poll() is not None, 30)
+            assert len(_alive_stops(bot)) == 1, bot.output()
+        except BaseException:
+            bot.output()
+            raise
+        bot.kill()
+        (stop,) = _alive_stops(bot)
+        base = len(bot.rows('equity'))
+        sim.step()              # the target fills, no process running
+        assert [o.status.upper() for o in _exits(sim, venue)] == ['FILLED']
+        bot.start(2, 2)
+        out = bot.finish(2, base)
+        (old,) = [r for r in bot.rows('emulated_orders') if (r['session'], r['ref']) == (
+            1, stop['ref'])]
+        assert old['status'] == 'Canceled' and 'OCO sibling' in old['reason'], old
+        assert not _alive_stops(bot)
+        assert [o.status.upper() for o in _exits(sim, venue)] == ['FILLED'], out
+        assert sim_position(sim, venue) == pytest.approx(0.0, abs=unit(venue) * 0.01)
+        assert 'its OCO sibling' in out
