@@ -184,9 +184,10 @@ class Rearm:
                 log.warning(NO_JOURNAL)
                 self.broker.store.put_notification('no journal', NO_JOURNAL)
             return
+        from .rearm_restore import earlier_run_left, restore
         if self.journal.session <= 1:
-            return      # a new run: nothing of it was emulated before
-        from .rearm_restore import restore
+            earlier_run_left(self, data)    # a new run: re-arms nothing, says what it leaves
+            return
         restore(self, data)
 
     def begin_batch(self):

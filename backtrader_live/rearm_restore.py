@@ -33,7 +33,7 @@ import logging
 
 from backtrader import Order, num2date
 from backtrader.order import BuyOrder, SellOrder
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from .emulated import _bar_days
@@ -60,6 +60,34 @@ def restore(rearm, data):
         return
     if records:
         Restore(rearm, data, records).run()
+
+
+def earlier_run_left(rearm, data):
+    """A new run (``--new-run`` after a crash, or a program that did not
+    resume) re-arms nothing of the run before it: if that run's process died
+    with emulated orders alive, say so loudly, order by order."""
+    journal, symbol, tab = rearm.journal, data.p.dataname, t.emulated_orders
+    try:
+        with journal.engine.connect() as conn:
+            last = conn.execute(select(func.max(t.runs.c.id)).where(
+                t.runs.c.id < journal.run_id)).scalar()
+            rows = [] if last is None else conn.execute(select(tab).where(and_(
+                tab.c.run_id == last, tab.c.symbol == symbol,
+                tab.c.status.in_(ALIVE)))).all()
+    except SQLAlchemyError as exc:
+        log.warning('rearm: the journal could not be read for the last run\'s emulated '
+                    'orders: %s', exc)
+        return
+    if not rows:
+        return
+    msg = ('%d emulated order(s) of run %s on %s were alive when its process died and are NOT '
+           're-armed by this new run (continue the crashed run instead: backtrader-live run '
+           'without --new-run): %s' % (len(rows), last, symbol, ', '.join(
+               '%d:%d %s %s %s' % (r.session, r.ref, r.exectype, r.side, r.size)
+               for r in rows)))
+    log.error('rearm: %s', msg)
+    rearm.not_rearmed.append({'from': None, 'reason': msg})
+    rearm.broker.store.put_notification('not rearmed', msg)
 
 
 def _alive(journal, symbol):

@@ -446,3 +446,28 @@ def test_kill_9_an_oco_sibling_filled_while_down_ends_the_other(tmp_path, venue)
         assert [o.status.upper() for o in _exits(sim, venue)] == ['FILLED'], out
         assert sim_position(sim, venue) == pytest.approx(0.0, abs=unit(venue) * 0.01)
         assert 'its OCO sibling' in out
+
+
+def test_a_new_run_over_a_crashed_one_says_its_emulated_orders_are_not_rearmed(tmp_path,
+                                                                             caplog):
+    """``--new-run`` after a crash starts afresh: the crashed run's emulated
+    orders are not re-armed, and that is said loudly, never silently."""
+    from sqlalchemy import update
+    venue = 'binance-usdm'
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+
+    def place(s):
+        s.buy(size=unit(venue))
+        s.trail = s.sell(size=unit(venue), exectype=btl_order().StopTrail, trailamount=30.0)
+    with venue_sim(venue) as sim:
+        _session(sim, venue, url, {6: place}, 1)
+        engine = open_engine(url)
+        with engine.begin() as conn:    # as a kill -9 leaves it
+            conn.execute(update(tables.emulated_orders).values(status='Accepted'))
+            conn.execute(update(tables.runs).values(status='running'))
+        engine.dispose()
+        second, _ = _session(sim, venue, url, {}, 1)       # a new run, not resumed
+    (said,) = [r.getMessage() for r in caplog.records if 'NOT re-armed' in r.getMessage()
+               and 'run 1' in r.getMessage()]
+    assert '1 emulated order(s)' in said and 'StopTrail' in said
+    assert [m for m in second.rec.store_msgs if m[0] == 'not rearmed']
