@@ -98,6 +98,7 @@ class Emulated:
             self._skip_next.add(order.ref)
         log.info('order %s (%s) is watched locally: it triggers on closed bars while this '
                  'process runs', order.ref, order.getordername())
+        self.broker.rearm.moved(order)      # on disk: re-armed after a restart (rearm.py)
 
     def cancel(self, order):
         """True if ``order`` was watched here (now cancelled)."""
@@ -174,7 +175,10 @@ class Emulated:
                      data.datetime.datetime(0), stop)
             self._fire(order)
         elif order.exectype in (Order.StopTrail, Order.StopTrailLimit):
+            stop = order.created.price
             order.trailadjust(data.close[0])     # upstream's rule, after the check
+            if order.created.price != stop:
+                self.broker.rearm.moved(order)  # a restart trails on from here (rearm.py)
 
     def _fire(self, order):
         siblings = [s for s in self.broker.links.claim(order) if s.alive()]
@@ -240,6 +244,7 @@ class Emulated:
         order.addcomminfo(b.getcommissioninfo(order.data))
         b._book.add(order, cid)
         params[store.CLIENT_ID_PARAM] = cid
+        b.rearm.sending(order)      # its client id on disk before the create (rearm.py)
         conditional = 'takeProfitPrice' in order.info or (
             order.exectype in (Order.Stop, Order.StopLimit)
             and not order.info.get('triggered_locally'))

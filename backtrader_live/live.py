@@ -24,6 +24,7 @@ from .accounts import SpotAccount, contract_value
 from .broker import BrokerBase, conditional
 from .emulated import SENT_AS_LIMIT, Emulated
 from .orderlinks import OrderLinks
+from .rearm import Rearm
 from .errors import (AuthenticationFailed, FatalError, LiveError, OrderNotFound, OrderRejected,
                      UnknownOutcome)
 from .events import EventQueue, FundingPayment, OrderUpdate, PositionUpdate
@@ -59,6 +60,7 @@ class LiveBroker(LiveFills, BrokerBase):
         self.links = OrderLinks(self)       # OCO groups and brackets, live (orderlinks.py)
         self.emulated = Emulated(self)      # trailing, Close, expiry, local stops (emulated.py)
         self.bar_fills = BarFills(self)     # a bar's own fills before the bar (barfills.py)
+        self.rearm = Rearm(self)            # emulated orders across a restart (rearm.py)
 
     def _wake_loop(self):
         if self.store is not None:
@@ -306,6 +308,7 @@ class LiveBroker(LiveFills, BrokerBase):
         # round happen now rather than after the feed's wait times out.
         self.store.wake_feeds()
         self.links.notified(order)      # OCO and bracket links act (orderlinks.py)
+        self.rearm.notified(order)      # and the journal keeps them for a restart (rearm.py)
 
     # -- live events in (Cerebro's thread) -----------------------------------------------
     def next(self):

@@ -71,6 +71,7 @@ def adopt_open_orders(broker, pending):
         # by identity: backtrader's data objects overload == (list.remove fails)
         pending[:] = [d for d in pending if d is not data]
         _announce(broker, data, found)
+        broker.rearm.started(data)      # emulated orders of a dead process (rearm.py)
 
 
 def _first_feed(broker, data):

@@ -24,7 +24,7 @@ def test_schema_is_migrated_on_open_and_matches_the_tables(db_url):  # noqa: F81
     journal = Journal.open(db_url)
     try:
         with journal.engine.connect() as conn:
-            assert database.current_revision(conn) == head_revision() == '0002'
+            assert database.current_revision(conn) == head_revision() == '0003'
             diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
         assert diff == [], 'tables.py and the alembic revisions disagree: %s' % diff
     finally:
@@ -238,7 +238,7 @@ def test_a_missing_postgres_skips_for_developers_but_fails_under_ci(monkeypatch)
 
 def test_a_journal_of_the_first_schema_is_upgraded_on_open_keeping_its_rows(db_url):  # noqa: F811,E501
     """alembic on a real older database: revision 0001 with a run and an
-    order, opened by this version: upgraded to 0002, rows kept, session 1."""
+    order, opened by this version: upgraded to the head, rows kept, session 1."""
     from alembic import command
     engine = database.make_engine(db_url)
     with engine.begin() as conn:
@@ -250,7 +250,7 @@ def test_a_journal_of_the_first_schema_is_upgraded_on_open_keeping_its_rows(db_u
     journal = Journal.open(db_url)
     try:
         with journal.engine.connect() as conn:
-            assert database.current_revision(conn) == '0002'
+            assert database.current_revision(conn) == '0003'
         (order,) = rows(journal.engine, 'orders')
         assert (order['client_id'], order['session']) == ('c1', 1)
         assert rows(journal.engine, 'runs')[0]['sessions'] == 1

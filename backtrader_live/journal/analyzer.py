@@ -68,6 +68,9 @@ class JournalAnalyzer(bt.Analyzer):
         self._bars = 0
         self._last_state = None       # (cash, position sizes) of the last snapshot
         self._holders = self._position_feeds()
+        rearm = getattr(self.strategy.broker, 'rearm', None)
+        if rearm is not None:       # live: emulated orders kept for a restart (rearm.py)
+            rearm.use(self._journal)
 
     # -- orders and fills ----------------------------------------------------------
     def notify_order(self, order):

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 #: tables whose rows say which session (process) of the run wrote them
-SESSION_TABLES = frozenset({'orders', 'order_events', 'fills', 'trades'})
+SESSION_TABLES = frozenset({'orders', 'order_events', 'fills', 'trades', 'emulated_orders'})
 
 
 def utcnow():

@@ -143,3 +143,35 @@ stream_events = Table(
     Column('message', Text),
     Column('at', DateTime, nullable=False),
 )
+
+emulated_orders = Table(       # orders the broker emulates or links (rearm.py), as they are now
+    'emulated_orders', metadata,
+    Column('id', Integer, primary_key=True),
+    _run_id(),
+    Column('ref', Integer, nullable=False),             # backtrader's order.ref
+    Column('symbol', String(50), nullable=False),
+    Column('side', String(4), nullable=False),
+    Column('exectype', String(20), nullable=False),     # Stop, StopTrail, Close, Limit...
+    Column('role', String(10), nullable=False),         # local, held, exchange, firing
+    Column('status', String(20), nullable=False),       # backtrader's status name
+    Column('size', Float),                              # abs, as created (or as re-sized)
+    Column('filled', Float),                            # abs, executed so far
+    Column('price', Float),                             # the stop or limit price now
+    Column('pricelimit', Float),
+    Column('trailamount', Float),
+    Column('trailpercent', Float),
+    Column('created_dt', Float),                        # backtrader date numbers
+    Column('seen_dt', Float),                           # the last bar checked with price
+    Column('valid', Float),
+    Column('dteos', Float),
+    Column('client_id', String(100)),                   # once on the exchange
+    Column('parent_ref', Integer),                      # a bracket child's parent
+    Column('oco_ref', Integer),                         # the first order of its OCO group
+    Column('protective', Boolean),                      # the OCO pair of a bracket's children
+    Column('options', JSON),                            # reduceOnly, timeInForce...
+    Column('rearmed_from', String(30)),                 # 'session:ref' it continues
+    Column('reason', Text),                             # why it ended, or was not re-armed
+    Column('updated_at', DateTime, nullable=False),
+    _session(),
+    UniqueConstraint('run_id', 'session', 'ref', name='uq_emulated_run_session_ref'),
+)

@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 #: per table: the columns whose conflict means "already recorded" (seen twice)
 IGNORE_DUPLICATES = {'fills': ('exchange', 'symbol', 'trade_id')}
 #: per table: conflict columns and the columns a later sighting updates
-UPSERT = {'orders': (('run_id', 'session', 'ref'), ('exchange_id', 'client_id'))}
+UPSERT = {'orders': (('run_id', 'session', 'ref'), ('exchange_id', 'client_id')),
+          # an emulated order's row is its state now (backtrader_live/rearm.py)
+          'emulated_orders': (('run_id', 'session', 'ref'), (
+              'symbol', 'side', 'exectype', 'role', 'status', 'size', 'filled', 'price',
+              'pricelimit', 'trailamount', 'trailpercent', 'created_dt', 'seen_dt', 'valid',
+              'dteos', 'client_id', 'parent_ref', 'oco_ref', 'protective', 'options',
+              'rearmed_from', 'reason', 'updated_at'))}
 #: columns that may be given as backtrader date numbers (floats): converted
 #: here, in the writer thread, not on Cerebro's
 DATE_NUMBERS = {'equity': ('at',), 'snapshots': ('at',), 'risk_events': ('at',)}
