@@ -191,11 +191,12 @@ class Writer:
             batch = []
 
     def _failed(self, exc, count, pause):
-        self.failures += 1
         self.last_error = '%s: %s' % (type(exc).__name__, exc.orig if exc.orig else exc)
         log.warning('journal: writing %d records failed (%s); trading goes on, %d records '
                     'wait in memory, retrying in %.1fs', count, self.last_error,
                     self.pending, pause)
+        # counted last: a reader that sees the count sees the error and the warning
+        self.failures += 1
 
     def _write(self, batch):
         by_table = collections.defaultdict(list)
