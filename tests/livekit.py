@@ -63,6 +63,21 @@ class Scripted(Recording):
         rec.bars.append((self.data.datetime.datetime(0), self.data.close[0]))
 
 
+# The simulator on 127.0.0.1 is not the exchange whose request budget ccxt's
+# rateLimit describes: a bucket this large lets a run's start-up calls
+# (markets, balances, history: ~50 cost units on Binance) go at once instead of
+# spacing them over ~2 s, while still going through the throttle. Tests of the
+# rate limit itself set their own.
+LOCAL_BURST = 500.0
+
+
+def local_store_kwargs(store_kwargs=None):
+    """``store_kwargs`` for a run against the local simulator."""
+    merged = {'rate_limit_burst': LOCAL_BURST}
+    merged.update(store_kwargs or {})
+    return merged
+
+
 class LiveRun:
     """``run_live`` in a worker thread against a step-mode simulator."""
 
@@ -83,6 +98,7 @@ class LiveRun:
         if kwargs.get('strategy_params', 0) is None:     # the strategy takes rec only
             kwargs['strategy_params'] = {'rec': self.rec}
         opts.update(kwargs)
+        opts['store_kwargs'] = local_store_kwargs(opts.get('store_kwargs'))
         self._args = (exchange, symbol, timeframe, strategy)
         self._topic, self._user_market = topic, user_market
         self._opts = opts
