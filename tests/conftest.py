@@ -1,5 +1,6 @@
 """Shared fixtures: a step-mode simulator, live runs in a worker thread, and
 checks that no test leaves threads or cached stores behind."""
+import gc
 import os
 import sys
 import threading
@@ -10,6 +11,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backtrader_live.sim import BinanceSimulator  # noqa: E402
 from backtrader_live.store import Store  # noqa: E402
+
+
+def pytest_collection_finish(session):
+    """Freeze what the test process holds once collected (pytest, the test
+    modules, ccxt's classes: ~300,000 objects) out of the garbage collector.
+    Otherwise every full collection (run_live starts with one) rescans them:
+    ~0.25 s of CPU holding the GIL, two thirds of a live test's CPU, and a
+    simulator in this process that cannot answer meanwhile. run_live leaves a
+    process that froze objects itself as it is (cerebro._freeze_for_the_run;
+    tests/test_run_gc.py checks both ways)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _ours(t):
