@@ -161,7 +161,9 @@ class SimulatorBase:
             self._ready.set()
             self._loop.close()
             return
-        self._ready.set()
+        # Ready once the loop runs (not between the two calls, where a helper
+        # called by the test would find it stopped and stop() would skip it).
+        self._loop.call_soon(self._ready.set)
         try:
             self._loop.run_forever()
         finally:
