@@ -70,6 +70,7 @@ def test_clock_stops_at_the_end_of_data(tmp_path):
         assert sim.step() == []
 
 
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_create_order_round_trip_is_about_a_millisecond(sim):
     ex = make_ccxt(sim)
     ex.load_markets()
