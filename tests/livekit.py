@@ -136,7 +136,10 @@ class LiveRun:
         broker = getattr(strategy, 'broker', None)
         if self.error or not self._thread.is_alive() or not hasattr(broker, 'settled'):
             return True
-        return broker.settled()
+        # Settled at the exchange, and told: an order placed in next() is
+        # answered before Cerebro hands its notifications to the strategy
+        # (the broker's queue), which a loaded machine can delay past step().
+        return broker.settled() and not getattr(broker, 'notifs', None)
 
     def join(self, timeout=15):
         self._thread.join(timeout)
