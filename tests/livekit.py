@@ -136,9 +136,13 @@ class LiveRun:
         broker = getattr(strategy, 'broker', None)
         if self.error or not self._thread.is_alive() or not hasattr(broker, 'settled'):
             return True
-        # Settled at the exchange, and told: an order placed in next() is
-        # answered before Cerebro hands its notifications to the strategy
-        # (the broker's queue), which a loaded machine can delay past step().
+        if getattr(broker.p, 'paper_trading', False):
+            return broker.settled()
+        # Live: settled at the exchange, and told: an order placed in next() is
+        # answered before Cerebro hands its notifications to the strategy (the
+        # broker's queue; a live broker wakes the loop for them), which a
+        # loaded machine can delay past step(). A paper broker's are handed
+        # over with the next bar, as in a backtest.
         return broker.settled() and not getattr(broker, 'notifs', None)
 
     def join(self, timeout=15):
