@@ -64,11 +64,13 @@ class Scripted(Recording):
 
 
 # The simulator on 127.0.0.1 is not the exchange whose request budget ccxt's
-# rateLimit describes: a bucket this large lets a run's start-up calls
-# (markets, balances, history: ~50 cost units on Binance) go at once instead of
-# spacing them over ~2 s, while still going through the throttle. Tests of the
-# rate limit itself set their own.
-LOCAL_BURST = 500.0
+# rateLimit describes: a bucket of 20 cost units lets a run's start-up calls
+# (Binance's exchangeInfo alone costs 20) go at once instead of spacing them
+# over ~1-2 s, while still going through the throttle. Tests of the rate limit
+# itself set their own. NB: 100 or more made test_same_strategy_on_both_exchanges
+# [bybit-*] never settle an order (reported, not yet understood: see the
+# wt-speed report).
+LOCAL_BURST = 20.0
 
 
 def local_store_kwargs(store_kwargs=None):
