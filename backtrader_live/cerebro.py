@@ -58,6 +58,24 @@ def find_store(exchange):
                          ', '.join(names), generic.PREFIX))
 
 
+def _freeze_for_the_run():
+    """Take what exists now out of the garbage collector's way for the run.
+
+    ccxt's client (API tables, markets) is several hundred thousand objects:
+    a full collection scanning them stalls the loop ~75 ms. They live as long
+    as the run: collect once, then ``gc.freeze()`` (``gc.unfreeze()`` when the
+    run ends). A process that froze objects itself (pre-fork servers, the
+    test suite) manages the collector: its frozen objects must stay frozen,
+    and unfreeze() cannot tell ours from its own, so the collector is left as
+    it is. Returns whether it froze.
+    """
+    if gc.get_freeze_count():
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 class _StopControl:
     """Ends a live run cleanly on SIGINT/SIGTERM or after ``duration``.
 
@@ -224,11 +242,7 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         # at the next bar (an hour later on 1h bars).
         run_kwargs.setdefault('quicknotify', True)
         self.keep_recent_bars(window)
-        # ccxt's client (API tables, markets) is several hundred thousand
-        # objects: a full collection scanning them stalls the loop ~75 ms.
-        # They live as long as the run: take them out of the collector's way.
-        gc.collect()
-        gc.freeze()
+        froze = _freeze_for_the_run()
         control = _StopControl(self, duration)
         self._live_loop_started = False
         try:
@@ -243,7 +257,8 @@ class Cerebro(NotificationsMixin, bt.Cerebro):
         finally:
             self.keep_recent_bars(None)     # a later run() is a backtest: every bar kept
             store.stop()
-            gc.unfreeze()    # what the run left behind may be collected again
+            if froze:
+                gc.unfreeze()    # what the run left behind may be collected again
         if getattr(broker, 'halted', None) is not None:
             raise broker.halted      # keys or permissions refused mid-run (logged)
         return result

@@ -25,7 +25,8 @@ MARKERS = {'faults': ('<!-- fault-matrix:start -->', '<!-- fault-matrix:end -->'
 
 def run_tests(rows_path):
     env = dict(os.environ, BTL_FAULT_MATRIX=rows_path)
-    cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+    # one process (-n 0): the rows arrive, and the tables list them, in test order
+    cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-n', '0',
            os.path.join(HERE, 'test_faults_matrix.py'), os.path.join(HERE, 'test_faults_chaos.py'),
            os.path.join(HERE, 'test_faults_restart.py'),
            os.path.join(HERE, 'test_faults_bad_input.py'),

@@ -63,6 +63,23 @@ class Scripted(Recording):
         rec.bars.append((self.data.datetime.datetime(0), self.data.close[0]))
 
 
+# The simulator on 127.0.0.1 is not the exchange whose request budget ccxt's
+# rateLimit describes: a bucket of 20 cost units lets a run's start-up calls
+# (Binance's exchangeInfo alone costs 20) go at once instead of spacing them
+# over ~1-2 s, while still going through the throttle. Tests of the rate limit
+# itself set their own. NB: 100 or more made test_same_strategy_on_both_exchanges
+# [bybit-*] never settle an order (reported, not yet understood: see the
+# wt-speed report).
+LOCAL_BURST = 20.0
+
+
+def local_store_kwargs(store_kwargs=None):
+    """``store_kwargs`` for a run against the local simulator."""
+    merged = {'rate_limit_burst': LOCAL_BURST}
+    merged.update(store_kwargs or {})
+    return merged
+
+
 class LiveRun:
     """``run_live`` in a worker thread against a step-mode simulator."""
 
@@ -83,6 +100,7 @@ class LiveRun:
         if kwargs.get('strategy_params', 0) is None:     # the strategy takes rec only
             kwargs['strategy_params'] = {'rec': self.rec}
         opts.update(kwargs)
+        opts['store_kwargs'] = local_store_kwargs(opts.get('store_kwargs'))
         self._args = (exchange, symbol, timeframe, strategy)
         self._topic, self._user_market = topic, user_market
         self._opts = opts
@@ -120,7 +138,14 @@ class LiveRun:
         broker = getattr(strategy, 'broker', None)
         if self.error or not self._thread.is_alive() or not hasattr(broker, 'settled'):
             return True
-        return broker.settled()
+        if getattr(broker.p, 'paper_trading', False):
+            return broker.settled()
+        # Live: settled at the exchange, and told: an order placed in next() is
+        # answered before Cerebro hands its notifications to the strategy (the
+        # broker's queue; a live broker wakes the loop for them), which a
+        # loaded machine can delay past step(). A paper broker's are handed
+        # over with the next bar, as in a backtest.
+        return broker.settled() and not getattr(broker, 'notifs', None)
 
     def join(self, timeout=15):
         self._thread.join(timeout)

@@ -171,14 +171,31 @@ def test_duration_and_signals_stop_a_speed_mode_run():
     with BinanceSimulator(speed=3600 * 20) as sim:
         from helpers import KEY, SECRET
         cerebro = btl.Cerebro()
-        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
-        timer.start()
+        done = threading.Event()
+
+        def sigterm_once_running():
+            # Not after a fixed delay: a SIGTERM before run_live's handler is
+            # in would end the process (the default action).
+            def running():
+                return (done.is_set() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+                        and cerebro.datas and len(cerebro.datas[0]) >= 2)
+            try:
+                eventually(running, 30)
+            except AssertionError:
+                for data in cerebro.datas:
+                    data.request_stop()             # fail below, not hang
+                return
+            if not done.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
+        sender = threading.Thread(target=sigterm_once_running, name='test-sigterm', daemon=True)
+        sender.start()
         try:
             strats = cerebro.run_live('binance', 'BTC/USDT', '1h', btl.Strategy,
                                       endpoint=sim.base_url, apikey=KEY, secret=SECRET,
                                       backfill_bars=2)
         finally:
-            timer.cancel()
+            done.set()
+            sender.join(5)
         assert strats and len(strats[0].data) >= 2
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL   # handler restored
         strats = btl.Cerebro().run_live('binance', 'BTC/USDT', '1h', btl.Strategy,

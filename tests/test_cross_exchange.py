@@ -42,7 +42,10 @@ def test_same_strategy_on_both_exchanges(exchange, market_type):
         run = LiveRun(sim, exchange=exchange, symbol=symbol, market_type=market_type,
                       topic=TOPICS[exchange, market_type], user_market=USER[exchange, market_type],
                       strategy=SmaCross, backfill_bars=10, max_bars=40, warmup=7,
-                      strategy_params=None).start()
+                      strategy_params=None,
+                      # the product's default bucket, as before: with livekit's
+                      # larger one an order on Bybit never settled (open issue)
+                      store_kwargs={'rate_limit_burst': 1.0}).start()
         run.step(40)
         run.join()
     rec = run.rec

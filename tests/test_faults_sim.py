@@ -104,6 +104,7 @@ def test_retry_after_is_honoured_by_every_call(venue):
 
 
 @pytest.mark.parametrize('venue', ['binance', 'bybit'], indirect=True)
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_a_long_ban_fails_fast_and_blocks_other_calls(venue):
     name, sim, store = venue
     store.get_markets()

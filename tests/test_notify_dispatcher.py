@@ -282,6 +282,7 @@ def test_notify_survives_a_broken_channel_filter_and_a_bad_level(caplog):
 
 
 # -- a hung channel: bounded queue, bounded drain -------------------------------------------
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_a_hung_channel_fills_only_its_own_bounded_queue(caplog):
     blocker, got = Blocker(), Collector()
     notifier = Notifier([CallbackChannel(blocker, name='hung', queue_size=3), got])
@@ -304,6 +305,7 @@ def test_a_hung_channel_fills_only_its_own_bounded_queue(caplog):
         notifier.stop(2)
 
 
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_stop_drains_within_its_bound_even_if_a_channel_hangs(caplog):
     blocker, got = Blocker(), Collector()
     notifier = Notifier([CallbackChannel(blocker, name='hung'), got])
@@ -322,6 +324,7 @@ def test_stop_drains_within_its_bound_even_if_a_channel_hangs(caplog):
     assert notifier.stats()['hung']['dropped'] == 4 and bt_live_threads() == []
 
 
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_retries_are_cut_short_by_the_shutdown_deadline():
     calls = []
 

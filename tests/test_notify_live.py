@@ -6,6 +6,8 @@ import re
 import statistics
 import time
 
+import pytest
+
 import backtrader_live as btl
 from livekit import LiveRun
 from notifykit import Collector, HttpRecorder, bt_live_threads, eventually, silent_port
@@ -83,6 +85,7 @@ def _risk_alert(strategy):
                                        data={'rule': 'max_drawdown', 'value': 0.12})
 
 
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_a_hung_channel_does_not_slow_next_nor_lose_other_messages(sim, caplog):
     caplog.set_level(logging.INFO)
     got = Collector()

@@ -86,6 +86,7 @@ def test_client_errors_are_not_retried(caplog):
     assert 'HTTP 400 (not retried)' in caplog.text
 
 
+@pytest.mark.serial      # a latency/duration bound: alone, not beside other workers
 def test_hung_and_refused_webhooks_neither_block_nor_starve_others(caplog):
     """The strategy's call returns at once; the healthy channels get every
     message; the bad ones fail after their timeout, logged without tokens."""

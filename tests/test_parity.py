@@ -5,7 +5,7 @@ price, bar, parent/OCO links) and fills must match the backtest's, with every
 difference named by a rule of paritykit.RULES (exchange rounding, fees, the
 market fill at arrival); an unnamed difference fails the test.
 
-PARITY_JSON=path writes the table docs/parity.md shows
+PARITY_JSON=path (with -n 0: one process appends to it) writes the table docs/parity.md shows
 (python tests/parity_table.py path turns it into markdown).
 """
 import json

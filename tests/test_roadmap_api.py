@@ -9,7 +9,7 @@ import pytest
 import backtrader_live as bt
 from backtrader_live.stores import BinanceStore
 from helpers import KEY, SECRET
-from livekit import LiveRun
+from livekit import LiveRun, local_store_kwargs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -159,7 +159,9 @@ def test_broker_submit_order_goes_through_the_paper_and_live_hooks(sim):
             calls.append(('live', order.size))
             return super()._submit_live_order(order)
 
-    store = BinanceStore.get_instance(KEY, SECRET, True, 'spot', endpoint=sim.base_url)
+    # the instance LiveRun's run_live gets (same arguments)
+    store = BinanceStore.get_instance(KEY, SECRET, True, 'spot', endpoint=sim.base_url,
+                                      **local_store_kwargs())
     store.BrokerCls, original = Live, store.BrokerCls
     try:
         run = LiveRun(sim, max_bars=2, script={6: lambda s: s.buy(size=0.01)})

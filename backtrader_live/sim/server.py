@@ -161,7 +161,9 @@ class SimulatorBase:
             self._ready.set()
             self._loop.close()
             return
-        self._ready.set()
+        # Ready once the loop runs (not between the two calls, where a helper
+        # called by the test would find it stopped and stop() would skip it).
+        self._loop.call_soon(self._ready.set)
         try:
             self._loop.run_forever()
         finally:
@@ -390,11 +392,17 @@ class SimulatorBase:
         """Drop every stream and user-data connection (clients must reconnect)."""
         self._call(self._close_streams)
 
+    def _poll(self, deadline, fn, *args):
+        """``fn`` on the loop, given until ``deadline`` to answer: a loop held up
+        for a while (the client in this process collecting its garbage holds the
+        GIL) delays a poll, it does not fail the whole wait early."""
+        return self._call(fn, *args, timeout=max(0.5, deadline - time.monotonic()))
+
     def wait_subscribed(self, stream_name, count=1, timeout=5):
         """Block until ``count`` stream connections are subscribed to ``stream_name``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._call(self._subscriber_count, stream_name) >= count:
+            if self._poll(deadline, self._subscriber_count, stream_name) >= count:
                 return True
             time.sleep(0.005)
         raise TimeoutError('%d subscriber(s) to %s not seen in %ss'
@@ -406,7 +414,7 @@ class SimulatorBase:
         key, venue = api_key or self.default_key, self.venues[market]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._call(self._user_count, venue, key) >= count:
+            if self._poll(deadline, self._user_count, venue, key) >= count:
                 return True
             time.sleep(0.005)
         raise TimeoutError('user-data subscription for the key not seen')
