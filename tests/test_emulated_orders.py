@@ -18,8 +18,8 @@ from test_order_links import RefRecording, _by_ref
 from venues import ALL, VENUES, live_run, sim_orders, sim_position, unit, venue_sim
 
 
-def _run(venue, script, steps, **kwargs):
-    with venue_sim(venue) as sim:
+def _run(venue, script, steps, start=None, **kwargs):
+    with venue_sim(venue, start=start) as sim:
         run = live_run(sim, venue, script=script, max_bars=steps, strategy=RefRecording,
                        **kwargs)
         run.start()
@@ -182,19 +182,24 @@ def test_day_order_expires_at_the_first_bar_of_the_next_day(venue):
         seen.append((s.data.datetime.datetime(0), s.order.status,
                      bool(s.order.info.get('expiring'))))
     script = {6: place}
-    # the market clock starts at 00:20 UTC (venues.PINNED_START), bar 6 is the
-    # day's first: 26 bars cross one midnight and show the bar after the
-    # first of the next day (its cancel goes out at that first bar)
+    # The market clock starts at the last 00:20 UTC (behind the wall clock, as
+    # the exchange's never is ahead), so bar 6 is a day's first and midnight
+    # falls at bar 30, the latest it can: 26 bars show one bar after it.
+    last = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=20, second=0,
+                                                                 microsecond=0)
+    if last > datetime.datetime.now(datetime.timezone.utc):
+        last -= datetime.timedelta(days=1)
     script.update({n: watch for n in range(7, 32)})
-    run, orders, _ = _run(venue, script, 26)
-    assert seen[0][0].hour == 1 and seen[-1][0].hour == 1
+    run, orders, _ = _run(venue, script, 26, start=last)
     created = seen[0][0].date()
+    next_day = [i for i, (dt, _, _) in enumerate(seen) if dt.date() != created]
+    assert next_day == [len(seen) - 2, len(seen) - 1], seen
     for dt, status, expiring in seen:
         if dt.date() == created:
             assert status == btl.Order.Accepted and not expiring, (dt, seen)
         else:   # its cancel went out at this bar (Bybit answers a cancel on the stream)
             assert expiring or status == btl.Order.Expired, (dt, seen)
-    assert seen[-1][1] == btl.Order.Expired
+    assert seen[next_day[0] + 1][1] == btl.Order.Expired
     assert run.rec.statuses() == ['Submitted', 'Accepted', 'Expired']
 
 

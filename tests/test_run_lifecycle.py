@@ -302,15 +302,7 @@ def _sim_behind_the_wall_clock(venue, hours=12):
     (endTime = min(now, ...)); a test stepping the market past the wall clock
     would hide the very bars it closed from the gap fill. A real exchange's
     clock is the wall clock, so only the simulator's start moves."""
-    import types
-    from backtrader_live.sim import server
-    real = server.time
-    server.time = types.SimpleNamespace(time=lambda: real.time() - hours * 3600,
-                                        monotonic=real.monotonic)
-    try:
-        return venue_sim(venue)
-    finally:
-        server.time = real
+    return venue_sim(venue, start=int((time.time() - hours * 3600) * 1000))
 
 
 @pytest.mark.parametrize('venue', sorted(VENUES))

@@ -5,7 +5,6 @@ modules read it (and pick the columns they need) rather than keep copies.
 Sizes a test needs for its own scenario stay in that test, keyed by venue.
 """
 import contextlib
-import datetime
 import decimal
 
 from backtrader_live.sim import BinanceSimulator, BybitSimulator
@@ -70,24 +69,11 @@ def market_type(venue):
     return VENUES[venue][1]
 
 
-def _pinned_start(hour=0, minute=20):
-    """The next ``hour:minute`` UTC from now: the market clock of every venue
-    test starts there, so where 4h and 1d bars fall (which 1h bars a 4h bar
-    spans, when a day's session ends) is the same whatever the hour the suite
-    runs. Ahead of the wall clock, as step mode always is."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return start if start > now else start + datetime.timedelta(days=1)
-
-
-#: where venue tests' market clocks start (a day apart at most from the wall clock)
-PINNED_START = _pinned_start()
-
-
 @contextlib.contextmanager
 def venue_sim(venue, **kwargs):
-    """A step-mode simulator serving ``venue``, its clock at :data:`PINNED_START`."""
-    options = dict(VENUES[venue][6], speed=None, start_index=600, start=PINNED_START)
+    """A step-mode simulator serving ``venue``; its market clock starts at the
+    wall clock, as the exchange's does (``start=`` pins it: sim/clock.py)."""
+    options = dict(VENUES[venue][6], speed=None, start_index=600)
     options.update(kwargs)
     with SIMS[VENUES[venue][0]](**options) as sim:
         yield sim
