@@ -104,21 +104,28 @@ def plan(symbols, timeframes, single_names=True):
             for tf in timeframes for s in symbols]
 
 
-# -- cerebro.resampledata on a live feed ---------------------------------------------------
-_RESAMPLE_KEYS = ('timeframe', 'compression')
+# -- cerebro.resampledata / replaydata on a live feed ----------------------------------------
+_TARGET_KEYS = ('timeframe', 'compression')
+
+
+def requested(data, kwargs, call, why):
+    """(timeframe, compression, [names]) that ``call(data, **kwargs)``
+    (resampledata, replaydata) asks for; any other keyword is refused with
+    ``why`` (what the live feed does instead of upstream's options)."""
+    extra = sorted(set(kwargs) - set(_TARGET_KEYS))
+    if extra:
+        raise ConfigError('%s on a live feed takes timeframe= and compression= only (%s), '
+                          'not %s' % (call, why, ', '.join(extra)))
+    timeframe = kwargs.get('timeframe', data.p.timeframe)
+    compression = kwargs.get('compression', 1)
+    return timeframe, compression, [n for n, spec in TIMEFRAME_SPECS.items()
+                                    if spec[:2] == (timeframe, compression)]
 
 
 def target_timeframe(data, kwargs):
     """The exchange timeframe name ('4h') ``resampledata(data, **kwargs)`` asks for."""
-    extra = sorted(set(kwargs) - set(_RESAMPLE_KEYS))
-    if extra:
-        raise ConfigError(
-            'resampledata on a live feed takes timeframe= and compression= only (the '
-            "exchange's closed bars of that timeframe are used), not %s" % ', '.join(extra))
-    timeframe = kwargs.get('timeframe', data.p.timeframe)
-    compression = kwargs.get('compression', 1)
-    names = [n for n, spec in TIMEFRAME_SPECS.items()
-             if spec[:2] == (timeframe, compression)]
+    timeframe, compression, names = requested(
+        data, kwargs, 'resampledata', "the exchange's closed bars of that timeframe are used")
     supported = getattr(data._store, 'TIMEFRAMES', None)
     valid = [n for n in TIMEFRAME_SPECS if supported is None or n in supported]
     if not names or names[0] not in valid:

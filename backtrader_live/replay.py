@@ -34,9 +34,9 @@ upstream's ``load()``, after the feed's ``_load`` delivered a closed bar.
 from backtrader import TimeFrame
 
 from .errors import ConfigError
+from .multifeed import requested
 from .timeframes import TIMEFRAME_SPECS
 
-_KEYS = ('timeframe', 'compression')
 _MIN = 60 * 1000
 
 
@@ -51,16 +51,11 @@ def targets(base_ms, supported=None):
 
 def target_timeframe(data, kwargs):
     """The timeframe name ('1h') ``replaydata(data, **kwargs)`` asks for."""
-    extra = sorted(set(kwargs) - set(_KEYS))
-    if extra:
-        raise ConfigError(
-            'replaydata on a live feed takes timeframe= and compression= only (upstream\'s '
-            'Replayer runs with its defaults over the closed bars), not %s' % ', '.join(extra))
-    timeframe = kwargs.get('timeframe', data.p.timeframe)
-    compression = kwargs.get('compression', 1)
+    timeframe, compression, names = requested(
+        data, kwargs, 'replaydata', "upstream's Replayer runs with its defaults over the "
+        'closed bars')
     valid = targets(data._tf_ms, getattr(data._store, 'TIMEFRAMES', None))
     where = 'valid targets for a %s feed: %s' % (data.p.tf, ', '.join(valid))
-    names = [n for n, spec in TIMEFRAME_SPECS.items() if spec[:2] == (timeframe, compression)]
     name = names[0] if names else None
     if name is None or TIMEFRAME_SPECS[name][0] != TimeFrame.Minutes:
         known = isinstance(timeframe, int) and 0 < timeframe < len(TimeFrame.Names)
