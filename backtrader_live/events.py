@@ -14,11 +14,6 @@ OPEN, CLOSED, CANCELED, REJECTED, EXPIRED = ('open', 'closed', 'canceled',
                                              'rejected', 'expired')
 TERMINAL = frozenset((CLOSED, CANCELED, REJECTED, EXPIRED))
 
-#: The user stream's subscription is confirmed: events flow from here. Sent as
-#: a state change that may have missed events (an order placed between the
-#: connect and the confirmation), so the broker reconciles once.
-SUBSCRIBED = ('state', 'subscribed', True)
-
 
 @dataclass(frozen=True)
 class Bar:

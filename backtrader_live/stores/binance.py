@@ -11,8 +11,7 @@ import hmac
 import itertools
 import logging
 
-from ..events import (SUBSCRIBED, Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN,
-                      OrderUpdate, REJECTED)
+from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
 from ..exchanges.binance.profile import LISTEN_KEY_REFRESH, PROFILE
 from ..markets import SPOT
 from ..secrets import install_log_redaction
@@ -157,8 +156,6 @@ class BinanceStore(Store):
                 err = msg.get('error') or {}
                 return (self.user_login_refused('user-data subscription refused: %s %s'
                                                 % (err.get('code'), err.get('msg'))),)
-            if status == 200 and str(msg.get('id', '')).startswith('sub-'):
-                return (SUBSCRIBED,)    # events flow from here: catch up once (bybit.py)
             return ()
         kind = event.get('e')
         if kind == 'executionReport':

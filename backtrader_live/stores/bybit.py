@@ -11,8 +11,8 @@ import itertools
 
 from ..brokers.bybit import BybitBroker
 from ..exchanges.bybit.profile import INTERVALS, PROFILE
-from ..events import (SUBSCRIBED, Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill,
-                      FundingPayment, OPEN, OrderUpdate, PositionUpdate, REJECTED, expired)
+from ..events import (Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
+                      OPEN, OrderUpdate, PositionUpdate, REJECTED, expired)
 from ..feeds.bybit import BybitData
 from ..markets import kind_of
 from ..store import Store
@@ -118,11 +118,6 @@ class BybitStore(Store):
         if op in ('auth', 'subscribe') and not msg.get('success', True):
             return (self.user_login_refused('private stream %s refused: %s'
                                             % (op, msg.get('ret_msg'))),)
-        if op == 'subscribe' and msg.get('req_id') == 'private':
-            # The topics flow from here on: an order placed between the
-            # connect and this answer had its events sent to no one, so the
-            # broker asks the exchange about its orders once now.
-            return (SUBSCRIBED,)
         parse = _PRIVATE.get(msg.get('topic', '').split('.')[0])
         if parse is None:
             return ()
