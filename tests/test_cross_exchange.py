@@ -43,8 +43,12 @@ def test_same_strategy_on_both_exchanges(exchange, market_type):
                       topic=TOPICS[exchange, market_type], user_market=USER[exchange, market_type],
                       strategy=SmaCross, backfill_bars=10, max_bars=40, warmup=7,
                       strategy_params=None,
-                      # the product's default bucket, as before: with livekit's
-                      # larger one an order on Bybit never settled (open issue)
+                      # The product's default bucket. Unthrottled (a large one)
+                      # and with bar_fill_wait=0, an order placed before Bybit
+                      # confirmed the private subscription had its stream events
+                      # sent to no one and never settled (open: the bar-fill
+                      # look-up catches its fill at the bar; a reconcile on the
+                      # confirmation clashed with the bar-fill accounting).
                       store_kwargs={'rate_limit_burst': 1.0}).start()
         run.step(40)
         run.join()
