@@ -30,6 +30,8 @@ import weakref
 
 from aiohttp import web
 
+from .faults_subscribe import SubscriptionHold
+
 log = logging.getLogger(__name__)
 
 CHANNELS = ('public', 'private')
@@ -77,7 +79,7 @@ class RestFault:
         return 'RestFault(%s %s hits=%d/%s)' % (self.call, self.action, self.hits, self.times)
 
 
-class Faults:
+class Faults(SubscriptionHold):
     """The fault switchboard of one simulator (thread-safe: test threads call in)."""
 
     def __init__(self, sim, seed=0):
@@ -134,6 +136,8 @@ class Faults:
             self._on_loop(self._release_all)
             if self._holding or self._held_events:
                 self.release_account_events()     # held, never dropped
+            if self._sub_gate is not None:
+                self.release_user_subscriptions()
         self._holding = False
 
     # -- REST ---------------------------------------------------------------------------
@@ -576,7 +580,8 @@ def parse_spec(text):
 
 CLI_METHODS = ('rest', 'drop_ws', 'stall_ws', 'scramble_ws', 'connection_lifetime',
                'clock_offset', 'expire_user_streams', 'restore_ws', 'hold_account_events',
-               'release_account_events', 'clear')
+               'release_account_events', 'hold_user_subscriptions',
+               'release_user_subscriptions', 'clear')
 
 
 def apply_spec(faults, method, kwargs):
