@@ -14,6 +14,12 @@ OPEN, CLOSED, CANCELED, REJECTED, EXPIRED = ('open', 'closed', 'canceled',
                                              'rejected', 'expired')
 TERMINAL = frozenset((CLOSED, CANCELED, REJECTED, EXPIRED))
 
+#: A store's parse of the user stream returns this for the exchange's answer
+#: confirming the account subscription (Binance's WS-API user data, Bybit's
+#: private topics): account events flow to us from that answer on, not from
+#: the connect (stream_hub.py).
+SUBSCRIBED = 'user stream subscribed'
+
 
 @dataclass(frozen=True)
 class Bar:

@@ -32,8 +32,15 @@ from .fills import LiveFills, TradeSizes
 from .orders import OrderBook
 from .recovery import cancel_window_left, resolve_unknown, settle_cancel, window_left
 from .restart import adopt_open_orders, check_policy, exit_policy
+from .stream import LIVE
 
 log = logging.getLogger(__name__)
+
+# Seconds start-up waits for the user stream to carry the account's events
+# (connected and, where the exchange answers, its subscription confirmed): an
+# order sent before that would have its fills and status changes sent to no
+# one. A refused or failing stream ends the wait at once (REST polls instead).
+USER_STREAM_WAIT = 10.0
 
 
 class LiveBroker(LiveFills, BrokerBase):
@@ -101,12 +108,19 @@ class LiveBroker(LiveFills, BrokerBase):
         check_policy(self.p.open_orders)
         self.account.load(self.store)   # also proves the keys work, once, no retry storm
         self.store.subscribe_user(self._events.put)
+        self._wait_user_stream()
         self.startingcash = self.cash = self.getcash()
         self._live_started = True
         endpoint = self.store.p.endpoint
         log.info('%s live on %s (%s)', type(self).__name__,
                  'endpoint %s' % endpoint if endpoint else
                  'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
+
+    def _wait_user_stream(self):
+        if not self.store.wait_user_stream(USER_STREAM_WAIT):
+            log.warning('the user-data stream does not carry the account yet: orders are '
+                        'followed over REST (every %ss) until it does',
+                        self.p.rest_poll_interval)
 
     def data_started(self, data):
         if not super().data_started(data):
@@ -361,8 +375,10 @@ class LiveBroker(LiveFills, BrokerBase):
         elif isinstance(event, tuple) and event[0] == 'state':
             _, state, reconnected = event
             self.store.put_notification('user stream %s' % state)
-            if reconnected:
-                self.reconcile()     # events may have been missed meanwhile
+            # Events may have been missed while it was down or not yet
+            # subscribed: ask about every order alive (and the balances).
+            if reconnected or (state == LIVE and self._book.alive()):
+                self.reconcile()
         elif isinstance(event, tuple) and event[0] == 'error':
             log.error('user stream: %s', event[1])
             self.store.put_notification('user stream error: %s' % event[1])

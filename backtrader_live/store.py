@@ -486,7 +486,15 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     @property
     def user_stream_live(self):
+        """The user stream carries the account's events: connected and, where
+        the exchange answers the subscription, confirmed."""
         return self.hub.user_stream_live
+
+    def wait_user_stream(self, timeout):
+        """Wait (at most ``timeout`` s) until the user stream carries the
+        account's events or has failed; True if it carries them."""
+        self.hub.user_settled.wait(timeout)
+        return self.user_stream_live
 
     def _on_user_message(self, stream, msg):
         self.hub.on_user_message(msg)
@@ -511,6 +519,9 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
         raise NotImplementedError
 
     def user_stream_open(self, stream):            # pragma: no cover - abstract
+        """Log in/subscribe on a fresh user connection. True: the exchange
+        answers the subscription, and ``parse_user_message`` returns
+        ``events.SUBSCRIBED`` for that answer (the stream is LIVE from then)."""
         raise NotImplementedError
 
     def parse_user_message(self, msg):             # pragma: no cover - abstract

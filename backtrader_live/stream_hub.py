@@ -10,10 +10,12 @@ login) is asked of the store (its *owner*): exchange modules override those
 hooks on their store class, and the profile declares the ping as data.
 """
 import logging
+import threading
 import time
 
 from .errors import FatalError, LiveError
-from .stream import LIVE, WsStream
+from .events import SUBSCRIBED
+from .stream import LIVE, RECONNECTING, WsStream
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,13 @@ class StreamHub:
         self.feeds = []              # feeds to wake on broker events
         self.market_opened = False   # the market connection's on_open sent the topics
         self.last_resync = -1e9      # monotonic time of the last login resync
+        # The user stream's subscription was sent and the exchange has not
+        # confirmed it yet: its account events may go to no one meanwhile, so
+        # the stream is not LIVE to the broker until the answer comes.
+        self.user_confirming = False
+        self._live_deferred = None   # the ``reconnected`` of a LIVE held for that answer
+        # set once the user stream carries events or has failed (start-up wait)
+        self.user_settled = threading.Event()
 
     # -- market data stream -------------------------------------------------
     def subscribe_bars(self, symbol, timeframe, callback, on_state=None):
@@ -92,18 +101,41 @@ class StreamHub:
             if self.user_stream is None:
                 self.user_stream = self._stream(
                     'user', owner.user_ws_url, owner._on_user_message,
-                    owner.user_stream_open, owner._on_user_state,
+                    self._open_user, owner._on_user_state,
                     owner.user_stream_ping() or owner.ws_app_ping())
                 self.user_stream.start()
 
+    def _open_user(self, stream):
+        # the store's hook returns True when the exchange answers its
+        # subscription (SUBSCRIBED): LIVE waits for that answer
+        self.user_confirming = bool(self._owner.user_stream_open(stream))
+
     def on_user_message(self, msg):
         for event in self._owner.parse_user_message(msg):
+            if event == SUBSCRIBED:
+                self._user_confirmed()
+                continue
             for listener in tuple(self.user_listeners):
                 listener(event)
         if self.user_listeners:
             self.wake_feeds()
 
+    def _user_confirmed(self):
+        if not self.user_confirming:
+            log.debug('a user-stream subscription answer with none awaited')
+            return
+        self.user_confirming = False
+        reconnected, self._live_deferred = self._live_deferred, None
+        self.on_user_state(LIVE, bool(reconnected))
+
     def on_user_state(self, state, reconnected):
+        if state == LIVE and self.user_confirming:
+            # told when the exchange confirms the subscription: a LIVE said
+            # now would stop the REST poll while events still go nowhere
+            self._live_deferred = reconnected
+            return
+        if state in (LIVE, RECONNECTING):
+            self.user_settled.set()
         for listener in tuple(self.user_listeners):
             listener(('state', state, reconnected))
         self.wake_feeds()
@@ -113,6 +145,7 @@ class StreamHub:
         (one of ``clock_errors`` in the text) is fixed here: sync with the
         server, then reconnect to log in again (at most every 5 s, so a
         lasting refusal cannot become a loop). Returns the event to report."""
+        self.user_settled.set()     # refused: no start-up wait for it
         if not any(s in text for s in clock_errors):
             return ('error', text)
         now = time.monotonic()
@@ -133,7 +166,8 @@ class StreamHub:
 
     @property
     def user_stream_live(self):
-        return self.user_stream is not None and self.user_stream.state == LIVE
+        return (self.user_stream is not None and self.user_stream.state == LIVE
+                and not self.user_confirming)
 
     def streams(self):
         return [s for s in (self.market_stream, self.user_stream) if s]
@@ -156,6 +190,9 @@ class StreamHub:
                 stream.stop()
         self.market_stream = self.user_stream = None
         self.market_opened = False
+        self.user_confirming = False
+        self._live_deferred = None
+        self.user_settled.clear()
         self.bar_subs.clear()
         self.user_listeners.clear()
         self.feeds.clear()

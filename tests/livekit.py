@@ -67,9 +67,9 @@ class Scripted(Recording):
 # rateLimit describes: a bucket of 20 cost units lets a run's start-up calls
 # (Binance's exchangeInfo alone costs 20) go at once instead of spacing them
 # over ~1-2 s, while still going through the throttle. Tests of the rate limit
-# itself set their own. NB: 100 or more made test_same_strategy_on_both_exchanges
-# [bybit-*] never settle an order (reported, not yet understood: see the
-# wt-speed report).
+# itself set their own. (A much larger one once made an order on Bybit never
+# settle: it went out before the exchange had answered the private
+# subscription; the stream is LIVE from that answer now: test_user_subscription.py.)
 LOCAL_BURST = 20.0
 
 

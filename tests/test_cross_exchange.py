@@ -43,13 +43,14 @@ def test_same_strategy_on_both_exchanges(exchange, market_type):
                       topic=TOPICS[exchange, market_type], user_market=USER[exchange, market_type],
                       strategy=SmaCross, backfill_bars=10, max_bars=40, warmup=7,
                       strategy_params=None,
-                      # The product's default bucket. Unthrottled (a large one)
-                      # and with bar_fill_wait=0, an order placed before Bybit
-                      # confirmed the private subscription had its stream events
-                      # sent to no one and never settled (open: the bar-fill
-                      # look-up catches its fill at the bar; a reconcile on the
-                      # confirmation clashed with the bar-fill accounting).
-                      store_kwargs={'rate_limit_burst': 1.0}).start()
+                      # Start-up unthrottled and no bar-fill look-up: the first
+                      # order goes out moments after the user stream connects.
+                      # Before the stream counted as LIVE only once the exchange
+                      # answered its subscription, an order sent in between had
+                      # its events sent to no one and never settled on Bybit
+                      # (test_user_subscription.py holds that window open).
+                      store_kwargs={'rate_limit_burst': 500.0},
+                      broker_kwargs={'bar_fill_wait': 0}).start()
         run.step(40)
         run.join()
     rec = run.rec

@@ -276,7 +276,8 @@ class GenericStore(Store):
             if self._user is None:
                 self._user = UserStreams(self, self._client('user'), self._loop,
                                          self._emit_user, self._user_state,
-                                         renew=lambda: self._renew('user'))
+                                         renew=lambda: self._renew('user'),
+                                         settled=self.hub.user_settled)
                 self._user.start()
 
     def _emit_user(self, event):
@@ -291,6 +292,11 @@ class GenericStore(Store):
     def user_stream_live(self):
         # Without streamed orders and fills the broker polls REST (its rest_poll_interval).
         return self._user is not None and self._user.state == LIVE and self._user.complete
+
+    def wait_user_stream(self, timeout):
+        if self._user is None or not self._user.complete:
+            return False    # orders and fills not both streamed: REST polls from the start
+        return super().wait_user_stream(timeout)
 
     @property
     def is_connected(self):

@@ -70,8 +70,11 @@ CHANNELS = (('watchOrders', 'watch_orders', order_events),
 class UserStreams:
     """The private channels of one ccxt.pro client, run on ``loop``."""
 
-    def __init__(self, store, client, loop, emit, on_state, renew=None):
+    def __init__(self, store, client, loop, emit, on_state, renew=None, settled=None):
         self.store, self.client, self.loop = store, client, loop
+        # set once a watch answers or fails: the broker's start-up wait ends
+        # (a first connection that fails stays CONNECTING, not RECONNECTING)
+        self.settled = settled
         self.renew = renew      # () -> a fresh ccxt.pro client (on the loop's thread)
         self.emit, self.on_state = emit, on_state
         self.channels = [c for c in CHANNELS if profile.has_stream(store.ccxt_id, c[0])
@@ -148,6 +151,8 @@ class UserStreams:
                 raise
             except Exception as exc:   # any ccxt/socket error: reconnect, never end
                 self.failing.add(method)
+                if self.settled is not None:
+                    self.settled.set()
                 log.warning('%s user stream %s: %r; reconnecting', self.store.exchange_name,
                             method, exc)
                 await drop_dead(self.client)

@@ -11,7 +11,8 @@ import hmac
 import itertools
 import logging
 
-from ..events import Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN, OrderUpdate, REJECTED
+from ..events import (SUBSCRIBED, Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, OPEN,
+                      OrderUpdate, REJECTED)
 from ..exchanges.binance.profile import LISTEN_KEY_REFRESH, PROFILE
 from ..markets import SPOT
 from ..secrets import install_log_redaction
@@ -137,14 +138,16 @@ class BinanceStore(Store):
         return None
 
     def user_stream_open(self, stream):
+        """Subscribe the account; True: its events flow once the answer says so."""
         if self._listen_key_login:
-            return      # a listenKey stream needs no subscription
+            return False    # a listenKey stream carries the account from the connect
         params = {'apiKey': self._creds.apikey, 'timestamp': self.exchange.nonce()}
         query = '&'.join('%s=%s' % (k, params[k]) for k in sorted(params))
         params['signature'] = hmac.new(self._creds.secret.encode(), query.encode(),
                                        hashlib.sha256).hexdigest()
         stream.send({'id': 'sub-%d' % next(self._ids),
                      'method': 'userDataStream.subscribe.signature', 'params': params})
+        return True
 
     def parse_user_message(self, msg):
         if self._listen_key_login:
@@ -156,6 +159,8 @@ class BinanceStore(Store):
                 err = msg.get('error') or {}
                 return (self.user_login_refused('user-data subscription refused: %s %s'
                                                 % (err.get('code'), err.get('msg'))),)
+            if status == 200 and str(msg.get('id', '')).startswith('sub-'):
+                return (SUBSCRIBED,)    # the account's events flow from here
             return ()
         kind = event.get('e')
         if kind == 'executionReport':

@@ -11,8 +11,8 @@ import itertools
 
 from ..brokers.bybit import BybitBroker
 from ..exchanges.bybit.profile import INTERVALS, PROFILE
-from ..events import (Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill, FundingPayment,
-                      OPEN, OrderUpdate, PositionUpdate, REJECTED, expired)
+from ..events import (SUBSCRIBED, Bar, BalanceUpdate, CANCELED, CLOSED, EXPIRED, Fill,
+                      FundingPayment, OPEN, OrderUpdate, PositionUpdate, REJECTED, expired)
 from ..feeds.bybit import BybitData
 from ..markets import kind_of
 from ..store import Store
@@ -112,12 +112,15 @@ class BybitStore(Store):
                                                                signature]})
         stream.send({'op': 'subscribe', 'req_id': 'private',
                      'args': ['order', 'execution', 'position', 'wallet']})
+        return True     # the topics flow once the subscribe answer says so
 
     def parse_user_message(self, msg):
         op = msg.get('op')
         if op in ('auth', 'subscribe') and not msg.get('success', True):
             return (self.user_login_refused('private stream %s refused: %s'
                                             % (op, msg.get('ret_msg'))),)
+        if op == 'subscribe' and msg.get('req_id') == 'private':
+            return (SUBSCRIBED,)
         parse = _PRIVATE.get(msg.get('topic', '').split('.')[0])
         if parse is None:
             return ()
