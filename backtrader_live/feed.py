@@ -108,6 +108,13 @@ class DataBase(bt.feed.DataBase):
                                         self.p.tf, self._store)
 
     # -- backtrader's live-feed protocol -----------------------------------------
+    @property
+    def live_bars(self):
+        """Bars delivered after the backfill's history, from the stream or
+        filled over REST (a bar closed while the stream was starting): what
+        ``max_live_bars`` counts."""
+        return self._live_bars
+
     def islive(self):
         return bool(self.p.live)
 

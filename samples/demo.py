@@ -124,7 +124,9 @@ def run(args):
 def summary(strat, snapshot, args, elapsed):
     ta = strat.analyzers.trades.get_analysis()
     dd = strat.analyzers.drawdown.get_analysis()
-    live_bars = strat.analyzers.progress.live_bars
+    # after the history, as --bars counts them: a bar that closed while the
+    # stream was starting comes over REST (DELAYED) and still counts
+    live_bars = strat.data.live_bars
     closed = ta.get('total', {}).get('closed', 0)
     won = ta.get('won', {}).get('total', 0)
     lost = ta.get('lost', {}).get('total', 0)

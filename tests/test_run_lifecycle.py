@@ -366,6 +366,9 @@ def test_a_hole_found_by_a_live_bar_is_filled_as_delayed(venue, monkeypatch):
         run.join()
         assert len(lost) == 1 and len(run.rec.bars) == 8
         assert run.rec.bar_status[5:] == ['LIVE', 'DELAYED', 'LIVE']
+        # after the history, the REST-filled bar counts as max_bars counts it
+        # (the README demo's summary reads this)
+        assert run.rec.strategy.data.live_bars == 3
     finally:
         sim.stop()
 
