@@ -15,8 +15,9 @@ in the exchange profiles, taken from the exchanges' published docs):
   (after its receive window, and only if a look-up by client id shows it did
   not land) cannot double anything.
 - **replace**, where no amend keeps the order as it is (Binance futures' stop
-  orders, which live in the algo service; Binance spot, whose atomic
-  ``cancelReplace`` the bundled simulator does not serve): the exchange
+  orders, which live in the algo service; Binance spot, whose one-request
+  ``cancelReplace`` fixes the new quantity before the exchange has cancelled:
+  a fill of the old order in between would be sold twice): the exchange
   order is cancelled, and only once its end is known, with every fill it
   made applied (recovery.py settles a lost cancel answer by client id), the
   rest goes out as a new exchange order with a new client id. Cancel first:
