@@ -18,6 +18,7 @@ import weakref
 
 from aiohttp import WSMsgType, web
 
+from .faults_subscribe import request_field
 from . import candles as cd
 from .binance import ApiError, check_timestamp, hmac_hex, kline_row, trade_count, wall_ms
 from .models import fmt
@@ -295,7 +296,7 @@ class BinanceStreams:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    if _method(msg.data) == 'userDataStream.subscribe.signature':
+                    if request_field(msg.data, 'method') == 'userDataStream.subscribe.signature':
                         await self.sim.faults.user_subscription_gate()     # a fault's hold
                     await ws.send_str(dumps(self._api_call(ws, msg.data)))
         finally:
@@ -458,12 +459,3 @@ def execution_report(o, exec_type, trade, now):
         'm': bool(trade and trade.is_maker), 'M': False, 'O': o.time, 'Z': fmt(o.cum_quote),
         'Y': fmt(trade.quote_qty if trade else 0), 'Q': fmt(o.quote_qty),
         'W': o.working_time, 'V': 'EXPIRE_MAKER'}
-
-
-def _method(text):
-    """The ``method`` of a WS-API request (None: not a JSON object)."""
-    try:
-        req = json.loads(text)
-    except ValueError:
-        return None
-    return req.get('method') if isinstance(req, dict) else None

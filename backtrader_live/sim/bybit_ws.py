@@ -21,6 +21,7 @@ import uuid
 
 from aiohttp import WSMsgType
 
+from .faults_subscribe import request_field
 from . import bybit_market as mkt
 from .bybit import wall_ms
 from .bybit_shapes import (BYBIT_INTERVALS, execution_info, order_info, position_info,
@@ -70,7 +71,7 @@ class BybitStreams:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    if conn.category == 'private' and _op(msg.data) == 'subscribe':
+                    if conn.category == 'private' and request_field(msg.data, 'op') == 'subscribe':
                         await self.sim.faults.user_subscription_gate()     # a fault's hold
                     reply = self.control(conn, msg.data)
                     # a network's round trip: clients that file a request only after
@@ -327,12 +328,3 @@ def kline_data(row, end, code, now, confirm):
     return {'start': t, 'end': end - 1, 'interval': code, 'open': '%.8f' % o,
             'close': '%.8f' % c, 'high': '%.8f' % h, 'low': '%.8f' % l, 'volume': '%.8f' % v,
             'turnover': '%.8f' % (v * (o + c) / 2), 'confirm': confirm, 'timestamp': now}
-
-
-def _op(text):
-    """The ``op`` of a client request (None: not a JSON object)."""
-    try:
-        req = json.loads(text)
-    except ValueError:
-        return None
-    return req.get('op') if isinstance(req, dict) else None

@@ -8,6 +8,7 @@ one. Over loopback that window is a millisecond; this fault holds it open:
 the simulator neither acts on nor answers such a subscription until released.
 """
 import asyncio
+import json
 
 
 class SubscriptionHold:
@@ -42,3 +43,12 @@ class SubscriptionHold:
             return
         self.counts['user subscription held'] += 1
         await gate.wait()
+
+
+def request_field(text, name):
+    """Field ``name`` of a client's JSON request (None: not a JSON object)."""
+    try:
+        req = json.loads(text)
+    except ValueError:
+        return None
+    return req.get(name) if isinstance(req, dict) else None
