@@ -25,15 +25,19 @@ Three journal modes, interleaved repetitions, one simulator:
 - ``postgresql``: a journal on the server of ``BTL_TEST_POSTGRES_URL``
   (skipped, and said, when unset; a fresh database per run). Note the server
   .ci/postgres.sh starts runs with ``fsync=off``: a commit there is a
-  round trip on loopback plus the server's work, no disk flush.
+  round trip on loopback plus the server's work, no disk flush;
+- ``sqlite-sync``, ``postgresql-sync``: the same, every trail move written
+  as a durable write (committed and waited for: ``Rearm.trailed`` routed to
+  ``Rearm.moved`` on the instance), which is what every move was before
+  trail moves were queued: the before/after comparison in one run.
 
 Figures, all in Cerebro's thread (``perf_counter`` around instance methods,
 the package is not modified):
 
 - ``broker_next_ms``: the live broker's ``next()`` per bar (it runs the
   emulated orders' check, the trail move and its journal write);
-- ``rearm_write_ms``: per trail move, the time in ``Rearm.moved`` (build
-  the row, queue it, and wait until committed when the write is durable);
+- ``rearm_write_ms``: per trail move, the time in ``Rearm.trailed`` (build
+  the row, queue it, and, in the ``-sync`` modes, wait until committed);
 - ``emit_to_next_ms``: per bar, the simulator writes the closed kline ->
   the strategy's ``next()`` (the bar latency of bench_bar_latency.py).
 
@@ -82,7 +86,8 @@ def rising_candles(n, start_ms=1_577_836_800_000, price=30000.0, up=0.85, seed=1
 
 
 class Rec:
-    def __init__(self):
+    def __init__(self, sync=False):
+        self.sync = sync
         self.seen = {}              # bar open ms -> perf_counter in next()
         self.count = 0
         self.live = 0
@@ -100,7 +105,10 @@ class TrailBench(bt.Strategy):
 
     def start(self):
         rec, broker = self.p.rec, self.broker
-        broker_next, moved = broker.next, broker.rearm.moved
+        broker_next = broker.next
+        # a trail move: queued (Rearm.trailed); '-sync' modes: committed and
+        # waited for, as every move was before (Rearm.moved, a durable write)
+        moved = broker.rearm.moved if rec.sync else broker.rearm.trailed
 
         def timed_next():
             t0 = time.perf_counter()
@@ -117,7 +125,7 @@ class TrailBench(bt.Strategy):
                 rec.moves.append((rec.live, time.perf_counter() - t0))
 
         broker.next = timed_next            # Cerebro calls self._broker.next()
-        broker.rearm.moved = timed_moved    # emulated.py calls broker.rearm.moved()
+        broker.rearm.trailed = timed_moved  # emulated.py calls broker.rearm.trailed()
 
     def next(self):
         rec = self.p.rec
@@ -135,6 +143,7 @@ class TrailBench(bt.Strategy):
 
 
 def _journal(mode, folder, pg_url):
+    mode = mode.split('-')[0]
     if mode == 'none':
         return None, None
     if mode == 'sqlite':
@@ -167,7 +176,7 @@ def one_run(sim, mode, bars, gap, folder, pg_url, backfill=5):
     if journal is not None:
         journal.start_run('binance', ['BTC/USDT'], '1m', False, name='bench-rearm')
         attach(cerebro, journal, exchange='binance')
-    rec = Rec()
+    rec = Rec(sync=mode.endswith('-sync'))
     run = C.LiveThread(cerebro, 'binance', 'BTC/USDT', '1m', TrailBench,
                        endpoint=sim.base_url, apikey=DEFAULT_API_KEY, secret=DEFAULT_API_SECRET,
                        paper_trading=False, backfill_bars=backfill, max_bars=bars + 1,
@@ -231,14 +240,14 @@ def main(argv=None):
     p.add_argument('--bars', type=int, default=300)
     p.add_argument('--reps', type=int, default=3)
     p.add_argument('--gap', type=float, default=0.02, help='idle seconds between bars')
-    p.add_argument('--modes', default='none,sqlite,postgresql')
+    p.add_argument('--modes', default='none,sqlite-sync,sqlite,postgresql-sync,postgresql')
     args = p.parse_args(argv)
     C.quiet_logs()
     logging_off()
     bars = 60 if args.quick else args.bars
     reps = 1 if args.quick else args.reps
     pg_url = os.environ.get(PG_ENV)
-    modes = [m for m in args.modes.split(',') if m != 'postgresql' or pg_url]
+    modes = [m for m in args.modes.split(',') if not m.startswith('postgresql') or pg_url]
     if 'postgresql' in args.modes and not pg_url:
         C.note('%s is not set: the PostgreSQL mode is skipped', PG_ENV)
     load, waited, _ = C.wait_for_quiet(args.max_load, 0 if args.quick else args.max_wait)
@@ -246,7 +255,8 @@ def main(argv=None):
               'load_at_start': load, 'waited_for_quiet_s': round(waited),
               'setup': 'run_live(paper_trading=False), BTC/USDT 1m synthetic rising candles, '
                        'BinanceSimulator (step mode) in another process; a StopTrail sell '
-                       '(trailpercent 1%%) that moves on most bars; journal modes %s, '
+                       '(trailpercent 1%%) that moves on most bars; journal modes %s '
+                       '(-sync: each move committed and waited for, as before), '
                        'interleaved x%d, %d bars each, %.0f ms between bars'
                        % (modes, reps, bars, args.gap * 1000),
               'postgresql': 'skipped (%s unset)' % PG_ENV if not pg_url else
@@ -275,7 +285,7 @@ def main(argv=None):
             sum(r[mode]['trail_moves'] for r in result['reps'])
             / float(sum(r[mode]['bars_counted'] for r in result['reps']) or 1), 3)
     for mode in modes:
-        if mode == 'none':
+        if mode == 'none' or 'none' not in summary:
             continue
         summary[mode]['added_broker_next_p50_ms'] = round(
             summary[mode]['broker_next']['p50'] - summary['none']['broker_next']['p50'], 4)
