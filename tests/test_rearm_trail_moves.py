@@ -113,3 +113,41 @@ def test_a_trail_move_does_not_wait_for_the_database_and_a_trigger_still_does(
     assert (row['client_id'], row['role']) == (cid, 'firing'), row
     assert row['price'] == pytest.approx(stop.created.price)
     assert stop.status == stop.Completed
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_a_trail_move_lost_at_a_kill_is_made_again_from_the_backfill(tmp_path, venue):
+    """What a queued move risks: a kill -9 before it is committed leaves the
+    row as of the move before (the stop *and* the bar it was checked on).
+    The restart checks the bars since from its backfill with upstream's
+    ratchet, so the stop stands where the dead process had moved it before
+    any new bar."""
+    from sqlalchemy import update
+    from test_rearm_restart import _session
+    url = 'sqlite:///%s' % (tmp_path / 'j.db')
+    spot = VENUES[venue][4] == 'spot'
+
+    def place(s):
+        s.buy(size=unit(venue))
+        s.trail = s.sell(size=unit(venue) * (0.999 if spot else 1),
+                         exectype=btl.Order.StopTrail, trailamount=30.0)
+
+    def after_bar_7(s):             # the row a kill after bar 8's move, uncommitted, leaves
+        s.p.rec.at_7 = (s.trail.created.price, date2num(s.data.datetime.datetime(0)))
+
+    def last_backfill_bar(s):       # the restart's backfill ends with bar 8
+        s.p.rec.rearmed = [(o.created.price, o.alive()) for o in s.broker.rearm.rearmed.values()]
+    with venue_sim(venue) as sim:
+        first, journal = _session(sim, venue, url, {6: place, 7: after_bar_7}, 3)
+        moved_to = first.rec.strategy.trail.created.price       # after bar 8
+        price_7, bar_7 = first.rec.at_7
+        assert moved_to == pytest.approx(4230.41) and price_7 == pytest.approx(4168.99)
+        engine = open_engine(url)
+        with engine.begin() as conn:    # as that kill -9 leaves it
+            conn.execute(update(tables.emulated_orders).where(
+                tables.emulated_orders.c.exectype == 'StopTrail').values(
+                status='Accepted', price=price_7, seen_dt=bar_7))
+            conn.execute(update(tables.runs).values(status='running'))
+        engine.dispose()
+        second, _ = _session(sim, venue, url, {5: last_backfill_bar}, 1, resume=journal.run_id)
+    assert second.rec.rearmed == [(pytest.approx(moved_to), True)]
