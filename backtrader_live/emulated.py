@@ -178,7 +178,7 @@ class Emulated:
             stop = order.created.price
             order.trailadjust(data.close[0])     # upstream's rule, after the check
             if order.created.price != stop:
-                self.broker.rearm.moved(order)  # a restart trails on from here (rearm.py)
+                self.broker.rearm.trailed(order)    # queued, not waited for (rearm.py)
 
     def _fire(self, order):
         siblings = [s for s in self.broker.links.claim(order) if s.alive()]

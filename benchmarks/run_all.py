@@ -16,7 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = ['baselines', 'order_latency', 'bar_latency', 'idle_cpu', 'memory',
-              'backtest_overhead', 'throughput', 'vs_btccxt']
+              'backtest_overhead', 'throughput', 'vs_btccxt', 'rearm_trail']
 EXTRA = {'backtest_overhead': ['--breakdown']}
 
 
