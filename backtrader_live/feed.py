@@ -97,10 +97,9 @@ class DataBase(bt.feed.DataBase):
         self._stop_requested = threading.Event()
         self._unfilled = None       # (before_ms, held bar): a gap REST has not filled yet
         self._stream_up = True      # False from CONNBROKEN until the stream is back
-        # set once the history is in / once the stream failed (the stream
-        # thread reads them): its first subscription may then come too late
+        # set once the history is in (the stream thread reads it): a first
+        # subscription after that may have come too late (_on_stream_state)
         self._history_read = False
-        self._stream_failed = False
         self._group = None          # FeedGroup of a run with several feeds (feedgroup.py)
         self._held_since = None     # monotonic time the group began holding our next bar
         self._rounds = 0            # rounds of Cerebro's loop (do_qcheck), and the
@@ -130,7 +129,7 @@ class DataBase(bt.feed.DataBase):
         self._stop_requested.clear()
         self._final_deadline = None
         self._state = _BACKFILL
-        self._history_read = self._stream_failed = False
+        self._history_read = False
         if self.p.live:
             # Subscribe before backfilling so no bar closes unseen in between
             # (if the subscription goes out in time: _on_stream_state).
@@ -195,8 +194,8 @@ class DataBase(bt.feed.DataBase):
         self._notify_group()
 
     def _on_stream_state(self, state, reconnected):
-        # CONNECTING is the first connection, not a broken one; a LIVE after
-        # refused first attempts is a reconnect. The first LIVE
+        # CONNECTING is the first connection, not a broken one (a LIVE after
+        # refused first attempts is a reconnect: stream.py). The first LIVE
         # is news too if it comes after the history was read: the
         # subscription goes out only as the connection opens, and a bar that
         # closed before it is never streamed (it would come with the next
@@ -207,9 +206,8 @@ class DataBase(bt.feed.DataBase):
         # call at every start.
         marker = None
         if state == RECONNECTING:
-            self._stream_failed = True
             marker = _BROKEN
-        elif state == LIVE and (reconnected or self._stream_failed):
+        elif state == LIVE and reconnected:
             marker = _RECONNECTED
         elif state == LIVE and self._history_read and getattr(
                 self._store, 'CATCH_UP_FIRST_SUBSCRIPTION', True):

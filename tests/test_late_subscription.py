@@ -15,9 +15,10 @@ import threading
 
 import pytest
 
+import backtrader_live as btl
 from backtrader_live.store import Store
 from helpers import eventually
-from venues import ALL, live_run, venue_sim
+from venues import ALL, VENUES, live_run, sim_orders, unit, venue_sim
 
 HOUR = datetime.timedelta(hours=1)
 BACKFILL = 5
@@ -102,3 +103,40 @@ def test_a_bar_closed_while_the_first_connection_was_refused_is_delivered(venue)
     assert len(run.rec.bars) == BACKFILL + 2
     _hourly_and_once(run)
 
+
+# The simulator's real candles: bar 7 trades down to 4174.97 (tests/test_bar_fills.py)
+RESTING_BUY = 4180.0
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_a_fill_made_before_the_first_user_connection_is_reconciled_as_it_connects(venue):
+    """The account stream is refused from the start; the order fills while
+    nothing polls for it (the poll is hourly, the bar's own look-up off).
+    The first connection that gets through may have missed anything since
+    the broker started, as a reconnect may: the broker asks the exchange."""
+    size = unit(venue)
+
+    def buy(s):
+        s.order = s.buy(size=size, price=RESTING_BUY, exectype=btl.Order.Limit)
+    with venue_sim(venue) as sim:
+        sim.faults.drop_ws('private', seconds=None)
+        run = live_run(sim, venue, script={6: buy}, max_bars=3,
+                       broker_kwargs={'rest_poll_interval': 3600.0, 'bar_fill_wait': 0})
+        try:
+            run.start(wait_subscribed=False)
+            sim.wait_subscribed(VENUES[venue][3], timeout=30)
+            eventually(lambda: sim.faults.counts['ws refused'] > 0, 10)
+            run.step(1)     # bar 6: the limit rests
+            run.step(1)     # bar 7 fills it; nothing tells the broker
+            (order,) = sim_orders(sim, venue)
+            assert order.status == 'FILLED'
+            assert run.rec.statuses() == ['Submitted', 'Accepted']
+            sim.faults.restore_ws('private')
+            eventually(lambda: _store(run).user_stream_live, 15)
+            eventually(lambda: 'Completed' in run.rec.statuses() or run.error, 10,
+                       message='the fill made before the first connection never came')
+            run.step(1)
+        finally:
+            _stop(run)
+    assert run.rec.statuses() == ['Submitted', 'Accepted', 'Completed']
+    assert run.rec.positions[-1] > 0
