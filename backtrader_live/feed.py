@@ -332,7 +332,13 @@ class DataBase(bt.feed.DataBase):
             return True
         if not self._close_gap(None, None):
             return None     # REST failed: _unfilled retries it, as any gap
+        # a bar REST shows closed may be on its way on the stream too (its
+        # thread had not queued it yet): give it the store's STREAM_BAR_LAG
+        deadline = time.monotonic() + getattr(self._store, 'STREAM_BAR_LAG', 0.0)
         first = self._streamed_from()
+        while first is None and self._pending and time.monotonic() < deadline \
+                and not self._stop_requested.wait(0.01):
+            first = self._streamed_from()
         while first is not None and self._pending and not self._pending[-1][1] \
                 and self._pending[-1][0].open_time >= first:
             self._pending.pop()     # came on the stream meanwhile: that copy is LIVE
