@@ -4,7 +4,8 @@ Contract with Cerebro (backtrader's ``_load``): True = a bar was loaded,
 None = nothing yet (the loop runs for notifications and comes back),
 False = the feed is done. Bars are keyed by open time: each is delivered
 once, in order; a hole between the last delivered bar and a new one (a
-dropped connection, a full queue) is filled over REST before going on.
+dropped connection, a full queue) is filled over REST before going on, and
+so is one left by a first subscription that came after the history was read.
 
 Status: bars from REST (the history at start, a hole filled after an outage)
 arrive as DELAYED; the feed is LIVE again only with a bar from the stream,
@@ -33,6 +34,7 @@ _BACKFILL, _LIVE, _DONE = 'backfill', 'live', 'done'
 _INF = float('inf')
 _RECONNECTED = object()     # queue marker: the stream came back
 _BROKEN = object()          # queue marker: the stream dropped
+_SUBSCRIBED = object()      # queue marker: first subscription, sent after the history was read
 
 
 def utc_from_ms(ms):
@@ -95,6 +97,9 @@ class DataBase(bt.feed.DataBase):
         self._stop_requested = threading.Event()
         self._unfilled = None       # (before_ms, held bar): a gap REST has not filled yet
         self._stream_up = True      # False from CONNBROKEN until the stream is back
+        # set once the history is in (the stream thread reads it): a first
+        # subscription after that may have come too late (_on_stream_state)
+        self._history_read = False
         self._group = None          # FeedGroup of a run with several feeds (feedgroup.py)
         self._held_since = None     # monotonic time the group began holding our next bar
         self._rounds = 0            # rounds of Cerebro's loop (do_qcheck), and the
@@ -131,8 +136,10 @@ class DataBase(bt.feed.DataBase):
         self._stop_requested.clear()
         self._final_deadline = None
         self._state = _BACKFILL
+        self._history_read = False
         if self.p.live:
-            # Subscribe before backfilling so no bar closes unseen in between.
+            # Subscribe before backfilling so no bar closes unseen in between
+            # (if the subscription goes out in time: _on_stream_state).
             self._store.subscribe_bars(self.p.dataname, self.p.tf, self._on_bar,
                                        on_state=self._on_stream_state)
 
@@ -194,9 +201,24 @@ class DataBase(bt.feed.DataBase):
         self._notify_group()
 
     def _on_stream_state(self, state, reconnected):
-        # CONNECTING is the first connection, not a broken one.
-        marker = _RECONNECTED if (state == LIVE and reconnected) else (
-            _BROKEN if state == RECONNECTING else None)
+        # CONNECTING is the first connection, not a broken one (a LIVE after
+        # refused first attempts is a reconnect: stream.py). The first LIVE
+        # is news too if it comes after the history was read: the
+        # subscription goes out only as the connection opens, and a bar that
+        # closed before it is never streamed (it would come with the next
+        # bar, a whole bar late; never, in a simulator whose clock waits for
+        # the test). A LIVE while the history is on its way leaves at most a
+        # round trip in which the forming bar of the history would have to
+        # close: the window subscribing first always had. Not worth a REST
+        # call at every start.
+        marker = None
+        if state == RECONNECTING:
+            marker = _BROKEN
+        elif state == LIVE and reconnected:
+            marker = _RECONNECTED
+        elif state == LIVE and self._history_read and getattr(
+                self._store, 'CATCH_UP_FIRST_SUBSCRIPTION', True):
+            marker = _SUBSCRIBED
         if marker is not None:
             try:
                 self._q.put_nowait(marker)
@@ -288,6 +310,8 @@ class DataBase(bt.feed.DataBase):
         if item is _RECONNECTED:
             self._stream_up = True
             return self._close_gap(None, None)
+        if item is _SUBSCRIBED:
+            return self._catch_up()
         if self._last_ts is not None and item.open_time > self._last_ts + self._tf_ms:
             return self._close_gap(item.open_time, item)
         self._pending.append((item, True))     # from the stream: the current bar
@@ -305,6 +329,33 @@ class DataBase(bt.feed.DataBase):
         if item is not None:
             self._pending.append((item, True))
         return True
+
+    def _catch_up(self):
+        """The first subscription went out after the history was read:
+        fetch the bars that closed in between, but none the stream brings
+        itself (LIVE, as it would have without the wait): the stream's first
+        bar is looked at when it comes, and a hole before it filled then."""
+        if self._streamed_from() is not None:
+            return True
+        if not self._close_gap(None, None):
+            return None     # REST failed: _unfilled retries it, as any gap
+        # a bar REST shows closed may be on its way on the stream too (its
+        # thread had not queued it yet): give it the store's STREAM_BAR_LAG
+        deadline = time.monotonic() + getattr(self._store, 'STREAM_BAR_LAG', 0.0)
+        first = self._streamed_from()
+        while first is None and self._pending and time.monotonic() < deadline \
+                and not self._stop_requested.wait(0.01):
+            first = self._streamed_from()
+        while first is not None and self._pending and not self._pending[-1][1] \
+                and self._pending[-1][0].open_time >= first:
+            self._pending.pop()     # came on the stream meanwhile: that copy is LIVE
+        return True
+
+    def _streamed_from(self):
+        """Open time (ms) of the first bar the stream has queued (None: none)."""
+        with self._q.mutex:
+            times = [item.open_time for item in self._q.queue if isinstance(item, Bar)]
+        return min(times) if times else None
 
     def _held_by_group(self, bar):
         """True while the group holds ``bar`` back (feedgroup.py)."""
@@ -406,6 +457,9 @@ class DataBase(bt.feed.DataBase):
             log.error('%s: backfill failed: %s', self.p.dataname, exc)
             self.put_notification(self.CONNBROKEN)
             raise
+        # a first subscription from now on may miss a bar that closes after
+        # the history's last one (_on_stream_state)
+        self._history_read = True
         self._pending.extend((row, False) for row in rows)
         self._state = _LIVE
         # Bars after the history count as live (max_live_bars), gap fills too.

@@ -101,6 +101,10 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
     HAS_OFF = ()                # ccxt ``has`` entries to switch off (hidden calls)
     STREAM_TEXTS = ()           # plain-text stream frames that are chatter ('pong')
     STREAM_FORMING = None       # text marking a market message as a forming candle only
+    # a first market subscription after the history was read: fetch what closed
+    # in between (feed.py); False where LIVE is not the moment it went out
+    CATCH_UP_FIRST_SUBSCRIPTION = True
+    STREAM_BAR_LAG = 0.5        # s the catch-up waits for the stream's copy of a bar
     UNCHANGED_CODES = ()        # error codes meaning "already set"
     LOGIN_CLOCK_ERRORS = ()     # substrings of a refused login meaning "your clock is off"
 

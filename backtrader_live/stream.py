@@ -31,7 +31,9 @@ class WsStream:
     - ``on_open(stream)``: called after every (re)connect, before messages
       are read: send subscriptions/auth with ``stream.send``.
     - ``on_message(stream, obj)``: called with each decoded JSON message.
-    - ``on_state(stream, state, reconnected)``: told of every state change.
+    - ``on_state(stream, state, reconnected)``: told of every state change;
+      ``reconnected`` is true for a LIVE that follows a failed or lost
+      connection (refused first attempts too): messages may have been missed.
     - ``ping``: optional ``(interval_seconds, payload_fn)`` for exchanges
       that want application-level pings (Bybit), or keep-alives done another
       way (a payload of None sends nothing); protocol pings from the server
@@ -80,6 +82,9 @@ class WsStream:
         self._thread = None
         self.state = STOPPED
         self.connects = 0          # how many times a connection was opened
+        # a connection failed or was lost: the next LIVE is a reconnect (its
+        # listeners may have missed messages), the first one included
+        self._broken = False
         self.last_message = 0.0    # monotonic time of the last message
 
     # -- lifecycle --------------------------------------------------------
@@ -154,6 +159,7 @@ class WsStream:
                 self._close()
             if self._stop.is_set():
                 break
+            self._broken = True
             self._set_state(RECONNECTING)
             if self._backoff.wait(attempt, self._stop):
                 break
@@ -176,7 +182,7 @@ class WsStream:
         if self._on_open is not None:
             self._on_open(self)
         self.last_message = time.monotonic()
-        self._set_state(LIVE, reconnected=self.connects > 1)
+        self._set_state(LIVE, reconnected=self._broken)
 
     def _read_loop(self):
         next_ping = self._next_ping_time()

@@ -82,7 +82,6 @@ def test_fill_missed_while_the_user_stream_was_down_is_reported_once(sim):
     assert run.rec.positions[-1] == pytest.approx(float(order.executed) * (1 - 0.001))
 
 
-@pytest.mark.serial     # failed twice beside three workers (a step's 10 s wait): open
 def test_rest_fallback_when_the_user_stream_cannot_connect(sim):
     # The exchange refuses user-data handshakes (HTTP 503): the stream keeps
     # retrying, the broker polls REST meanwhile.
@@ -90,8 +89,9 @@ def test_rest_fallback_when_the_user_stream_cannot_connect(sim):
     run = LiveRun(sim, script={6: _limit(0.995)}, max_bars=10,
                   broker_kwargs={'rest_poll_interval': 0.0})
     run.start(wait_subscribed=False)
-    # the market stream is up (only the user stream is refused): a bar closed
-    # before its subscription would come late, by the gap fill
+    # The market stream is up (only the user stream is refused). A bar that
+    # closed before its subscription is fetched at once now (it used to hang
+    # this test's first step under load: tests/test_late_subscription.py).
     sim.wait_subscribed('btcusdt@kline_1h', timeout=30)
     run.step(10)
     run.join()

@@ -52,6 +52,12 @@ class GenericStore(Store):
 
     generic = True
     CLIENT_IDS = True            # ccxt takes clientOrderId for this exchange (profile.py)
+    # ccxt.pro subscribes as the watch starts; LIVE is told at the next tick
+    # with the socket up (bars.py), after the history as a rule: no sign of a
+    # late subscription, and a REST call at every start (the stream's own copy
+    # of a bar closing meanwhile comes SETTLE_MS late, so REST's would win, as
+    # DELAYED)
+    CATCH_UP_FIRST_SUBSCRIPTION = False
     EXPIRED_WHEN = None
     BrokerCls = GenericBroker
     DataCls = GenericData
