@@ -21,9 +21,10 @@ import time
 
 import backtrader as bt
 
-from . import replay
+from . import feedspeed, replay
 from .errors import ConfigError, LiveError
 from .events import Bar
+from .feedspeed import utc_from_ms
 from .stream import LIVE, RECONNECTING
 from .timeframes import TIMEFRAME_MAP, TIMEFRAME_SPECS, parse_timeframe
 
@@ -33,10 +34,6 @@ _BACKFILL, _LIVE, _DONE = 'backfill', 'live', 'done'
 _INF = float('inf')
 _RECONNECTED = object()     # queue marker: the stream came back
 _BROKEN = object()          # queue marker: the stream dropped
-
-
-def utc_from_ms(ms):
-    return datetime.datetime.fromtimestamp(ms / 1000.0, datetime.timezone.utc).replace(tzinfo=None)
 
 
 def ms_from_datetime(dt):
@@ -150,6 +147,11 @@ class DataBase(bt.feed.DataBase):
         # upstream calls this on every data at the start of each round
         self._rounds += 1
         super().do_qcheck(onoff, qlapse)
+
+    def _tick_fill(self, force=False):
+        # upstream's, run by its loop on every data in every round: the same
+        # values, without its look-ups of the line aliases by name (feedspeed.py)
+        feedspeed.tick_fill(self, force)
 
     def _notify_group(self):
         # stream thread, every bar: the lock only when a held feed waits (it
@@ -375,7 +377,8 @@ class DataBase(bt.feed.DataBase):
         self._held_since = None
         self._delivered_round = self._rounds
         lines = self.lines
-        lines.datetime[0] = self.date2num(utc_from_ms(bar.open_time))
+        # the 20 bars of a minute share one stamp: converted once (feedspeed.py)
+        lines.datetime[0] = feedspeed.bar_stamp(self, bar.open_time)
         lines.open[0] = bar.open
         lines.high[0] = bar.high
         lines.low[0] = bar.low

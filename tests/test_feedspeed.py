@@ -1,0 +1,99 @@
+"""Guards for feedspeed.py: the live feed's shortcuts for upstream work done
+per data per round give exactly what upstream's own code gives."""
+import random
+
+import backtrader as bt
+import pytest
+from backtrader.feed import AbstractDataBase
+
+from backtrader_live import feedspeed
+from backtrader_live.feed import DataBase
+
+
+class WithExtraLine(DataBase):
+    """A feed subclass with a line of its own: the aliases are the class's."""
+    lines = ('funding',)
+
+
+def _started(cls=DataBase, **kwargs):
+    data = cls(dataname='BTC/USDT', **kwargs)
+    bt.feed.DataBase.start(data)      # upstream's start (ours needs a store)
+    data._tz = data._gettz()          # what upstream's _start_finish sets it to
+    return data
+
+
+def _with_bar(data, seed):
+    rnd = random.Random(seed)
+    data.lines.forward()
+    for line in data.lines.lines:
+        line[0] = rnd.uniform(1, 1e5)
+    return data
+
+
+def _ticks(data):
+    names = ['tick_' + a for a in type(data).lines.getlinealiases()] + ['tick_last']
+    return {n: getattr(data, n, 'unset') for n in names}
+
+
+@pytest.mark.parametrize('cls', [DataBase, WithExtraLine])
+@pytest.mark.parametrize('force', [False, True])
+def test_tick_fill_sets_what_upstream_sets(cls, force):
+    for seed in range(20):
+        ours, theirs = _with_bar(_started(cls), seed), _with_bar(_started(cls), seed)
+        assert _ticks(ours) == _ticks(theirs)
+        ours._tick_fill(force=force)
+        AbstractDataBase._tick_fill(theirs, force=force)
+        assert _ticks(ours) == _ticks(theirs)
+        assert ours.tick_close == ours.lines.close[0] and ours.tick_last == ours.lines.close[0]
+        # a second bar: without force the ticks stay (set already), with force they move
+        for data in (ours, theirs):
+            data.lines.forward()
+            for line in data.lines.lines:
+                line[0] = seed + 0.5
+        ours._tick_fill(force=force)
+        AbstractDataBase._tick_fill(theirs, force=force)
+        assert _ticks(ours) == _ticks(theirs)
+        # after upstream's nullify (a new bar, ticks=True) it fills again
+        ours._tick_nullify()
+        theirs._tick_nullify()
+        ours._tick_fill(force=force)
+        AbstractDataBase._tick_fill(theirs, force=force)
+        assert _ticks(ours) == _ticks(theirs) and ours.tick_close == seed + 0.5
+
+
+def _upstream_stamp(data, ms):
+    return AbstractDataBase.date2num(data, feedspeed.utc_from_ms(ms))
+
+
+def _stamps():
+    rnd = random.Random(7)
+    minute = 60000
+    start = 1_577_836_800_000          # 2020-01-01
+    yield from (start + i * minute for i in range(20000))           # two weeks of minutes
+    yield from (rnd.randrange(0, 4_102_444_800_000) for _ in range(20000))   # 1970-2100, any ms
+    yield from (rnd.randrange(0, 4_102_444_800_000 // minute) * minute for _ in range(5000))
+    yield from (0, 1, 999, 86_399_999, 86_400_000, 951_782_400_000, 4_102_444_799_999)
+
+
+def test_bar_stamp_is_upstreams_date2num_bit_for_bit():
+    data = _started()
+    assert data._tz is None
+    for ms in _stamps():
+        want = _upstream_stamp(data, ms)
+        # twice: the conversion, then the kept one (every feed of a minute)
+        assert feedspeed.bar_stamp(data, ms).hex() == want.hex()
+        assert feedspeed.bar_stamp(data, ms).hex() == want.hex()
+
+
+def test_bar_stamp_with_a_timezone_or_own_date2num_takes_upstreams_path():
+    class Shifted(DataBase):
+        def date2num(self, dt):
+            return super().date2num(dt) + 1.0
+
+    tz_data, shifted, plain = _started(tz='Europe/Berlin'), _started(Shifted), _started()
+    assert tz_data._tz is not None
+    for ms in (1_577_836_800_000, 1_593_561_600_000, 1_593_561_660_000):
+        feedspeed.bar_stamp(plain, ms)          # the kept stamp must not leak to these
+        assert feedspeed.bar_stamp(tz_data, ms) == _upstream_stamp(tz_data, ms)
+        assert _upstream_stamp(tz_data, ms) != _upstream_stamp(plain, ms)
+        assert feedspeed.bar_stamp(shifted, ms) == _upstream_stamp(plain, ms) + 1.0
