@@ -153,12 +153,12 @@ class DataBase(bt.feed.DataBase):
         # values, without its look-ups of the line aliases by name (feedspeed.py)
         feedspeed.tick_fill(self, force)
 
-    def _notify_group(self):
+    def _notify_group(self, bar=False):
         # stream thread, every bar: the lock only when a held feed waits (it
         # sets ``waiting`` before it looks at our queue: no bar is missed)
         group = self._group
         if group is not None and group.waiting:
-            group.notify(self)
+            group.notify(self, bar)
 
     def wake(self):
         """Make a waiting ``_load`` return None now (broker events).
@@ -186,7 +186,7 @@ class DataBase(bt.feed.DataBase):
         except queue.Full:
             # Not lost: the next bar reveals the hole and REST fills it.
             log.warning('%s: queue full, bar %s will be refetched', self.p.dataname, bar.open_time)
-        self._notify_group()
+        self._notify_group(True)
 
     def _on_stream_state(self, state, reconnected):
         # CONNECTING is the first connection, not a broken one.
@@ -230,6 +230,8 @@ class DataBase(bt.feed.DataBase):
                 continue
             if not self.p.live or self._state == _DONE:
                 return False
+            if self._group is not None and not self.resampling:
+                self._group.await_round(self)   # with the others' bars (feedgroup.py)
             result = self._load_live_data()
             if result is not True:
                 return result
