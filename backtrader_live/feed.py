@@ -148,6 +148,11 @@ class DataBase(bt.feed.DataBase):
         self._rounds += 1
         super().do_qcheck(onoff, qlapse)
 
+    def forward(self, value=feedspeed.NAN, size=1):
+        # upstream's load() moves every line on, for every data in every round:
+        # the same, ~2.6 us a data cheaper (feedspeed.py)
+        feedspeed.forward(self, value, size)
+
     def _tick_fill(self, force=False):
         # upstream's, run by its loop on every data in every round: the same
         # values, without its look-ups of the line aliases by name (feedspeed.py)

@@ -13,6 +13,12 @@ gives (tests/test_feedspeed.py compares them with upstream's own methods):
   once per class.
 - :func:`bar_stamp` for ``data.date2num(utc_from_ms(ms))``: the 20 bars of one
   minute share their open time, so the last conversion is kept and reused.
+- :func:`forward` for ``LineSeries.forward`` (upstream's ``load()`` calls it on
+  every data in every round): ``LineBuffer.forward`` inlined for each line,
+  without the two proxy calls and the ``idx`` property. It leans on
+  ``LineBuffer``'s internals (``_idx``, ``lenmark``, ``lencount``, ``array``,
+  ``mode``) as linewindow.py does; a line of another class goes through its
+  own ``forward``.
 
 And :class:`BarQueue`, the feed's stream queue, looked at several times per
 data per round (empty, get) and put to for every bar by the stream thread.
@@ -21,6 +27,7 @@ import datetime
 import queue
 
 from backtrader.feed import AbstractDataBase
+from backtrader.linebuffer import NAN, LineBuffer
 from backtrader.utils.dateintern import date2num
 
 _SPECS = {}     # data class -> (tick name of line 0, ((tick name, line index), ...))
@@ -46,6 +53,27 @@ def tick_fill(data, force=False):
         for name, i in pairs:
             setattr(data, name, lines[i][0])
         data.tick_last = lines[0][0]
+
+
+_QBUFFER = LineBuffer.QBuffer
+
+
+def forward(data, value=NAN, size=1):
+    """``data.forward(value, size)`` as upstream's ``LineBuffer.forward`` does it
+    on each of its lines: the index (in ``QBuffer`` mode only below its
+    ``lenmark``, as the ``idx`` setter), the length, ``size`` new values."""
+    for buf in data.lines.lines:
+        if type(buf) is not LineBuffer:
+            buf.forward(value, size=size)
+            continue
+        if buf.mode != _QBUFFER or buf._idx < buf.lenmark:
+            buf._idx += size
+        buf.lencount += size
+        if size == 1:
+            buf.array.append(value)
+        else:
+            for _ in range(size):
+                buf.array.append(value)
 
 
 def utc_from_ms(ms):

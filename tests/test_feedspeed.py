@@ -149,3 +149,60 @@ def test_a_full_feed_queue_warns_and_keeps_what_it_has(caplog):
     data._on_bar(Bar(60000, 1.0, 1.0, 1.0, 1.0, 1.0))
     assert data._q.qsize() == 1 and data._q.get(timeout=0).open_time == 0
     assert 'queue full, bar 60000 will be refetched' in caplog.text
+
+
+def _state(data):
+    return [(type(b.array).__name__, list(b.array), b._idx, b.lencount, b.idx, len(b),
+             b.buflen()) for b in data.lines.lines]
+
+
+def _moves(data, forward, rnd, bounded):
+    """A run of the line moves upstream's loop makes, ``forward`` as the data's:
+    a bar loaded (forward, set), none (forward, backwards(force): load()'s
+    undo), and in an unbounded buffer several values at once and rewinds."""
+    for step in range(400):
+        kind = rnd.random()
+        if kind < 0.6:
+            forward(data)
+            for line in data.lines.lines:
+                line[0] = rnd.random()
+        elif kind < 0.8:
+            forward(data)
+            data.backwards(force=True)
+        elif not bounded and kind < 0.9:
+            forward(data, value=rnd.random(), size=rnd.randint(1, 3))
+        elif not bounded and len(data) > 1:
+            data.rewind()
+        yield step
+
+
+@pytest.mark.parametrize('mode', ['unbounded', 'qbuffer', 'qbuffer-replay'])
+def test_forward_moves_every_line_as_upstreams(mode):
+    from backtrader.lineseries import LineSeries
+    ours, theirs = _started(WithExtraLine), _started(WithExtraLine)
+    if mode != 'unbounded':
+        for data in (ours, theirs):
+            data.qbuffer(savemem=1, replaying=(mode == 'qbuffer-replay'))
+            assert all(b.mode == b.QBuffer for b in data.lines.lines)
+    rnd_ours, rnd_theirs = random.Random(3), random.Random(3)
+    bounded = mode != 'unbounded'
+    steps = zip(_moves(ours, lambda d, **kw: d.forward(**kw), rnd_ours, bounded),
+                _moves(theirs, lambda d, **kw: LineSeries.forward(d, **kw), rnd_theirs, bounded))
+    for _ in steps:
+        assert repr(_state(ours)) == repr(_state(theirs))      # repr: NaN == NaN
+
+
+def test_forward_leaves_a_line_of_another_class_to_its_own_forward():
+    from backtrader.linebuffer import LineBuffer
+
+    class Counting(LineBuffer):
+        calls = 0
+
+        def forward(self, value=float('nan'), size=1):
+            Counting.calls += 1
+            super().forward(value, size=size)
+
+    data = _started()
+    data.lines.lines[2] = Counting()
+    data.forward()
+    assert Counting.calls == 1 and len(data.lines.lines[2]) == 1 and len(data) == 1
