@@ -256,3 +256,29 @@ def test_messages_carrying_the_skip_text_are_counted_not_decoded():
         eventually(lambda: stream.skipped == 2)
         assert got == [{'k': {'x': True}}]
         stream.stop()
+
+
+def test_a_stop_in_a_burst_hands_on_no_further_message():
+    # The read loop hands on every plain frame of a chunk in one pass (20
+    # symbols closing at once); a stop asked meanwhile still ends it at once.
+    with TinyServer() as server:
+        got, release = [], threading.Event()
+
+        def handler(stream, msg):
+            if msg['i'] == 0:
+                release.wait(10)
+            got.append(msg['i'])
+            if msg['i'] == 1:
+                stream._stop.set()      # what stop() sets first, from this thread
+        stream = WsStream('bt-live-test-stream', server.url, handler, recv_timeout=0.05)
+        stream.start()
+        eventually(lambda: stream.is_live and server.sockets)
+
+        async def burst():
+            for i in range(20):
+                await server.sockets[-1].send_str(json.dumps({'i': i}))
+        server.call(burst())
+        release.set()
+        eventually(lambda: not stream._thread.is_alive())
+        assert got == [0, 1]
+        stream.stop()
