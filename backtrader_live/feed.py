@@ -82,7 +82,7 @@ class DataBase(bt.feed.DataBase):
         self._store = self.p.store
         # tf is the source of truth: plots/analyzers read timeframe/compression
         self.p.timeframe, self.p.compression, self._tf_ms = parse_timeframe(self.p.tf)
-        self._q = feedspeed.BarQueue(maxsize=self.p.queue_size)     # queue.Queue's, cheaper
+        self._q = queue.Queue(maxsize=self.p.queue_size)
         self._pending = collections.deque()
         self._last_ts = None
         self._state = _BACKFILL

@@ -19,12 +19,8 @@ gives (tests/test_feedspeed.py compares them with upstream's own methods):
   ``LineBuffer``'s internals (``_idx``, ``lenmark``, ``lencount``, ``array``,
   ``mode``) as linewindow.py does; a line of another class goes through its
   own ``forward``.
-
-And :class:`BarQueue`, the feed's stream queue, looked at several times per
-data per round (empty, get) and put to for every bar by the stream thread.
 """
 import datetime
-import queue
 
 from backtrader.feed import AbstractDataBase
 from backtrader.linebuffer import NAN, LineBuffer
@@ -98,30 +94,3 @@ def bar_stamp(data, ms):
     num = date2num(utc_from_ms(ms))
     _last = (ms, num)       # one tuple: another thread's run reads a matching pair
     return num
-
-
-class BarQueue:
-    """The feed's stream queue: what the feed uses of ``queue.Queue``
-    (``put_nowait``, ``get``, ``empty``, ``qsize``, ``queue.Full`` and
-    ``queue.Empty``) over ``queue.SimpleQueue``, which is implemented in C:
-    no Python-level lock and conditions per put and get (~1.3 us a bar
-    through ``queue.Queue``, and each ``empty()`` takes its lock).
-
-    ``maxsize`` as ``queue.Queue``'s (<= 0: no bound). Only the stream thread
-    puts bars (a broker wake puts a None into an empty queue): two puts at the
-    same instant may pass the bound by one; it bounds memory, nothing counts on
-    it exactly.
-    """
-
-    def __init__(self, maxsize=0):
-        q = queue.SimpleQueue()
-        self.maxsize = maxsize
-        self._put = q.put_nowait
-        self.get = q.get            # get(timeout=...): queue.Empty when nothing came
-        self.empty = q.empty
-        self.qsize = q.qsize
-
-    def put_nowait(self, item):
-        if 0 < self.maxsize <= self.qsize():
-            raise queue.Full
-        self._put(item)

@@ -99,49 +99,6 @@ def test_bar_stamp_with_a_timezone_or_own_date2num_takes_upstreams_path():
         assert feedspeed.bar_stamp(shifted, ms) == _upstream_stamp(plain, ms) + 1.0
 
 
-@pytest.mark.parametrize('maxsize', [0, -1, 1, 3])
-def test_bar_queue_behaves_as_queue_queue_for_the_feed(maxsize):
-    import queue
-    ours, theirs = feedspeed.BarQueue(maxsize=maxsize), queue.Queue(maxsize=maxsize)
-    for q in (ours, theirs):
-        assert q.empty() and q.qsize() == 0
-        with pytest.raises(queue.Empty):
-            q.get(timeout=0.0)
-        with pytest.raises(queue.Empty):
-            q.get(timeout=0.01)
-    results = {id(ours): [], id(theirs): []}
-    for q in (ours, theirs):
-        for item in range(5):
-            try:
-                q.put_nowait(item)
-                results[id(q)].append(('put', item, q.qsize(), q.empty()))
-            except queue.Full:
-                results[id(q)].append(('full', item, q.qsize()))
-        while True:
-            try:
-                results[id(q)].append(('got', q.get(timeout=0.0), q.qsize()))
-            except queue.Empty:
-                break
-    assert results[id(ours)] == results[id(theirs)]
-    assert ('full', 3, 3) in results[id(ours)] if maxsize == 3 else True
-
-
-def test_bar_queue_get_waits_for_a_put_from_another_thread():
-    import threading
-    q = feedspeed.BarQueue(maxsize=10)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(q.get(timeout=30)), name='test-reader')
-    reader.start()
-    q.put_nowait('bar')
-    reader.join(10)
-    assert got == ['bar'] and q.empty()
-
-
-def test_the_feed_uses_the_bar_queue_with_its_queue_size():
-    data = DataBase(dataname='BTC/USDT', queue_size=2)
-    assert isinstance(data._q, feedspeed.BarQueue) and data._q.maxsize == 2
-
-
 def test_a_full_feed_queue_warns_and_keeps_what_it_has(caplog):
     from backtrader_live.events import Bar
     data = DataBase(dataname='BTC/USDT', queue_size=1)
