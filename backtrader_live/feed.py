@@ -22,9 +22,10 @@ import time
 
 import backtrader as bt
 
-from . import replay
+from . import feedspeed, replay
 from .errors import ConfigError, LiveError
 from .events import Bar
+from .feedspeed import utc_from_ms
 from .stream import LIVE, RECONNECTING
 from .timeframes import TIMEFRAME_MAP, TIMEFRAME_SPECS, parse_timeframe
 
@@ -35,10 +36,6 @@ _INF = float('inf')
 _RECONNECTED = object()     # queue marker: the stream came back
 _BROKEN = object()          # queue marker: the stream dropped
 _SUBSCRIBED = object()      # queue marker: first subscription, sent after the history was read
-
-
-def utc_from_ms(ms):
-    return datetime.datetime.fromtimestamp(ms / 1000.0, datetime.timezone.utc).replace(tzinfo=None)
 
 
 def ms_from_datetime(dt):
@@ -165,12 +162,22 @@ class DataBase(bt.feed.DataBase):
         self._rounds += 1
         super().do_qcheck(onoff, qlapse)
 
-    def _notify_group(self):
+    def forward(self, value=feedspeed.NAN, size=1):
+        # upstream's load() moves every line on, for every data in every round:
+        # the same, ~2.6 us a data cheaper (feedspeed.py)
+        feedspeed.forward(self, value, size)
+
+    def _tick_fill(self, force=False):
+        # upstream's, run by its loop on every data in every round: the same
+        # values, without its look-ups of the line aliases by name (feedspeed.py)
+        feedspeed.tick_fill(self, force)
+
+    def _notify_group(self, bar=False):
         # stream thread, every bar: the lock only when a held feed waits (it
         # sets ``waiting`` before it looks at our queue: no bar is missed)
         group = self._group
         if group is not None and group.waiting:
-            group.notify(self)
+            group.notify(self, bar)
 
     def wake(self):
         """Make a waiting ``_load`` return None now (broker events).
@@ -198,7 +205,7 @@ class DataBase(bt.feed.DataBase):
         except queue.Full:
             # Not lost: the next bar reveals the hole and REST fills it.
             log.warning('%s: queue full, bar %s will be refetched', self.p.dataname, bar.open_time)
-        self._notify_group()
+        self._notify_group(True)
 
     def _on_stream_state(self, state, reconnected):
         # CONNECTING is the first connection, not a broken one (a LIVE after
@@ -257,6 +264,8 @@ class DataBase(bt.feed.DataBase):
                 continue
             if not self.p.live or self._state == _DONE:
                 return False
+            if self._group is not None and not self.resampling:
+                self._group.await_round(self)   # with the others' bars (feedgroup.py)
             result = self._load_live_data()
             if result is not True:
                 return result
@@ -433,7 +442,8 @@ class DataBase(bt.feed.DataBase):
         self._held_since = None
         self._delivered_round = self._rounds
         lines = self.lines
-        lines.datetime[0] = self.date2num(utc_from_ms(bar.open_time))
+        # the 20 bars of a minute share one stamp: converted once (feedspeed.py)
+        lines.datetime[0] = feedspeed.bar_stamp(self, bar.open_time)
         lines.open[0] = bar.open
         lines.high[0] = bar.high
         lines.low[0] = bar.low

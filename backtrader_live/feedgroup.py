@@ -53,17 +53,25 @@ class FeedGroup:
         self._woken = False
         self.waiting = False     # a held feed waits: the stream threads must wake it
         self._awaited = set()    # ids of the feeds it waits for whose bar is not queued yet
+        self._own = None         # the feed whose next bar await_round waits for, and
+        self._own_at = None      # when (monotonic) that bar was queued, if it was
 
     # -- stream threads: something a held feed may wait for happened -------------------
-    def notify(self, feed):
+    def notify(self, feed, bar=False):
         """``feed`` queued a bar or a stream state (a stream thread, while a
         held feed waits): wake the waiter when the last feed it waits for has
         queued. Waking it for each of 20 bars of one minute made Cerebro's
-        thread take the GIL from the stream thread 19 times for nothing."""
+        thread take the GIL from the stream thread 19 times for nothing.
+        ``bar``: what was queued is a bar (else a stream state)."""
         with self.changed:
+            if feed is self._own:       # await_round's own feed
+                if not bar:
+                    self._woken = True      # its stream state: at once, as its queue did
+                elif self._own_at is None:
+                    self._own_at = time.monotonic()
             awaited = self._awaited
             awaited.discard(id(feed))
-            if not awaited:
+            if not awaited or self._woken:
                 self.changed.notify_all()
 
     def wake(self):
@@ -97,6 +105,31 @@ class FeedGroup:
                 # consumed here, not reset on entry: a wake (a fill to hand to
                 # the strategy) that came just before the wait is not lost
                 self._woken = False
+
+    def await_round(self, feed):
+        """Cerebro's thread: ``feed`` (a base feed, live, nothing pending) is
+        about to wait on its own queue for its next bar. Wait instead until the
+        other feeds whose bar of that time is not here yet have queued theirs
+        too, bounded by the round's ``qcheck`` (a wake, a stream state end it
+        at once). On its own queue, Cerebro's thread woke on the minute's first
+        bar only to find the other 19 missing and wait again, meanwhile taking
+        the GIL from the stream thread still reading them."""
+        if feed._unfilled is not None or feed._qcheck <= 0 or not feed._q.empty():
+            return
+        others = self.blockers(feed, feed._next_unknown_close())
+        if not others:
+            return      # nobody to wait for with it: its own queue, as before
+        self._own, self._own_at = feed, None
+        try:
+            self.wait_for(others + [feed], feed._qcheck)
+            arrived = self._own_at
+        finally:
+            self._own = self._own_at = None
+        # the round's wait is spent: a timeout does not wait on the queue again
+        feed._qcheck = 0.0
+        if arrived is not None and feed._held_since is None:
+            # held from when its bar came (hold() counts sync_timeout from it)
+            feed._held_since = arrived
 
     def stop_all(self):
         """One feed reached the run's end (max_bars): every feed finishes."""

@@ -33,6 +33,11 @@ same instant; the 20 bars of one minute come in one ``next()``
   bar of the minute also waits for the others to be written and read (the
   simulator writes 60 messages one after the other on one socket).
 
+Splits (p50/p99 each): ``last_emit_to_last_queued`` (the stream thread),
+``last_queued_to_next`` (Cerebro's thread), and the latter again as
+``last_queued_to_woken`` (the thread back from the feed group's wait, a
+wrapper on ``FeedGroup.wait_for``) + ``woken_to_next`` (backtrader's round).
+
 The verdict (``summary``) is the median over repetitions of the per-repetition
 p99 ratio to the 1-symbol floor, for each definition.
 """
@@ -47,6 +52,7 @@ import _common as C  # noqa: E402
 
 import backtrader as bt  # noqa: E402
 import backtrader_live as btl  # noqa: E402
+from backtrader_live.feedgroup import FeedGroup  # noqa: E402
 from backtrader_live.feeds.rows import CandleRowsFeed  # noqa: E402
 from backtrader_live.sim import DEFAULT_API_KEY, DEFAULT_API_SECRET  # noqa: E402
 from backtrader_live.stores.binance import BinanceStore  # noqa: E402
@@ -176,6 +182,24 @@ def run_symbols(sim, symbols, bars, gap, backfill=40):
                 arrived.setdefault(k['t'], []).append((t0, time.perf_counter()))
 
     store._on_market_message = timed      # bound by subscribe_bars at start
+    woke = []       # perf_counter when Cerebro's thread came back from the group's wait
+    wait_for = FeedGroup.wait_for
+
+    def timed_wait(group, blockers, seconds):
+        try:
+            return wait_for(group, blockers, seconds)
+        finally:
+            woke.append(time.perf_counter())
+
+    FeedGroup.wait_for = timed_wait     # class attribute: restored below
+    try:
+        stamps, gc_pauses, rec = _run_symbols_live(sim, symbols, bars, gap, backfill, rec)
+    finally:
+        FeedGroup.wait_for = wait_for
+    return _symbols_result(symbols, bars, gap, backfill, rec, stamps, gc_pauses, arrived, woke)
+
+
+def _run_symbols_live(sim, symbols, bars, gap, backfill, rec):
     live = C.LiveThread(btl.Cerebro(stdstats=False), 'binance', list(symbols), '1m', SmaCross,
                         endpoint=sim.base_url, backfill_bars=backfill, max_bars=bars + 1,
                         strategy_params={'rec': rec}).start()
@@ -187,10 +211,16 @@ def run_symbols(sim, symbols, bars, gap, backfill=40):
     stamps, gc_pauses = step_bars(sim, rec, bars, gap)
     sim.step()
     live.join(60)
+    return stamps, gc_pauses, rec
+
+
+def _symbols_result(symbols, bars, gap, backfill, rec, stamps, gc_pauses, arrived, woke):
+    import bisect
+    woke.sort()
     emitted = {}
     for _, t_open, t_emit in stamps:
         emitted.setdefault(t_open, []).append(t_emit)
-    last, first, wire, loop, per_bar = [], [], [], [], []
+    last, first, wire, loop, per_bar, wake, round_ = [], [], [], [], [], [], []
     for t_open, times in sorted(emitted.items()):
         t_next = rec.seen.get(t_open)
         got = arrived.get(t_open, ())
@@ -200,6 +230,12 @@ def run_symbols(sim, symbols, bars, gap, backfill=40):
         first.append(t_next - min(times))
         wire.append(max(t for _, t in got) - max(times))    # last written -> last queued
         loop.append(t_next - max(t for _, t in got))        # last queued -> next()
+        # ... of which: Cerebro's thread back from the group's wait (the last
+        # one before next(), after the last bar was queued) and the rest
+        i = bisect.bisect_left(woke, t_next) - 1
+        if i >= 0 and woke[i] >= max(t for _, t in got):
+            wake.append(woke[i] - max(t for _, t in got))
+            round_.append(t_next - woke[i])
         per_bar.append([t_next - t for t in times])         # each bar: its kline -> next()
     warm = min(20, len(last) // 10)
     return {'symbols': len(symbols), 'steps': len(last), 'gap_between_bars_ms': gap * 1000,
@@ -209,7 +245,12 @@ def run_symbols(sim, symbols, bars, gap, backfill=40):
                    'per_bar': C.stats([x for step in per_bar[warm:] for x in step]),
                    'from_first_emit': C.stats(first[warm:]),
                    'last_emit_to_last_queued': C.stats(wire[warm:]),
-                   'last_queued_to_next': C.stats(loop[warm:])}}
+                   'last_queued_to_next': C.stats(loop[warm:]),
+                   # split of last_queued_to_next, over the steps where the
+                   # thread waited on the group (wake_steps of steps)
+                   'last_queued_to_woken': C.stats(wake[warm:]),
+                   'woken_to_next': C.stats(round_[warm:])},
+            'wake_steps': len(wake)}
 
 
 def backtest_round_ms(k, bars=1000):

@@ -256,3 +256,65 @@ def test_messages_carrying_the_skip_text_are_counted_not_decoded():
         eventually(lambda: stream.skipped == 2)
         assert got == [{'k': {'x': True}}]
         stream.stop()
+
+
+def test_a_stop_in_a_burst_hands_on_no_further_message():
+    # The read loop hands on every plain frame of a chunk in one pass (20
+    # symbols closing at once); a stop asked meanwhile still ends it at once.
+    with TinyServer() as server:
+        got, release = [], threading.Event()
+
+        def handler(stream, msg):
+            if msg['i'] == 0:
+                release.wait(10)
+            got.append(msg['i'])
+            if msg['i'] == 1:
+                stream._stop.set()      # what stop() sets first, from this thread
+        stream = WsStream('bt-live-test-stream', server.url, handler, recv_timeout=0.05)
+        stream.start()
+        eventually(lambda: stream.is_live and server.sockets)
+
+        async def burst():
+            for i in range(20):
+                await server.sockets[-1].send_str(json.dumps({'i': i}))
+        server.call(burst())
+        release.set()
+        eventually(lambda: not stream._thread.is_alive())
+        assert got == [0, 1]
+        stream.stop()
+
+
+def test_the_first_frame_of_a_chunk_comes_from_the_fast_path_too():
+    # The read loop has the reader fetch the chunk (fill) when the socket is
+    # readable; when websocket-client's parser made that read, every chunk's
+    # first frame went through the parser (~10 us) instead of simple_frame.
+    from websocket._abnf import frame_buffer
+    from backtrader_live.stream import ChunkReader
+    chunks = [b''.join(_frame(b'{"i":%d}' % (3 * c + i)) for i in range(3)) for c in range(4)]
+    chunks.append(_frame(b'p', 9) + _frame(b'{"i":12}'))        # a ping, then data
+    pending = chunks[::-1]
+    reader = ChunkReader(lambda n: pending.pop())
+    parser = frame_buffer(reader.recv, True)
+    reader._frames = parser
+    got, parsed = [], []
+    while pending or reader.buffered():
+        reader.fill()           # the stream found the socket readable
+        payload = reader.simple_frame()
+        if payload is None:
+            frame = parser.recv_frame()
+            parsed.append(frame.opcode)
+            continue
+        got.append(json.loads(payload)['i'])
+    assert got == list(range(13)) and parsed == [9]     # only the ping went the slow way
+    # no read while something is buffered, or while the parser is inside a frame
+    pending[:] = [_frame(b'{"i":13}')]
+    reader._buf, reader._pos = b'xy', 0
+    reader.fill()
+    assert pending and reader._buf == b'xy'
+    reader._pos = 2
+    parser.header = (1, 0, 0, 0, 1, 0, 5)     # websocket-client mid-frame
+    reader.fill()
+    assert pending
+    parser.header = None
+    reader.fill()
+    assert not pending and reader.simple_frame() == b'{"i":13}'
