@@ -123,7 +123,7 @@ class OrderLinks:
             p = kids[0].parent
             for kid in kids:
                 self._follow(kid, p)
-            if p.executed.size:
+            if _filled(p):
                 self._track(p)
             return
         self._releasing.add(parent.ref)
@@ -211,11 +211,11 @@ class OrderLinks:
         if status in (Order.Submitted, Order.Accepted):
             for kid in kids:
                 self._follow(kid, parent)
-        elif status in (Order.Rejected, Order.Margin) and not parent.executed.size:
+        elif status in (Order.Rejected, Order.Margin) and not _filled(parent):
             self._end_kids(parent, 'reject')
-        elif status in (Order.Canceled, Order.Expired) and not parent.executed.size:
+        elif status in (Order.Canceled, Order.Expired) and not _filled(parent):
             self._end_kids(parent, 'cancel')
-        elif status in _FIRES and parent.executed.size:
+        elif status in _FIRES and _filled(parent):
             if _ready(parent.data):
                 self._track(parent)
             else:   # the feed is mid-load (a final sync): send from next() instead
@@ -313,7 +313,7 @@ class OrderLinks:
     def _size(self, kid, parent):
         """What ``kid`` must cover now, in the market's step (truncated)."""
         broker = self.broker
-        size = abs(parent.executed.size)
+        size = _filled(parent)
         if not broker._rules(kid.data).contract and kid.issell():
             # sell what is held (a fee taken in the coin leaves less), plus
             # what this exit already sold
@@ -398,6 +398,13 @@ class OrderLinks:
         self._protective.discard(id(group))
         for o in group:
             self._groups.pop(o.ref, None)
+
+
+def _filled(parent):
+    """What ``parent`` has filled: in this process, plus, for an order
+    adopted at a restart, what it had filled before (restart.py): that part
+    is in the adopted position and its exits must cover it too."""
+    return abs(parent.executed.size) + parent.info.get('filled_before', 0.0)
 
 
 def _ready(data):

@@ -271,19 +271,22 @@ class Restore:
                               'with a client id' % _key_name(pkey))
 
     def _kids_follow(self, pkey, kids, parent):
-        """The parent still works (adopted): its children wait for it again."""
+        """The parent still works (adopted): its children wait for it again,
+        or go out now for what it filled while no process ran."""
         made = [self._make(k, self.recs[k], parent=parent) for k in kids]
-        self.b.links._transmit(parent.ref, made)    # "children added to a parent already sent"
         self.rearm.save(parent, role='exchange')
+        # what it filled while no process ran is in the adopted position: its
+        # exits must cover it now, not wait for its next fill (orderlinks.py)
         before = parent.info.get('filled_before') or 0.0
-        note = ('' if not before else '; it had filled %s before the restart: that part is in '
-                'the adopted position, its children will be sized to what fills from now on'
-                % before)
-        if before:
-            log.warning('rearm: bracket parent %s%s', _key_name(pkey), note)
+        note = ('' if not before else '; it had filled %s while no process ran: its exits go '
+                'out now for that and grow with its later fills' % before)
         self._end(pkey, 'Rearmed', 'working on the exchange: adopted' + note, parent)
+        how = ('sent for what its parent %d filled' if before else
+               'held until its parent %d fills') % parent.ref
         for key, order in zip(kids, made):
-            self._end(key, 'Rearmed', 'held until its parent %d fills' % parent.ref, order)
+            self._end(key, 'Rearmed', how, order)
+        # last: a child sent now commits the batch first, the old rows' end with it
+        self.b.links._transmit(parent.ref, made)    # "children added to a parent already sent"
 
     def _kids_now(self, pkey, kids, raw):
         """The parent filled while no process ran: the children go now, sized

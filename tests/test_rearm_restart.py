@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from backtrader_live.journal import open_engine, tables
 from helpers import KEY, SECRET, eventually
 from journalkit import db_url  # noqa: F401
-from venues import ALL, VENUES, sim_orders, sim_position, unit, venue_sim
+from venues import ALL, SYMBOL_ID, VENUES, sim_orders, sim_position, unit, venue_sim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,10 +78,10 @@ PHASES = {'bracket': (1, 9, 0), 'bracket-filled': (1, 8, 1), 'trail': (2, 4, 0),
 ALIVE = ('Created', 'Submitted', 'Accepted', 'Partial')
 
 
-def _config(venue, endpoint, journal_url, max_bars):
+def _config(venue, endpoint, journal_url, max_bars, scale=1):
     exchange, market_type, symbol = VENUES[venue][:3]
     spot = VENUES[venue][4] == 'spot'
-    size = unit(venue)
+    size = unit(venue) * scale
     return textwrap.dedent('''\
     version = 1
     [live]
@@ -106,8 +107,9 @@ def _config(venue, endpoint, journal_url, max_bars):
 class Bot:
     """``backtrader-live run`` as a real process against the simulator."""
 
-    def __init__(self, tmp_path, venue, sim, scenario, journal_url):
+    def __init__(self, tmp_path, venue, sim, scenario, journal_url, scale=1):
         self.tmp_path, self.venue, self.sim = tmp_path, venue, sim
+        self.scale = scale      # the orders' size, in the venue's units
         self.scenario, self.url = scenario, journal_url
         (tmp_path / 'strategy.py').write_text(STRATEGY)
         prefix = VENUES[venue][0].upper()
@@ -118,7 +120,7 @@ class Bot:
 
     def start(self, phase, max_bars):
         (self.tmp_path / 'bot.toml').write_text(
-            _config(self.venue, self.sim.base_url, self.url, max_bars))
+            _config(self.venue, self.sim.base_url, self.url, max_bars, self.scale))
         env = dict(self.env, BTL_REARM_PHASE=str(phase))
         self.proc = subprocess.Popen([sys.executable, '-m', 'backtrader_live', 'run',
                                       'bot.toml', '-v'], cwd=str(self.tmp_path), env=env,
@@ -263,6 +265,62 @@ def _check_restart(bot, sim, venue, scenario):
     assert ' re-armed ' in out or 'rearmed' in out
     assert [line for line in out.splitlines() if line.startswith('ORDER ')
             and line.endswith(' 1:%d' % stop['ref'])], out
+
+
+def _fill_resting_orders_in_part(sim, venue, qty):
+    """The bar that closes next fills resting limit orders for ``qty`` in all
+    (the engine's share of a bar's volume set from that bar's volume)."""
+    engine = sim.venue_engine(sim.venues[VENUES[venue][4]])
+    feed = sim.clock.primary
+    row = feed.rows[feed.index_at(sim.clock.now)]
+    volume = row[5]
+    rules = engine.markets[SYMBOL_ID[venue]]
+    if getattr(rules, 'inverse', False):    # counted in contracts there (sim/derivatives.py)
+        volume = volume * row[4] / float(rules.contract_size)
+    engine.liquidity = Decimal(str(qty)) / Decimal(str(volume)) * Decimal('1.000001')
+    return engine
+
+
+@pytest.mark.parametrize('venue', ALL)
+def test_kill_9_a_parent_partly_filled_while_down_gets_its_exits_at_once(tmp_path, venue):
+    """The bracket's parent fills in part while no process runs and rests
+    for the rest: the restart sends its exits now, for that part, and the
+    stop closes it. (Before: the exits waited for the parent's next fill,
+    the part in the position unguarded; here it never comes.)"""
+    with venue_sim(venue) as sim:
+        bot = Bot(tmp_path, venue, sim, 'bracket', 'sqlite:///%s' % (tmp_path / 'journal.db'),
+                  scale=2)
+        _phase_one(bot, 'bracket')
+        (stop,) = _alive_stops(bot)
+        base = len(bot.rows('equity'))
+        engine = _fill_resting_orders_in_part(sim, venue, unit(venue))
+        sim.step()                          # half of the parent fills, no process runs
+        engine.liquidity = Decimal(0)       # and no more of it, ever
+        (parent,) = [o for o in sim_orders(sim, venue) if o.side.upper() == 'BUY']
+        assert parent.status.upper() == 'PARTIALLY_FILLED', parent
+        assert float(parent.executed) == pytest.approx(unit(venue))
+        bot.start(2, 8)
+        try:
+            eventually(lambda: [r for r in _alive_stops(bot) if r['session'] == 2]
+                       or bot.proc.poll() is not None, 60)
+            (armed,) = _alive_stops(bot)
+            assert armed['rearmed_from'] == '1:%d' % stop['ref']
+            out = bot.finish(8, base)
+        except BaseException:
+            if bot.proc.poll() is None:
+                print(bot.output())
+            raise
+        assert 'while no process ran: its exits go out now' in out, out
+        # the stop closed the part: nothing left, one exit filled, none open
+        assert sim_position(sim, venue) == pytest.approx(0.0, abs=unit(venue) * 0.01), out
+        exits = _exits(sim, venue)
+        assert [o.status.upper()[:6] for o in exits if o.status.upper() == 'FILLED'] == \
+            ['FILLED'], (exits, out)
+        assert not [o for o in exits if o.is_open], exits
+        # an exit filled while the parent still worked: its rest is cancelled,
+        # as a bracket's is (bracketsize.py)
+        assert [(o.status.upper(), float(o.executed)) for o in sim_orders(sim, venue)
+                if o.side.upper() == 'BUY'] == [('CANCELED', pytest.approx(unit(venue)))]
 
 
 def test_no_journal_warns_loudly_at_start_and_at_the_first_emulated_order(caplog):
