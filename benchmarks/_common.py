@@ -411,6 +411,22 @@ def eventually(cond, timeout=10.0, interval=0.0005):
         time.sleep(interval)
 
 
+def step_each_bar(sim, rec, bars, gap, failed=lambda: None):
+    """Close ``bars`` bars one at a time (``gap`` idle seconds before each),
+    each waited for until the strategy's next() counted it (``rec.count``,
+    ``rec.event``); ``failed()``: the run's error, if any (ends the wait)."""
+    for _ in range(bars):
+        rec.event.clear()
+        n = rec.count
+        if gap:
+            time.sleep(gap)
+        sim.step()
+        while rec.count <= n:
+            if failed() is not None or not rec.event.wait(10):
+                raise RuntimeError('a bar did not reach next(): %r' % (failed(),))
+            rec.event.clear()
+
+
 class LiveThread:
     """``cerebro.run_live(...)`` in a worker thread (like tests/livekit.py)."""
 

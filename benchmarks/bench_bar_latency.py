@@ -109,16 +109,7 @@ def step_bars(sim, rec, bars, gap):
     each waited for in next(): the simulator's kline stamps and GC pauses."""
     sim.kline_stamps()
     GC.take()
-    for _ in range(bars):
-        rec.event.clear()
-        n = rec.count
-        if gap:
-            time.sleep(gap)
-        sim.step()
-        while rec.count <= n:
-            if not rec.event.wait(10):
-                raise RuntimeError('a bar did not reach next()')
-            rec.event.clear()
+    C.step_each_bar(sim, rec, bars, gap)
     return sim.kline_stamps(), GC.summary()
 
 

@@ -186,16 +186,10 @@ def one_run(sim, mode, bars, gap, folder, pg_url, backfill=5):
         sim.wait_user_subscribed(30)
         C.eventually(lambda: rec.count >= backfill or run.error, 30)
         sim.kline_stamps()
-        for _ in range(bars):
-            rec.event.clear()
-            n = rec.count
-            if gap:
-                time.sleep(gap)
-            sim.step()
-            while rec.count <= n:
-                if run.error or not rec.event.wait(10):
-                    raise RuntimeError('%s: a bar did not reach next(): %r' % (mode, run.error))
-                rec.event.clear()
+        try:
+            C.step_each_bar(sim, rec, bars, gap, lambda: run.error)
+        except RuntimeError as exc:
+            raise RuntimeError('%s: %s' % (mode, exc)) from None
         stamps = sim.kline_stamps()
         sim.step()
         run.join(60)

@@ -15,10 +15,9 @@ import threading
 
 import pytest
 
-import backtrader_live as btl
 from backtrader_live.store import Store
 from helpers import eventually
-from venues import ALL, VENUES, live_run, sim_orders, unit, venue_sim
+from venues import ALL, live_run, refused_user_stream_run, sim_orders, venue_sim
 
 HOUR = datetime.timedelta(hours=1)
 BACKFILL = 5
@@ -73,12 +72,18 @@ def test_a_bar_closed_while_the_first_subscription_is_on_its_way_is_delivered(
             sim.step()      # bar 6 closes with no subscriber
         finally:
             go_on.set()
-        try:
-            eventually(lambda: len(run.rec.bars) > BACKFILL or run.error, 10,
-                       message='the bar that closed before the subscription never came')
-            run.step(1)         # bar 7, from the stream
-        finally:
-            _stop(run)
+        _the_missed_bar_comes(run, 'the subscription')
+
+
+def _the_missed_bar_comes(run, what):
+    """Bar 6, closed before ``what``, reaches the strategy (over REST), then
+    bar 7 from the stream: each once, an hour apart."""
+    try:
+        eventually(lambda: len(run.rec.bars) > BACKFILL or run.error, 10,
+                   message='the bar that closed before %s never came' % what)
+        run.step(1)         # bar 7, from the stream
+    finally:
+        _stop(run)
     assert len(run.rec.bars) == BACKFILL + 2
     _hourly_and_once(run)
 
@@ -94,18 +99,7 @@ def test_a_bar_closed_while_the_first_connection_was_refused_is_delivered(venue)
             sim.step()      # bar 6 closes with no market stream
         finally:
             sim.faults.restore_ws('public')
-        try:
-            eventually(lambda: len(run.rec.bars) > BACKFILL or run.error, 10,
-                       message='the bar that closed before the first connection never came')
-            run.step(1)
-        finally:
-            _stop(run)
-    assert len(run.rec.bars) == BACKFILL + 2
-    _hourly_and_once(run)
-
-
-# The simulator's real candles: bar 7 trades down to 4174.97 (tests/test_bar_fills.py)
-RESTING_BUY = 4180.0
+        _the_missed_bar_comes(run, 'the first connection')
 
 
 @pytest.mark.parametrize('venue', ALL)
@@ -114,18 +108,9 @@ def test_a_fill_made_before_the_first_user_connection_is_reconciled_as_it_connec
     nothing polls for it (the poll is hourly, the bar's own look-up off).
     The first connection that gets through may have missed anything since
     the broker started, as a reconnect may: the broker asks the exchange."""
-    size = unit(venue)
-
-    def buy(s):
-        s.order = s.buy(size=size, price=RESTING_BUY, exectype=btl.Order.Limit)
     with venue_sim(venue) as sim:
-        sim.faults.drop_ws('private', seconds=None)
-        run = live_run(sim, venue, script={6: buy}, max_bars=3,
-                       broker_kwargs={'rest_poll_interval': 3600.0, 'bar_fill_wait': 0})
+        run = refused_user_stream_run(sim, venue, 3, rest_poll_interval=3600.0)
         try:
-            run.start(wait_subscribed=False)
-            sim.wait_subscribed(VENUES[venue][3], timeout=30)
-            eventually(lambda: sim.faults.counts['ws refused'] > 0, 10)
             run.step(1)     # bar 6: the limit rests
             run.step(1)     # bar 7 fills it; nothing tells the broker
             (order,) = sim_orders(sim, venue)

@@ -10,27 +10,14 @@ tests/test_late_subscription.py). Cerebro's loop runs a round at least every
 """
 import pytest
 
-import backtrader_live as btl
 from helpers import eventually
-from venues import ALL, VENUES, live_run, sim_orders, unit, venue_sim
-
-# The simulator's real candles: bar 7 trades down to 4174.97 (tests/test_bar_fills.py)
-RESTING_BUY = 4180.0
+from venues import ALL, refused_user_stream_run, sim_orders, venue_sim
 
 
 @pytest.mark.parametrize('venue', ALL)
 def test_a_fill_between_bars_is_found_by_the_poll_without_a_bar(venue):
-    size = unit(venue)
-
-    def buy(s):
-        s.order = s.buy(size=size, price=RESTING_BUY, exectype=btl.Order.Limit)
     with venue_sim(venue) as sim:
-        sim.faults.drop_ws('private', seconds=None)
-        run = live_run(sim, venue, script={6: buy}, max_bars=2,
-                       broker_kwargs={'rest_poll_interval': 0.5, 'bar_fill_wait': 0})
-        run.start(wait_subscribed=False)
-        sim.wait_subscribed(VENUES[venue][3], timeout=30)
-        eventually(lambda: sim.faults.counts['ws refused'] > 0, 10)
+        run = refused_user_stream_run(sim, venue, 2, rest_poll_interval=0.5)
         run.step(1)             # bar 6: the limit rests
         assert run.rec.statuses() == ['Submitted', 'Accepted']
         bars = len(run.rec.bars)

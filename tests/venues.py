@@ -101,3 +101,26 @@ def sim_position(sim, venue):
         return float(held.get('free', 0)) + float(held.get('locked', 0))
     positions = sim.positions(market=market)
     return float(positions[0].size) if positions else 0.0
+
+
+# The simulator's real candles: bar 7 trades down to 4174.97 (tests/test_bar_fills.py)
+RESTING_BUY = 4180.0
+
+
+def refused_user_stream_run(sim, venue, max_bars, **broker_kwargs):
+    """A live run whose account stream the exchange refuses from the start
+    (a fault), started with the market stream subscribed; bar 6 places a
+    limit buy at RESTING_BUY (``strategy.order``) that bar 7 fills."""
+    import backtrader_live as btl
+    from helpers import eventually
+    size = unit(venue)
+
+    def buy(s):
+        s.order = s.buy(size=size, price=RESTING_BUY, exectype=btl.Order.Limit)
+    sim.faults.drop_ws('private', seconds=None)
+    run = live_run(sim, venue, script={6: buy}, max_bars=max_bars,
+                   broker_kwargs=dict(broker_kwargs, bar_fill_wait=0))
+    run.start(wait_subscribed=False)
+    sim.wait_subscribed(VENUES[venue][3], timeout=30)
+    eventually(lambda: sim.faults.counts['ws refused'] > 0, 10)
+    return run
