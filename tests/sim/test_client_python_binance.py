@@ -8,6 +8,7 @@ its ``AsyncClient`` + ``BinanceSocketManager`` and its ``ThreadedWebsocketManage
 import asyncio
 import queue
 import threading
+import time
 
 import pytest
 from binance import AsyncClient, BinanceSocketManager, ThreadedWebsocketManager
@@ -156,9 +157,16 @@ def test_threaded_websocket_manager(pb):
             kinds.add(got.get(timeout=5).get('e'))
     finally:
         # sockets first, then the client: stop() alone closes the WS-API before the
-        # user socket has unsubscribed over it
+        # user socket has unsubscribed over it. stop_socket() only sets a flag its
+        # listener reads within 3 s: wait until each listener has ended (it drops
+        # its name from _socket_running), or an unsubscribe refused by a WS-API
+        # already closing leaves its name there and the manager's thread
+        # waiting for it forever (python-binance 1.0's start_listener)
         for name in names:
             twm.stop_socket(name)
+        deadline = time.monotonic() + 15
+        while any(n in twm._socket_running for n in names) and time.monotonic() < deadline:
+            time.sleep(0.05)
         twm.stop()
         twm.join(timeout=30)
     assert not twm.is_alive()
