@@ -117,7 +117,8 @@ class LiveBroker(LiveFills, BrokerBase):
                  'testnet' if self.p.testnet else 'MAINNET', self.store.p.market_type)
 
     def _wait_user_stream(self):
-        if not self.store.wait_user_stream(USER_STREAM_WAIT):
+        # None: no stream that could (the store said so already)
+        if self.store.wait_user_stream(USER_STREAM_WAIT) is False:
             log.warning('the user-data stream does not carry the account yet: orders are '
                         'followed over REST (every %ss) until it does',
                         self.p.rest_poll_interval)

@@ -496,7 +496,8 @@ class Store(with_metaclass(MetaLiveStore, _BtStore)):
 
     def wait_user_stream(self, timeout):
         """Wait (at most ``timeout`` s) until the user stream carries the
-        account's events or has failed; True if it carries them."""
+        account's events or has failed; True if it carries them, False if
+        not (yet), None where no stream carries them (the generic tier)."""
         self.hub.user_settled.wait(timeout)
         return self.user_stream_live
 

@@ -168,9 +168,10 @@ def test_paper_trading(gsim):
     assert len(run.rec.bars) == 8
 
 
-def test_rest_polling_where_the_exchange_has_no_stream(monkeypatch):
+def test_rest_polling_where_the_exchange_has_no_stream(monkeypatch, caplog):
     """An exchange without watchOHLCV/watchOrders/...: bars and orders over
-    REST, and the start says so, once per missing capability."""
+    REST, and the start says so, once per missing capability (and does not
+    wait for, nor promise, a user stream that cannot come)."""
     venue = 'binance-spot'
     has = profile.describe('binance')['has']
     for cap, _, _ in profile.STREAMS:
@@ -181,6 +182,7 @@ def test_rest_polling_where_the_exchange_has_no_stream(monkeypatch):
         check_venue(run, sim, venue)
     said = [m[0] for m in run.rec.store_msgs if str(m[0]).startswith('generic tier')]
     assert len(said) == 4 and all('over REST' in m for m in said), said
+    assert 'does not carry the account yet' not in caplog.text
 
 
 def test_no_leftover_threads_after_a_failed_start():

@@ -301,7 +301,7 @@ class GenericStore(Store):
 
     def wait_user_stream(self, timeout):
         if self._user is None or not self._user.complete:
-            return False    # orders and fills not both streamed: REST polls from the start
+            return None     # orders and fills not both streamed: REST polls, said at start
         return super().wait_user_stream(timeout)
 
     @property
