@@ -223,8 +223,7 @@ class DataBase(bt.feed.DataBase):
             marker = _BROKEN
         elif state == LIVE and reconnected:
             marker = _RECONNECTED
-        elif state == LIVE and self._history_read and getattr(
-                self._store, 'CATCH_UP_FIRST_SUBSCRIPTION', True):
+        elif state == LIVE and self._history_read and self._store.CATCH_UP_FIRST_SUBSCRIPTION:
             marker = _SUBSCRIBED
         if marker is not None:
             try:
@@ -350,7 +349,7 @@ class DataBase(bt.feed.DataBase):
             return None     # REST failed: _unfilled retries it, as any gap
         # a bar REST shows closed may be on its way on the stream too (its
         # thread had not queued it yet): give it the store's STREAM_BAR_LAG
-        deadline = time.monotonic() + getattr(self._store, 'STREAM_BAR_LAG', 0.0)
+        deadline = time.monotonic() + self._store.STREAM_BAR_LAG
         first = self._streamed_from()
         while first is None and self._pending and time.monotonic() < deadline \
                 and not self._stop_requested.wait(0.01):
